@@ -1,0 +1,168 @@
+import {createServer, type Server} from 'node:http'
+import client from 'prom-client'
+
+export const {Registry, Gauge, Counter, AggregatorRegistry} = client
+export type Registry = client.Registry
+
+/**
+ * Every metric the tracker exports is defined here, once: name, help and labels.
+ * Hot paths never touch prom-client: they bump plain typed-array counters
+ * (TrafficStats) that the metrics read at scrape time through `collect`.
+ */
+export const METRIC = {
+  info: {name: 'tracker_info', help: 'Constant 1, labelled with the protocol served and the tracker version', labelNames: ['protocol', 'version']},
+  uptime: {name: 'tracker_uptime_seconds', help: 'Seconds since the tracker started'},
+  requests: {name: 'tracker_requests_total', help: 'Requests parsed, by type, IP version and worker', labelNames: ['type', 'ip_version', 'worker_index']},
+  responses: {name: 'tracker_responses_total', help: 'Responses and messages sent, by type, IP version and worker', labelNames: ['type', 'ip_version', 'worker_index']},
+  rxBytes: {name: 'tracker_rx_bytes_total', help: 'Payload bytes received (UDP datagrams, TCP stream bytes), by IP version and worker', labelNames: ['ip_version', 'worker_index']},
+  txBytes: {name: 'tracker_tx_bytes_total', help: 'Payload bytes sent, by IP version and worker', labelNames: ['ip_version', 'worker_index']},
+  drops: {name: 'tracker_dropped_total', help: 'Requests dropped without a reply or messages not delivered, by reason and worker', labelNames: ['reason', 'worker_index']},
+  refusals: {name: 'tracker_refusals_total', help: 'Requests refused with an error, by reason and worker', labelNames: ['reason', 'worker_index']},
+  torrents: {name: 'tracker_torrents', help: 'Torrents held in memory, by worker (each worker owns a shard of the info hashes)', labelNames: ['worker_index']},
+  peers: {name: 'tracker_peers', help: 'Peers held in memory, by IP version and worker', labelNames: ['ip_version', 'worker_index']},
+  seeders: {name: 'tracker_seeders', help: 'Seeders held in memory, by worker', labelNames: ['worker_index']},
+  leechers: {name: 'tracker_leechers', help: 'Leechers held in memory, by worker', labelNames: ['worker_index']},
+  completed: {name: 'tracker_completed_total', help: 'Completed downloads announced (event=completed) since start, by worker', labelNames: ['worker_index']},
+  peersExpired: {name: 'tracker_peers_expired_total', help: 'Peers removed because they stopped announcing, by worker', labelNames: ['worker_index']},
+  connections: {name: 'tracker_connections', help: 'Open client connections (HTTP, WebSocket), by worker', labelNames: ['worker_index']},
+  accessListEntries: {name: 'tracker_access_list_entries', help: 'Info hashes in the access list in force (0 when mode is off)'},
+  accessListGeneration: {name: 'tracker_access_list_generation', help: 'Access-list reload attempts since start, plus one for the initial load'},
+  accessListReloads: {name: 'tracker_access_list_reloads_total', help: 'Access-list reloads by result (ok, error)', labelNames: ['result']},
+} as const
+
+export const IP_VERSIONS = ['4', '6'] as const
+
+/** Hot-path counters of one worker. Index 0 is IPv4, 1 is IPv6. */
+export class TrafficStats {
+  readonly requests: [Float64Array, Float64Array]
+  readonly responses: [Float64Array, Float64Array]
+  readonly rxBytes = new Float64Array(2)
+  readonly txBytes = new Float64Array(2)
+  readonly drops: Float64Array
+  readonly refusals: Float64Array
+
+  constructor(
+    readonly requestTypes: readonly string[],
+    readonly responseTypes: readonly string[],
+    readonly dropReasons: readonly string[],
+    readonly refusalReasons: readonly string[],
+  ) {
+    this.requests = [new Float64Array(requestTypes.length), new Float64Array(requestTypes.length)]
+    this.responses = [new Float64Array(responseTypes.length), new Float64Array(responseTypes.length)]
+    this.drops = new Float64Array(dropReasons.length)
+    this.refusals = new Float64Array(refusalReasons.length)
+  }
+}
+
+/** Engine-side figures a worker reports (its shard of the swarm). */
+export interface SwarmGauges {
+  torrents(): number
+  peers(ipVersion: 0 | 1): number
+  seeders(): number
+  leechers(): number
+  completed(): number
+  peersExpired(): number
+  /** Refusals the engine counts itself (torrent and peer caps), by name. */
+  refusals(): Record<string, number>
+}
+
+/** Registers the per-worker metrics; values are read from `stats` and `swarm` at scrape time. */
+export function registerWorkerMetrics(registry: Registry, workerIndex: number, stats: TrafficStats,
+  swarm?: SwarmGauges, connections?: () => number): void {
+  const worker_index = String(workerIndex)
+  const counterFrom = (def: {name: string; help: string; labelNames: readonly string[]}, fill: (set: (labels: Record<string, string>, v: number) => void) => void) =>
+    new Counter({name: def.name, help: def.help, labelNames: [...def.labelNames], registers: [registry], collect() {
+      this.reset()
+      fill((labels, v) => {
+        if (v > 0) this.inc(labels, v)
+      })
+    }})
+  const gaugeFrom = (def: {name: string; help: string; labelNames: readonly string[]}, fill: (set: (labels: Record<string, string>, v: number) => void) => void) =>
+    new Gauge({name: def.name, help: def.help, labelNames: [...def.labelNames], registers: [registry], collect() {
+      fill((labels, v) => this.set(labels, v))
+    }})
+
+  counterFrom(METRIC.requests, set => {
+    for (let v = 0; v < 2; v++) stats.requestTypes.forEach((type, i) => set({type, ip_version: IP_VERSIONS[v], worker_index}, stats.requests[v][i]))
+  })
+  counterFrom(METRIC.responses, set => {
+    for (let v = 0; v < 2; v++) stats.responseTypes.forEach((type, i) => set({type, ip_version: IP_VERSIONS[v], worker_index}, stats.responses[v][i]))
+  })
+  counterFrom(METRIC.rxBytes, set => {
+    for (let v = 0; v < 2; v++) set({ip_version: IP_VERSIONS[v], worker_index}, stats.rxBytes[v])
+  })
+  counterFrom(METRIC.txBytes, set => {
+    for (let v = 0; v < 2; v++) set({ip_version: IP_VERSIONS[v], worker_index}, stats.txBytes[v])
+  })
+  counterFrom(METRIC.drops, set => stats.dropReasons.forEach((reason, i) => set({reason, worker_index}, stats.drops[i])))
+  counterFrom(METRIC.refusals, set => {
+    stats.refusalReasons.forEach((reason, i) => set({reason, worker_index}, stats.refusals[i]))
+    if (swarm) for (const [reason, v] of Object.entries(swarm.refusals())) set({reason, worker_index}, v)
+  })
+  if (swarm) {
+    gaugeFrom(METRIC.torrents, set => set({worker_index}, swarm.torrents()))
+    gaugeFrom(METRIC.peers, set => {
+      for (let v = 0 as 0 | 1; v < 2; v++) set({ip_version: IP_VERSIONS[v], worker_index}, swarm.peers(v as 0 | 1))
+    })
+    gaugeFrom(METRIC.seeders, set => set({worker_index}, swarm.seeders()))
+    gaugeFrom(METRIC.leechers, set => set({worker_index}, swarm.leechers()))
+    counterFrom(METRIC.completed, set => set({worker_index}, swarm.completed()))
+    counterFrom(METRIC.peersExpired, set => set({worker_index}, swarm.peersExpired()))
+  }
+  if (connections) gaugeFrom(METRIC.connections, set => set({worker_index}, connections()))
+}
+
+export interface AccessListGauges {
+  entries(): number
+  generation(): number
+  reloads(): {ok: number; error: number}
+}
+
+/** Metrics that exist once per tracker (the primary process): info, uptime, access list, process. */
+export function registerTrackerMetrics(registry: Registry, protocol: string, version: string, startedAt: number,
+  accessList: AccessListGauges, processMetrics = true): void {
+  new Gauge({name: METRIC.info.name, help: METRIC.info.help, labelNames: [...METRIC.info.labelNames], registers: [registry]})
+    .set({protocol, version}, 1)
+  new Gauge({name: METRIC.uptime.name, help: METRIC.uptime.help, registers: [registry], aggregator: 'max', collect() {
+    this.set((Date.now() - startedAt) / 1000)
+  }})
+  new Gauge({name: METRIC.accessListEntries.name, help: METRIC.accessListEntries.help, registers: [registry], aggregator: 'max', collect() {
+    this.set(accessList.entries())
+  }})
+  new Gauge({name: METRIC.accessListGeneration.name, help: METRIC.accessListGeneration.help, registers: [registry], aggregator: 'max', collect() {
+    this.set(accessList.generation())
+  }})
+  new Counter({name: METRIC.accessListReloads.name, help: METRIC.accessListReloads.help, labelNames: [...METRIC.accessListReloads.labelNames], registers: [registry], aggregator: 'max', collect() {
+    this.reset()
+    const r = accessList.reloads()
+    this.inc({result: 'ok'}, r.ok)
+    this.inc({result: 'error'}, r.error)
+  }})
+  if (processMetrics) collectProcessMetrics(registry)
+}
+
+/** Standard process_* and nodejs_* metrics; across workers the primary sums them (RSS, CPU). */
+export function collectProcessMetrics(registry: Registry): void {
+  client.collectDefaultMetrics({register: registry})
+}
+
+/** Serves the Prometheus text format on every path of `host:port`. */
+export async function startMetricsServer(host: string, port: number, render: () => Promise<string>, contentType: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    render().then(text => {
+      res.writeHead(200, {'content-type': contentType, 'content-length': Buffer.byteLength(text)})
+      res.end(text)
+    }, (error: unknown) => {
+      res.writeHead(500, {'content-type': 'text/plain'})
+      res.end(`metrics unavailable: ${String(error)}\n`)
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return server
+}

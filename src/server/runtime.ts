@@ -1,0 +1,404 @@
+import cluster, {type Worker} from 'node:cluster'
+import {randomBytes} from 'node:crypto'
+import {mkdtempSync, rmSync} from 'node:fs'
+import {availableParallelism, tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {AccessList, AccessListError, loadAccessListFile, type AccessListMode} from '../accesslist/index.js'
+import {AggregatorRegistry, collectProcessMetrics, Registry, registerTrackerMetrics, startMetricsServer} from '../metrics/index.js'
+import {createLogger, type Logger, type LogLevel} from '../util/log.js'
+import {HashSet20} from '../util/hashset20.js'
+import {version} from '../version.js'
+import {Mesh} from './mesh.js'
+import {dropPrivileges} from './privileges.js'
+import {takeOverSignals} from './signals.js'
+import {removePidFiles, writePidFile, writeStatus, type TrackerStatus} from './status.js'
+
+/** The keys every server config has (see src/config); the runtime reads nothing else. */
+export interface RuntimeConfig {
+  socket_workers: number
+  log_level: LogLevel
+  pid_file: string
+  metrics: {run_prometheus_endpoint: boolean; prometheus_endpoint_address: string}
+  privileges: {drop_privileges: boolean; user: string; group: string}
+  access_list: {mode: AccessListMode; path: string}
+  cleaning: {torrent_cleaning_interval: number}
+}
+
+/** What a protocol worker gets from the runtime. */
+export interface WorkerContext<C extends RuntimeConfig = RuntimeConfig> {
+  index: number
+  count: number
+  config: C
+  /** 32 random bytes made once per tracker and shared by all workers (e.g. UDP connection ids). */
+  secret: Buffer
+  /** Time base shared by all workers, in ms since the Unix epoch. */
+  epochMs: number
+  accessList: AccessList
+  log: Logger
+  /** This worker's metrics registry (merged across workers by the primary). */
+  registry: Registry
+  /** Links to the other workers; undefined when there is only one worker. */
+  mesh?: Mesh
+  /** Which worker owns the swarm shard of an info hash. */
+  ownerOf(infoHash: Uint8Array, offset: number): number
+}
+
+export interface ProtocolWorker {
+  /** Bind sockets and serve; returns what it listens on (e.g. "udp 0.0.0.0:6969"). */
+  start(): Promise<string[]>
+  /** Periodic swarm cleaning; `accessListChanged` after a reload. */
+  clean(): void
+  close(): Promise<void>
+}
+
+export type WorkerFactory<C extends RuntimeConfig> = (ctx: WorkerContext<C>) => ProtocolWorker | Promise<ProtocolWorker>
+
+export interface TrackerSpec<C extends RuntimeConfig> {
+  protocol: 'udp' | 'http' | 'ws'
+  config: C
+  /** URL of a module exporting `createWorker: WorkerFactory<C>` (worker processes import it). */
+  workerModule: string
+}
+
+export interface RunningTracker {
+  listening: string[]
+  /** Resolves when the tracker has stopped (signal or fatal error); value is the exit code. */
+  done: Promise<number>
+  stop(): Promise<void>
+  reloadAccessList(): Promise<TrackerStatus>
+}
+
+export function resolveWorkerCount(socketWorkers: number): number {
+  return socketWorkers === 0 ? availableParallelism() : socketWorkers
+}
+
+/** aquatic routes by the first byte; so do we, so shards are even for random info hashes. */
+export function shardOf(infoHash: Uint8Array, offset: number, count: number): number {
+  return infoHash[offset] % count
+}
+
+// ---------------------------------------------------------------------------------------------
+// Primary side
+
+/**
+ * Runs a tracker: one in-process worker when `socket_workers` is 1, else a cluster of worker
+ * processes linked by a mesh, each owning a shard of the swarm. Handles the access list, pid and
+ * status files, metrics endpoint, signals, privilege drop and fail-fast supervision.
+ */
+export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, options: {installSignals?: boolean; exitOnStop?: boolean} = {}): Promise<RunningTracker> {
+  const {config, protocol} = spec
+  const log = createLogger(config.log_level)
+  const startedAt = Date.now()
+  const count = resolveWorkerCount(config.socket_workers)
+  const accessList = new AccessList(config.access_list.mode)
+  const reloads = {ok: 0, error: 0}
+  let status: TrackerStatus = {
+    protocol, pid: process.pid, generation: 0, ok: true, entries: 0, error: null, time: '', listening: [],
+  }
+
+  if (accessList.mode !== 'off') {
+    // A bad list at start refuses to start (AccessListError carries file and line).
+    accessList.replace(await loadAccessListFile(config.access_list.path))
+  }
+  accessList.generation = 1
+
+  const registry = new Registry()
+  registerTrackerMetrics(registry, protocol, version, startedAt, {
+    entries: () => accessList.entries,
+    generation: () => accessList.generation,
+    reloads: () => reloads,
+  })
+
+  const secret = randomBytes(32)
+  const epochMs = Date.now()
+  let resolveDone!: (code: number) => void
+  const done = new Promise<number>(resolve => (resolveDone = resolve))
+  let stopping = false
+
+  let local: ProtocolWorker | undefined
+  let cleaningTimer: NodeJS.Timeout | undefined
+  let workers: Worker[] = []
+  let meshDir: string | undefined
+  let listening: string[] = []
+  let pending = 0
+  const replies = new Map<number, (msg: WorkerReply) => void>()
+  let nextRequest = 1
+
+  const askAll = async (make: (id: number) => PrimaryMessage): Promise<WorkerReply[]> =>
+    Promise.all(workers.map(w => new Promise<WorkerReply>(resolve => {
+      const id = nextRequest++
+      replies.set(id, resolve)
+      w.send(make(id))
+    })))
+
+  const fail = (message: string): void => {
+    if (stopping) return
+    log.error(message)
+    void shutdown(1)
+  }
+
+  if (count === 1) {
+    const ctx: WorkerContext<C> = {
+      index: 0, count: 1, config, secret, epochMs, accessList, log, registry,
+      ownerOf: () => 0,
+    }
+    const {createWorker} = (await import(spec.workerModule)) as {createWorker: WorkerFactory<C>}
+    local = await createWorker(ctx)
+    listening = await local.start()
+    cleaningTimer = setInterval(() => local!.clean(), config.cleaning.torrent_cleaning_interval * 1000)
+    cleaningTimer.unref()
+  } else {
+    meshDir = mkdtempSync(join(tmpdir(), `tracker-${protocol}-`))
+    cluster.setupPrimary({exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), serialization: 'advanced', silent: false})
+    const boot: WorkerBoot = {
+      protocol, workerModule: spec.workerModule, count, meshDir, secret: secret.toString('hex'), epochMs,
+      config, accessListGeneration: accessList.generation,
+    }
+    const phase = new Map<number, (msg: WorkerReply) => void>()
+    for (let i = 0; i < count; i++) {
+      const worker = cluster.fork({TRACKER_WORKER_BOOT: JSON.stringify({...boot, index: i})})
+      workers.push(worker)
+      worker.on('message', (msg: WorkerReply) => {
+        if (msg.type === 'fatal') return fail(`worker ${i}: ${msg.message}`)
+        const reply = msg.id !== undefined ? replies.get(msg.id) : undefined
+        if (reply) {
+          replies.delete(msg.id!)
+          return reply(msg)
+        }
+        phase.get(i)?.(msg)
+      })
+      worker.on('exit', (code, signal) => {
+        if (!stopping) fail(`worker ${i} (pid ${worker.process.pid}) exited unexpectedly (${signal ?? `code ${code}`}); stopping the tracker`)
+      })
+    }
+    const waitPhase = (type: WorkerReply['type']): Promise<WorkerReply[]> => Promise.all(workers.map((_, i) =>
+      new Promise<WorkerReply>((resolve, reject) => {
+        phase.set(i, msg => (msg.type === type ? resolve(msg) : reject(new Error(`worker ${i}: unexpected ${msg.type}`))))
+      })))
+    // Workers get the access list before serving.
+    const hashes = accessList.mode === 'off' ? undefined : accessList.toBuffer()
+    await waitPhase('booted')
+    for (const w of workers) w.send({type: 'access-list', generation: accessList.generation, hashes} satisfies PrimaryMessage)
+    const meshUp = waitPhase('mesh-listening')
+    for (const w of workers) w.send({type: 'mesh-listen'} satisfies PrimaryMessage)
+    await meshUp
+    const started = waitPhase('listening')
+    for (const w of workers) w.send({type: 'start'} satisfies PrimaryMessage)
+    const replies0 = await started
+    // Every worker binds the same addresses; list them once.
+    listening = [...new Set(replies0.flatMap(r => r.listening ?? []))]
+  }
+
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined
+  if (config.metrics.run_prometheus_endpoint) {
+    const [host, port] = splitHostPort(config.metrics.prometheus_endpoint_address)
+    const render = count === 1
+      ? () => registry.metrics()
+      : async () => {
+        const parts = await askAll(id => ({type: 'metrics', id}))
+        const jsons = [await registry.getMetricsAsJSON(), ...parts.map(p => p.metrics!)]
+        return AggregatorRegistry.aggregate(jsons as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics()
+      }
+    try {
+      metricsServer = await startMetricsServer(host, port, render, registry.contentType)
+      listening.push(`metrics http://${config.metrics.prometheus_endpoint_address}/metrics`)
+    } catch (error) {
+      await shutdown(1, false)
+      throw new Error(`could not serve metrics on ${config.metrics.prometheus_endpoint_address} ([metrics] prometheus_endpoint_address): ${(error as Error).message}`)
+    }
+  }
+
+  if (config.privileges.drop_privileges) {
+    try {
+      dropPrivileges(config.privileges.user, config.privileges.group)
+      for (const w of workers) w.send({type: 'drop-privileges'} satisfies PrimaryMessage)
+    } catch (error) {
+      await shutdown(1, false)
+      throw error
+    }
+  }
+
+  try {
+    writePidFile(config.pid_file)
+  } catch (error) {
+    log.warn(`could not write pid file ${config.pid_file} (${(error as Error).message}); \`tracker accesslist reload\` will need --pid`)
+  }
+  status = {...status, generation: accessList.generation, entries: accessList.entries, time: new Date().toISOString(), listening}
+  await writeStatus(config.pid_file, status).catch(() => {})
+  for (const line of listening) log.info(`${protocol} tracker listening: ${line}`)
+  log.info(`${count} worker${count === 1 ? '' : 's'}; access list mode ${accessList.mode}, ${accessList.entries} entries`)
+
+  async function reloadAccessList(): Promise<TrackerStatus> {
+    pending++
+    const generation = ++accessList.generation
+    let error: string | null = null
+    if (accessList.mode !== 'off') {
+      try {
+        const set = await loadAccessListFile(config.access_list.path)
+        if (workers.length > 0) {
+          await askAll(id => ({type: 'access-list', id, generation, hashes: set.toBuffer()}))
+        }
+        accessList.replace(set)
+        reloads.ok++
+        log.info(`access list reloaded: ${set.size} entries (generation ${generation})`)
+      } catch (e) {
+        error = e instanceof AccessListError ? e.message : String(e)
+        reloads.error++
+        log.error(`access list reload failed, the previous list stays in force: ${error}`)
+      }
+    } else {
+      reloads.ok++
+    }
+    status = {...status, generation, ok: error === null, entries: accessList.entries, error, time: new Date().toISOString()}
+    await writeStatus(config.pid_file, status).catch(e => log.warn(`could not write status file: ${(e as Error).message}`))
+    pending--
+    return status
+  }
+
+  async function shutdown(code: number, announce = true): Promise<void> {
+    if (stopping) return
+    stopping = true
+    if (announce) log.info('stopping')
+    if (cleaningTimer) clearInterval(cleaningTimer)
+    metricsServer?.close()
+    await local?.close()
+    if (workers.length > 0) {
+      await Promise.all(workers.map(w => new Promise<void>(resolve => {
+        if (w.isDead()) return resolve()
+        const timer = setTimeout(() => w.kill('SIGKILL'), 5000)
+        w.once('exit', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+        try {
+          w.send({type: 'shutdown'} satisfies PrimaryMessage)
+        } catch {
+          w.kill('SIGTERM')
+        }
+      })))
+    }
+    if (meshDir) rmSync(meshDir, {recursive: true, force: true})
+    removePidFiles(config.pid_file)
+    resolveDone(code)
+    if (options.exitOnStop) process.exit(code)
+  }
+
+  if (options.installSignals) {
+    takeOverSignals({
+      SIGUSR1: () => void reloadAccessList(),
+      SIGINT: () => void shutdown(0),
+      SIGTERM: () => void shutdown(0),
+    })
+  }
+
+  return {listening, done, stop: () => shutdown(0), reloadAccessList}
+}
+
+export function splitHostPort(address: string): [string, number] {
+  const at = address.lastIndexOf(':')
+  const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1')
+  return [host, Number(address.slice(at + 1))]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages between the primary and worker processes
+
+export interface WorkerBoot {
+  protocol: string
+  workerModule: string
+  count: number
+  meshDir: string
+  secret: string
+  epochMs: number
+  config: RuntimeConfig
+  accessListGeneration: number
+  index?: number
+}
+
+export type PrimaryMessage =
+  | {type: 'access-list'; id?: number; generation: number; hashes?: Buffer | Uint8Array}
+  | {type: 'mesh-listen'}
+  | {type: 'start'}
+  | {type: 'metrics'; id: number}
+  | {type: 'drop-privileges'}
+  | {type: 'shutdown'}
+
+export interface WorkerReply {
+  type: 'booted' | 'mesh-listening' | 'listening' | 'ack' | 'metrics' | 'fatal'
+  id?: number
+  listening?: string[]
+  metrics?: unknown
+  message?: string
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker side (called from worker-main.ts in each worker process)
+
+export async function runWorkerProcess(boot: Required<WorkerBoot>): Promise<void> {
+  const send = (msg: WorkerReply) => process.send!(msg)
+  const fatal = (message: string) => {
+    try {
+      send({type: 'fatal', message})
+    } finally {
+      setTimeout(() => process.exit(1), 100)
+    }
+  }
+  // The primary coordinates signals; a terminal's Ctrl-C reaches every process of the group.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGUSR1'] as const) process.on(sig, () => {})
+  process.on('disconnect', () => process.exit(1))
+  process.on('uncaughtException', error => fatal(`uncaught exception: ${error.stack ?? String(error)}`))
+
+  const config = boot.config
+  const log = createLogger(config.log_level, `[worker ${boot.index}] `)
+  const accessList = new AccessList(config.access_list.mode)
+  accessList.generation = boot.accessListGeneration
+  const registry = new Registry()
+  const mesh = new Mesh(boot.index, boot.count, boot.meshDir, reason => fatal(`mesh ${reason}`))
+  const ctx: WorkerContext = {
+    index: boot.index, count: boot.count, config, secret: Buffer.from(boot.secret, 'hex'), epochMs: boot.epochMs,
+    accessList, log, registry, mesh,
+    ownerOf: (hash, offset) => shardOf(hash, offset, boot.count),
+  }
+  let worker: ProtocolWorker | undefined
+  let cleaningTimer: NodeJS.Timeout | undefined
+  collectProcessMetrics(registry)
+
+  process.on('message', (msg: PrimaryMessage) => {
+    void (async () => {
+      switch (msg.type) {
+        case 'access-list':
+          accessList.replace(msg.hashes ? HashSet20.fromBuffer(Buffer.from(msg.hashes)) : new HashSet20())
+          accessList.generation = msg.generation
+          if (msg.id !== undefined) send({type: 'ack', id: msg.id})
+          return
+        case 'mesh-listen':
+          await mesh.listen()
+          send({type: 'mesh-listening'})
+          return
+        case 'start': {
+          await mesh.connect()
+          const {createWorker} = (await import(boot.workerModule)) as {createWorker: WorkerFactory<RuntimeConfig>}
+          worker = await createWorker(ctx)
+          const listening = await worker.start()
+          cleaningTimer = setInterval(() => worker!.clean(), config.cleaning.torrent_cleaning_interval * 1000)
+          cleaningTimer.unref()
+          send({type: 'listening', listening})
+          return
+        }
+        case 'metrics':
+          send({type: 'metrics', id: msg.id, metrics: await registry.getMetricsAsJSON()})
+          return
+        case 'drop-privileges':
+          dropPrivileges(config.privileges.user, config.privileges.group)
+          return
+        case 'shutdown':
+          if (cleaningTimer) clearInterval(cleaningTimer)
+          await worker?.close()
+          await mesh.close()
+          process.exit(0)
+      }
+    })().catch((error: unknown) => fatal(error instanceof Error ? error.message : String(error)))
+  })
+  send({type: 'booted'})
+}
