@@ -1,0 +1,89 @@
+import {readFileSync, readdirSync} from 'node:fs'
+import {spawn, type ChildProcess} from 'node:child_process'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+const TICKS_PER_SECOND = 100 // Linux USER_HZ
+
+/** CPU time (user + system) of one process, in milliseconds; 0 when it is gone. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // fields[11] = utime, fields[12] = stime (fields 14 and 15 of proc(5), counted from state)
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
+  } catch {
+    return 0
+  }
+}
+
+/** Direct and indirect children of `pid` (cluster workers). */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      const list = children.get(ppid) ?? []
+      list.push(Number(entry))
+      children.set(ppid, list)
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = []
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c)
+      walk(c)
+    }
+  }
+  walk(pid)
+  return out
+}
+
+/** CPU time of a process and all its descendants, in ms. */
+export function treeCpuMs(pid: number): number {
+  return [pid, ...descendants(pid)].reduce((sum, p) => sum + cpuMs(p), 0)
+}
+
+export function rssBytes(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const m = /VmRSS:\s+(\d+) kB/.exec(status)
+    return m ? Number(m[1]) * 1024 : 0
+  } catch {
+    return 0
+  }
+}
+
+export interface Started {
+  child: ChildProcess
+  output: () => string
+}
+
+/** Spawn a process, keep its output for error reports, and wait until `ready` says so. */
+export async function startProcess(cmd: string, args: string[], ready: (output: string) => boolean | Promise<boolean>,
+  options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<Started> {
+  const child = spawn(cmd, args, {cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe']})
+  let output = ''
+  child.stdout!.on('data', d => (output += d))
+  child.stderr!.on('data', d => (output += d))
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000)
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${cmd} exited with ${child.exitCode} before it was ready:\n${output}`)
+    if (await ready(output)) return {child, output: () => output}
+    await sleep(50)
+  }
+  child.kill('SIGKILL')
+  throw new Error(`${cmd} was not ready within ${(options.timeoutMs ?? 15_000) / 1000} s:\n${output}`)
+}
+
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  child.kill(signal)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+  await exited
+  clearTimeout(timer)
+}
