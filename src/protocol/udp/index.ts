@@ -1,0 +1,3 @@
+export * from './codec.js'
+export {ConnectionIdValidator} from './connection-id.js'
+export {SipHash24} from './siphash.js'
