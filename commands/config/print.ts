@@ -1,0 +1,32 @@
+import {Args, Command} from '@oclif/core'
+import {ConfigError, loadConfig, printConfig, SCHEMA_NAMES, type SchemaName} from '../../src/config/index.js'
+import {serverFlags, serverOverrides} from '../../src/config/flags.js'
+
+export default class ConfigPrint extends Command {
+  static override description = 'Print a config as commented TOML: the defaults, or with -c FILE and flags the config in force'
+  static override examples = [
+    '<%= config.bin %> config print udp > udp.toml',
+    '<%= config.bin %> config print http -c http.toml --workers 2',
+  ]
+  static override args = {
+    name: Args.string({description: 'which config', required: true, options: SCHEMA_NAMES}),
+  }
+  static override flags = serverFlags
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(ConfigPrint)
+    const name = args.name as SchemaName
+    const isServer = name === 'udp' || name === 'http' || name === 'ws'
+    try {
+      const overrides = isServer ? serverOverrides(flags) : []
+      if (!isServer && (flags.ipv4 || flags.ipv6 || flags.workers !== undefined || flags['log-level'])) {
+        this.error(`--ipv4, --ipv6, --workers and --log-level apply to server configs; edit the file for ${name}`, {exit: 1})
+      }
+      const config = flags.config || overrides.length > 0 ? loadConfig(name, {file: flags.config, overrides}) : undefined
+      process.stdout.write(printConfig(name, config))
+    } catch (error) {
+      if (error instanceof ConfigError) this.error(error.message, {exit: 1})
+      throw error
+    }
+  }
+}

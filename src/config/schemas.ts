@@ -1,0 +1,228 @@
+import {LOG_LEVELS} from '../util/log.js'
+import {addr, bool, int, num, oneOf, schema, str, type ConfigOf, type Keys} from './schema.js'
+
+// Shared pieces of the three server schemas, parameterized by protocol defaults.
+
+const logLevel = (d: (typeof LOG_LEVELS)[number]) => oneOf(LOG_LEVELS, d, 'Log level, written to stderr: off, error, warn, info, debug or trace.\nNothing is logged per request at any level below debug.')
+
+const serverTop = (protocol: string) => ({
+  socket_workers: int(1, `Number of worker processes. 0 = one per CPU.
+
+Each worker serves requests and owns a shard of the swarm (torrents are
+routed by info hash), so every peer sees one consistent swarm whatever
+worker received its request. One worker per physical core is a good start;
+on a machine shared with the load generator or with little traffic, 1 is best.`, 0, 1024),
+  log_level: logLevel('info'),
+  pid_file: str(`./tracker-${protocol}.pid`, `Where the tracker writes its process id. \`tracker accesslist reload\` reads it.
+A status file (same name, ending .status.json) is written beside it at start
+and after every reload: generation, ok, entries, error, time.`),
+})
+
+const network = <E extends Keys = {}>(port: number, extra: E = {} as E) => ({
+  help: 'Sockets. IPv4 and IPv6 each get their own socket; either can be turned off, not both.',
+  keys: {
+    use_ipv4: bool(true, 'Serve over IPv4.'),
+    use_ipv6: bool(true, 'Serve over IPv6.'),
+    address_ipv4: addr(`0.0.0.0:${port}`, `IPv4 address and port, e.g. "0.0.0.0:${port}" for every interface or
+"127.0.0.1:${port}" for loopback only. Port 0 picks a free port.`),
+    address_ipv6: addr(`[::]:${port}`, `IPv6 address and port, e.g. "[::]:${port}" for every interface or
+"[::1]:${port}" for loopback only.`),
+    set_only_ipv6: bool(true, 'Make the IPv6 socket IPv6-only (IPv4 goes to the IPv4 socket).\nIf false, IPv4-mapped clients on it are treated as IPv4 peers.'),
+    ...extra,
+  },
+})
+
+const metrics = (port: number) => ({
+  help: `Prometheus endpoint (text format, any path). On by default and bound to loopback:
+nothing is exposed to the network unless you say so, each protocol has its
+own port (UDP 9000, HTTP 9001, WS 9002) so several trackers on one host do not
+clash, and \`tracker top\` finds them there.`,
+  keys: {
+    run_prometheus_endpoint: bool(true, 'Serve metrics.'),
+    prometheus_endpoint_address: addr(`127.0.0.1:${port}`, 'Address and port of the metrics endpoint.'),
+  },
+})
+
+const privileges = {
+  help: 'Switch to an unprivileged user after binding sockets (e.g. to bind port 80 as root).\nNode has no chroot, so unlike aquatic there is no chroot_path.',
+  keys: {
+    drop_privileges: bool(false, 'Switch user and group once every socket is bound.'),
+    user: str('nobody', 'User to switch to.'),
+    group: str('nogroup', 'Group to switch to.'),
+  },
+}
+
+const accessList = {
+  help: `Which info hashes may be announced. The file holds hex info hashes, one per
+line, case-insensitive; blank lines and # comments are allowed. It is read at
+start (a bad file stops start-up) and again on SIGUSR1 or
+\`tracker accesslist reload\` (a bad file keeps the old list in force).
+Torrents newly refused are dropped at the next cleaning; scrapes are not filtered.`,
+  keys: {
+    mode: oneOf(['allow', 'deny', 'off'] as const, 'off', 'allow: only listed hashes; deny: all but listed hashes; off: everything.'),
+    path: str('./access-list.txt', 'Path of the access-list file.'),
+  },
+}
+
+const limits = {
+  help: `Caps that keep a flood of new info hashes or peers from exhausting memory.
+Refusals are counted in tracker_refusals_total.`,
+  keys: {
+    max_torrents: int(5_000_000, 'Most torrents held at once. An announce for a new torrent beyond it gets an\nerror ("Tracker is at its torrent limit; try again later").', 1),
+    max_peers_per_torrent: int(250_000, 'Most peers stored per torrent. A new peer beyond it still gets counts and\npeers, but is not stored until others leave.', 1),
+  },
+}
+
+const cleaning = <E extends Keys = {}>(interval: number, peerAge: number, extra: E = {} as E) => ({
+  help: 'Expiry. Cleaning removes peers that stopped announcing and frees empty torrents.',
+  keys: {
+    torrent_cleaning_interval: int(interval, 'Clean torrents this often (seconds).', 1, 86_400),
+    max_peer_age: int(peerAge, 'Remove peers that have not announced for this long (seconds).', 1, 86_400 * 7),
+    ...extra,
+  },
+})
+
+export const udpSchema = schema('udp', 'UDP BitTorrent tracker (BEP 15)', serverTop('udp'), {
+  network: network(6969, {
+    socket_recv_buffer_size: int(8_000_000, `Receive buffer size of each socket in bytes; 0 = OS default. A large buffer
+keeps bursts from being dropped. Linux caps it at net.core.rmem_max, e.g.
+  sudo sysctl -w net.core.rmem_max=8000000`, 0, 1 << 30),
+  }),
+  protocol: {
+    help: 'Protocol limits and timings.',
+    keys: {
+      max_scrape_torrents: int(70, 'Most info hashes answered per scrape; extra ones are ignored (not an error).', 1, 255),
+      max_response_peers: int(30, 'Most peers returned per announce (numwant is honoured below it).', 0, 200),
+      peer_announce_interval: int(900, 'Ask peers to announce this often (seconds).', 1, 86_400),
+    },
+  },
+  cleaning: cleaning(120, 1200, {
+    max_connection_age: int(120, 'Connection ids are valid this long (seconds; BEP 15 says two minutes).', 1, 3600),
+  }),
+  limits,
+  metrics: metrics(9000),
+  privileges,
+  access_list: accessList,
+})
+
+export const httpSchema = schema('http', 'HTTP BitTorrent tracker (BEP 3, 7, 23, 48)', serverTop('http'), {
+  network: network(6969),
+  protocol: {
+    help: 'Protocol limits and timings.',
+    keys: {
+      max_scrape_torrents: int(100, 'Most info hashes answered per scrape.', 1, 1000),
+      max_response_peers: int(50, 'Most peers returned per announce (numwant is honoured below it).', 0, 500),
+      peer_announce_interval: int(120, 'Ask peers to announce this often (seconds).', 1, 86_400),
+    },
+  },
+  cleaning: cleaning(30, 1800),
+  limits,
+  metrics: metrics(9001),
+  privileges,
+  access_list: accessList,
+})
+
+export const wsSchema = schema('ws', 'WebTorrent tracker (WebSocket signalling)', serverTop('ws'), {
+  network: network(8000),
+  protocol: {
+    help: 'Protocol limits and timings.',
+    keys: {
+      max_scrape_torrents: int(255, 'Most info hashes answered per scrape.', 1, 1000),
+      max_offers: int(10, 'Most offers forwarded per announce.', 0, 100),
+      peer_announce_interval: int(120, 'Ask peers to announce this often (seconds).', 1, 86_400),
+    },
+  },
+  cleaning: cleaning(30, 180),
+  limits,
+  metrics: metrics(9002),
+  privileges,
+  access_list: accessList,
+})
+
+const loadtestTop = (port: number) => ({
+  server_address: addr(`127.0.0.1:${port}`, 'Tracker to load. Only loopback and your own test hosts are fair targets.'),
+  workers: int(1, 'Load-generator worker threads.', 1, 64),
+  duration: int(0, 'Run this many seconds, then print the summary; 0 = until interrupted.', 0, 86_400 * 7),
+  log_level: logLevel('warn'),
+})
+
+const population = (peersWanted: number) => ({
+  number_of_torrents: int(10_000, 'Torrents to simulate. Popularity is skewed: a few torrents get most peers.', 1, 100_000_000),
+  number_of_peers: int(100_000, 'Peers to simulate (a fixed population, each on one torrent).', 1, 100_000_000),
+  weight_announce: int(90, 'Relative share of announces.', 0, 1_000_000),
+  weight_scrape: int(10, 'Relative share of scrapes.', 0, 1_000_000),
+  peer_seeder_probability: num(0.25, 'Probability that a simulated peer is a seeder.', 0, 1),
+  announce_peers_wanted: int(peersWanted, 'numwant sent with each announce.', 0, 1000),
+})
+
+export const loadtestUdpSchema = schema('loadtest-udp', 'UDP tracker load tester', loadtestTop(6969), {
+  network: {
+    help: 'Client sockets.',
+    keys: {
+      sockets_per_worker: int(4, 'UDP sockets per worker; each has its own source port.', 1, 1024),
+      requests_in_flight_per_socket: int(64, 'Requests outstanding per socket (a closed loop).', 1, 65_536),
+      recv_buffer: int(8_000_000, 'Receive buffer size of each socket in bytes; 0 = OS default.', 0, 1 << 30),
+    },
+  },
+  requests: {
+    help: 'What to send.',
+    keys: {
+      ...population(30),
+      scrape_max_torrents: int(10, 'Most info hashes per scrape (each scrape asks 1 to this many).', 1, 255),
+      weight_connect: int(0, 'Relative share of extra connect requests (a connect is also sent whenever a\nsocket\'s connection id is older than connection_id_max_age).', 0, 1_000_000),
+      connection_id_max_age: int(50, 'Renew a socket\'s connection id after this many seconds.', 1, 3600),
+    },
+  },
+})
+
+export const loadtestHttpSchema = schema('loadtest-http', 'HTTP tracker load tester', loadtestTop(6969), {
+  network: {
+    help: 'Client connections.',
+    keys: {
+      connections: int(64, 'Concurrent connections (each with one request in flight).', 1, 100_000),
+      keep_alive: bool(true, 'Reuse connections; false opens a connection per request.'),
+      tls: bool(false, 'Use HTTPS (certificates are not verified: this is a load test).'),
+    },
+  },
+  requests: {help: 'What to send.', keys: population(50)},
+})
+
+export const loadtestWsSchema = schema('loadtest-ws', 'WebTorrent tracker load tester', loadtestTop(8000), {
+  network: {
+    help: 'Client connections.',
+    keys: {
+      connections: int(64, 'Concurrent WebSocket connections.', 1, 1_000_000),
+      tls: bool(false, 'Use wss:// (certificates are not verified: this is a load test).'),
+    },
+  },
+  requests: {
+    help: 'What to send.',
+    keys: {
+      ...population(10),
+      offers_per_announce: int(2, 'Offers sent with each announce.', 0, 100),
+      sdp_size: int(400, 'Bytes of SDP per offer or answer.', 1, 65_536),
+    },
+  },
+})
+
+export const SCHEMAS = {
+  udp: udpSchema,
+  http: httpSchema,
+  ws: wsSchema,
+  'loadtest-udp': loadtestUdpSchema,
+  'loadtest-http': loadtestHttpSchema,
+  'loadtest-ws': loadtestWsSchema,
+} as const
+
+export type SchemaName = keyof typeof SCHEMAS
+export const SCHEMA_NAMES = Object.keys(SCHEMAS) as SchemaName[]
+export const SERVER_NAMES = ['udp', 'http', 'ws'] as const
+export type ServerName = (typeof SERVER_NAMES)[number]
+
+export type UdpConfig = ConfigOf<typeof udpSchema>
+export type HttpConfig = ConfigOf<typeof httpSchema>
+export type WsConfig = ConfigOf<typeof wsSchema>
+export type LoadtestUdpConfig = ConfigOf<typeof loadtestUdpSchema>
+export type LoadtestHttpConfig = ConfigOf<typeof loadtestHttpSchema>
+export type LoadtestWsConfig = ConfigOf<typeof loadtestWsSchema>
+export type ConfigFor<N extends SchemaName> = ConfigOf<(typeof SCHEMAS)[N]>

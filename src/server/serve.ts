@@ -1,0 +1,24 @@
+import {AccessListError} from '../accesslist/index.js'
+import {ConfigError, loadConfig, type Override, type ServerName} from '../config/index.js'
+import {runTracker, type RunningTracker} from './runtime.js'
+
+const WORKER_MODULES: Record<ServerName, string> = {
+  udp: new URL('./udp/worker.js', import.meta.url).href,
+  http: new URL('./http/worker.js', import.meta.url).href,
+  ws: new URL('./ws/worker.js', import.meta.url).href,
+}
+
+/** A problem the user can fix (bad config, bad access list, port in use): no stack trace. */
+export class UserError extends Error {}
+
+/** What `tracker serve PROTOCOL` does: load the config, run the tracker until a signal. */
+export async function serve(protocol: ServerName, file: string | undefined, overrides: Override[]): Promise<RunningTracker> {
+  try {
+    const config = loadConfig(protocol, {file, overrides})
+    return await runTracker({protocol, config, workerModule: WORKER_MODULES[protocol]}, {installSignals: true, exitOnStop: true})
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof AccessListError) throw new UserError(error.message)
+    if (error instanceof Error && /could not (bind|serve)|EADDRINUSE|EACCES|EADDRNOTAVAIL/.test(error.message)) throw new UserError(error.message)
+    throw error
+  }
+}

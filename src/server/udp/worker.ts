@@ -1,0 +1,355 @@
+import dgram, {type RemoteInfo, type Socket} from 'node:dgram'
+import {TrafficStats, registerWorkerMetrics} from '../../metrics/index.js'
+import {parseIpInto} from '../../net/ip.js'
+import {
+  ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_SCRAPE, ConnectionIdValidator, ERROR_INFO_HASH_NOT_ALLOWED,
+  ERROR_TRACKER_FULL, ParseStatus, ParsedRequest, parseRequest, writeAnnounceHeader, writeConnectResponse,
+  writeErrorResponse, writeScrapeHeader, writeScrapeEntry,
+} from '../../protocol/udp/index.js'
+import {AnnounceRequest, AnnounceResult, AnnounceStatus, ScrapeCounts, Swarm} from '../../swarm/index.js'
+import type {UdpConfig} from '../../config/index.js'
+import type {ProtocolWorker, WorkerContext} from '../runtime.js'
+import {splitHostPort} from '../runtime.js'
+
+export type UdpWorkerConfig = UdpConfig
+
+const REQUEST_TYPES = ['connect', 'announce', 'scrape'] as const
+const RESPONSE_TYPES = ['connect', 'announce', 'scrape', 'error'] as const
+const DROP_REASONS = ['malformed', 'bad_connection_id', 'source_port_zero', 'send_failed'] as const
+const REFUSAL_REASONS = ['access_list'] as const
+const DROP_MALFORMED = 0
+const DROP_BAD_CID = 1
+const DROP_PORT_ZERO = 2
+const DROP_SEND_FAILED = 3
+const REFUSED_ACCESS = 0
+
+// Mesh frame types used by the UDP server.
+const FRAME_ANNOUNCE = 1
+const FRAME_SCRAPE_REQUEST = 2
+const FRAME_SCRAPE_RESPONSE = 3
+
+/** Node >= 22.12 / 23.1 can give every worker its own socket on the same port. */
+export function nodeHasReusePort(versionText = process.versions.node): boolean {
+  const [major, minor] = versionText.split('.').map(Number)
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)
+}
+
+interface PendingScrape {
+  socket: Socket
+  family: 0 | 1
+  port: number
+  address: string
+  tid: number
+  count: number
+  counts: Uint32Array
+  waiting: number
+}
+
+export function createWorker(ctx: WorkerContext<UdpWorkerConfig>): ProtocolWorker {
+  return new UdpWorker(ctx)
+}
+
+export class UdpWorker implements ProtocolWorker {
+  readonly stats = new TrafficStats(REQUEST_TYPES, RESPONSE_TYPES, DROP_REASONS, REFUSAL_REASONS)
+  readonly swarm: Swarm
+  private readonly validator: ConnectionIdValidator
+  private readonly sockets: Socket[] = []
+  private socket4?: Socket
+  private socket6?: Socket
+  private now = 0
+  private clock?: NodeJS.Timeout
+  private out: Buffer
+  private readonly outSize: number
+  private readonly req = new ParsedRequest()
+  private readonly announceReq = new AnnounceRequest()
+  private readonly announceRes = new AnnounceResult()
+  private readonly scrapeCounts = new ScrapeCounts()
+  private readonly ip = new Uint8Array(16)
+  private readonly pendingScrapes = new Map<number, PendingScrape>()
+  private nextScrapeId = 1
+  private readonly cfg: UdpWorkerConfig
+
+  constructor(private readonly ctx: WorkerContext<UdpWorkerConfig>) {
+    const cfg = (this.cfg = ctx.config)
+    this.swarm = new Swarm({
+      maxTorrents: cfg.limits.max_torrents,
+      maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
+      maxPeerAge: cfg.cleaning.max_peer_age,
+    })
+    this.validator = new ConnectionIdValidator(ctx.secret.subarray(0, 16), cfg.cleaning.max_connection_age)
+    // Room for the largest reply: an IPv6 announce with every peer, or a full scrape.
+    this.outSize = Math.max(20 + 18 * cfg.protocol.max_response_peers, 8 + 12 * cfg.protocol.max_scrape_torrents, 1024)
+    this.out = Buffer.allocUnsafe(this.outSize)
+    this.tick()
+    registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges())
+    ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
+  }
+
+  private tick(): void {
+    this.now = Math.floor((Date.now() - this.ctx.epochMs) / 1000)
+  }
+
+  async start(): Promise<string[]> {
+    const net = this.cfg.network
+    this.clock = setInterval(() => this.tick(), 1000)
+    this.clock.unref()
+    const listening: string[] = []
+    if (net.use_ipv4) {
+      this.socket4 = await this.bind('udp4', net.address_ipv4, 0)
+      listening.push(`udp ${net.address_ipv4.replace(/:\d+$/, ':' + this.socket4.address().port)}`)
+    }
+    if (net.use_ipv6) {
+      this.socket6 = await this.bind('udp6', net.address_ipv6, 1)
+      listening.push(`udp ${net.address_ipv6.replace(/:\d+$/, ':' + this.socket6.address().port)}`)
+    }
+    return listening
+  }
+
+  private bind(type: 'udp4' | 'udp6', address: string, family: 0 | 1): Promise<Socket> {
+    const [host, port] = splitHostPort(address)
+    const reusePort = this.ctx.count > 1 && nodeHasReusePort()
+    // A synchronous lookup makes `send` hand the buffer to the kernel before it returns
+    // (the default lookup defers the send to the next tick, after our buffer is reused).
+    const lookup = (addr: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void) =>
+      cb(null, addr, type === 'udp4' ? 4 : 6)
+    const options: dgram.SocketOptions & {reusePort?: boolean} = {
+      type, lookup: lookup as dgram.SocketOptions['lookup'], ipv6Only: type === 'udp6' && this.cfg.network.set_only_ipv6,
+      ...(reusePort ? {reusePort: true} : {}),
+    }
+    if (this.cfg.network.socket_recv_buffer_size > 0) options.recvBufferSize = this.cfg.network.socket_recv_buffer_size
+    const socket = dgram.createSocket(options)
+    this.sockets.push(socket)
+    socket.on('message', (msg, rinfo) => this.onPacket(socket, family, msg, rinfo))
+    return new Promise((resolve, reject) => {
+      socket.once('error', error => reject(new Error(`could not bind UDP ${address} ([network] address_ipv${family === 0 ? 4 : 6}): ${error.message}`)))
+      socket.bind({port, address: host, exclusive: reusePort}, () => {
+        socket.removeAllListeners('error')
+        socket.on('error', error => this.ctx.log.warn(`udp socket error: ${error.message}`))
+        resolve(socket)
+      })
+    })
+  }
+
+  private send(socket: Socket, family: 0 | 1, length: number, port: number, address: string): void {
+    try {
+      socket.send(this.out, 0, length, port, address)
+    } catch {
+      this.stats.drops[DROP_SEND_FAILED]++
+      return
+    }
+    // A send the kernel could not take at once is queued with a reference to our buffer.
+    if (socket.getSendQueueCount() > 0) this.out = Buffer.allocUnsafe(this.outSize)
+    this.stats.txBytes[family] += length
+  }
+
+  private onPacket(socket: Socket, socketFamily: 0 | 1, msg: Buffer, rinfo: RemoteInfo): void {
+    if (rinfo.port === 0) {
+      this.stats.drops[DROP_PORT_ZERO]++
+      return
+    }
+    const ipFamily = parseIpInto(rinfo.address, this.ip)
+    // IPv4-mapped addresses on a dual-stack socket count as IPv4.
+    const v: 0 | 1 = ipFamily === 4 ? 0 : ipFamily === 6 ? 1 : socketFamily
+    this.stats.rxBytes[v] += msg.length
+    const req = this.req
+    const status = parseRequest(msg, msg.length, this.cfg.protocol.max_scrape_torrents, req)
+    if (status === ParseStatus.Drop || ipFamily === 0) {
+      this.stats.drops[DROP_MALFORMED]++
+      return
+    }
+    const ip = ipFamily === 4 ? this.ip.subarray(0, 4) : this.ip
+    if (req.action === ACTION_CONNECT) {
+      this.stats.requests[v][0]++
+      const length = writeConnectResponse(this.out, req.transactionId)
+      this.validator.write(this.out, 8, ip, this.now)
+      this.send(socket, v, length, rinfo.port, rinfo.address)
+      this.stats.responses[v][0]++
+      return
+    }
+    if (!this.validator.validate(msg, 0, ip, this.now)) {
+      this.stats.drops[DROP_BAD_CID]++
+      return
+    }
+    this.stats.requests[v][req.action]++
+    if (status !== ParseStatus.Ok) {
+      this.sendError(socket, v, req.transactionId, req.errorMessage!, rinfo)
+      return
+    }
+    if (req.action === ACTION_ANNOUNCE) {
+      if (!this.ctx.accessList.allows(msg, req.infoHashOffset)) {
+        this.stats.refusals[REFUSED_ACCESS]++
+        this.sendError(socket, v, req.transactionId, ERROR_INFO_HASH_NOT_ALLOWED, rinfo)
+        return
+      }
+      const owner = this.ctx.ownerOf(msg, req.infoHashOffset)
+      if (owner !== this.ctx.index) {
+        this.forwardAnnounce(owner, socketFamily, msg, rinfo)
+        return
+      }
+      this.announce(socket, v, ipFamily, ip, msg, rinfo.port, rinfo.address)
+    } else if (req.action === ACTION_SCRAPE) {
+      this.scrape(socket, v, msg, rinfo.port, rinfo.address)
+    }
+  }
+
+  private sendError(socket: Socket, v: 0 | 1, tid: number, message: Uint8Array, rinfo: {port: number; address: string}): void {
+    const length = writeErrorResponse(this.out, tid, message)
+    this.send(socket, v, length, rinfo.port, rinfo.address)
+    this.stats.responses[v][3]++
+  }
+
+  /** `this.req` holds the parsed announce in `msg`. */
+  private announce(socket: Socket, v: 0 | 1, ipFamily: 4 | 6, ip: Uint8Array, msg: Buffer, port: number, address: string): void {
+    const req = this.req
+    const a = this.announceReq
+    a.infoHash = msg
+    a.infoHashOffset = req.infoHashOffset
+    a.peerId = msg
+    a.peerIdOffset = req.peerIdOffset
+    a.ipFamily = ipFamily
+    a.ip = ip
+    a.port = req.port
+    a.event = req.event
+    a.isSeeder = req.leftIsZero
+    const max = this.cfg.protocol.max_response_peers
+    a.numWant = req.numWant <= 0 ? max : Math.min(req.numWant, max)
+    const res = this.announceRes
+    res.peerBuf = this.out
+    res.peerBufOffset = 20
+    const status = this.swarm.announce(a, this.now, res)
+    if (status === AnnounceStatus.TorrentLimit) {
+      this.sendError(socket, v, req.transactionId, ERROR_TRACKER_FULL, {port, address})
+      return
+    }
+    writeAnnounceHeader(this.out, req.transactionId, this.cfg.protocol.peer_announce_interval, res.leechers, res.seeders)
+    this.send(socket, v, 20 + res.peerCount * (ipFamily === 4 ? 6 : 18), port, address)
+    this.stats.responses[v][1]++
+  }
+
+  private forwardAnnounce(owner: number, socketFamily: 0 | 1, msg: Buffer, rinfo: RemoteInfo): void {
+    const addr = Buffer.from(rinfo.address, 'latin1')
+    const frame = Buffer.allocUnsafe(4 + addr.length + msg.length)
+    frame[0] = socketFamily
+    frame.writeUInt16BE(rinfo.port, 1)
+    frame[3] = addr.length
+    addr.copy(frame, 4)
+    msg.copy(frame, 4 + addr.length)
+    this.ctx.mesh!.send(owner, FRAME_ANNOUNCE, frame)
+  }
+
+  private scrape(socket: Socket, v: 0 | 1, msg: Buffer, port: number, address: string): void {
+    const {scrapeOffset, scrapeCount, transactionId} = this.req
+    const c = this.scrapeCounts
+    const mesh = this.ctx.mesh
+    let remote = 0
+    if (mesh) {
+      for (let i = 0; i < scrapeCount; i++) if (this.ctx.ownerOf(msg, scrapeOffset + 20 * i) !== this.ctx.index) remote++
+    }
+    if (remote === 0) {
+      writeScrapeHeader(this.out, transactionId)
+      for (let i = 0; i < scrapeCount; i++) {
+        this.swarm.scrape(msg, scrapeOffset + 20 * i, c)
+        writeScrapeEntry(this.out, i, c.seeders, c.completed, c.leechers)
+      }
+      this.send(socket, v, 8 + 12 * scrapeCount, port, address)
+      this.stats.responses[v][2]++
+      return
+    }
+    // Hashes of other shards are counted by their owners; the reply goes out when all answered.
+    const id = this.nextScrapeId++
+    const pending: PendingScrape = {socket, family: v, port, address, tid: transactionId, count: scrapeCount,
+      counts: new Uint32Array(scrapeCount * 3), waiting: 0}
+    const perOwner = new Map<number, number[]>()
+    for (let i = 0; i < scrapeCount; i++) {
+      const owner = this.ctx.ownerOf(msg, scrapeOffset + 20 * i)
+      if (owner === this.ctx.index) {
+        this.swarm.scrape(msg, scrapeOffset + 20 * i, c)
+        pending.counts[3 * i] = c.seeders
+        pending.counts[3 * i + 1] = c.completed
+        pending.counts[3 * i + 2] = c.leechers
+      } else {
+        let list = perOwner.get(owner)
+        if (!list) perOwner.set(owner, (list = []))
+        list.push(i)
+      }
+    }
+    for (const [owner, indices] of perOwner) {
+      const frame = Buffer.allocUnsafe(6 + 22 * indices.length)
+      frame.writeUInt32LE(id, 0)
+      frame.writeUInt16LE(indices.length, 4)
+      indices.forEach((i, k) => {
+        frame.writeUInt16LE(i, 6 + 22 * k)
+        msg.copy(frame, 8 + 22 * k, scrapeOffset + 20 * i, scrapeOffset + 20 * i + 20)
+      })
+      pending.waiting++
+      mesh!.send(owner, FRAME_SCRAPE_REQUEST, frame)
+    }
+    this.pendingScrapes.set(id, pending)
+  }
+
+  private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
+    if (type === FRAME_ANNOUNCE) {
+      const socketFamily = buf[offset] as 0 | 1
+      const port = buf.readUInt16BE(offset + 1)
+      const addrLength = buf[offset + 3]
+      const address = buf.toString('latin1', offset + 4, offset + 4 + addrLength)
+      const start = offset + 4 + addrLength
+      // Copy: the engine keeps no reference, but the reply is built while `buf` may be reused.
+      const msg = buf.subarray(start, offset + length)
+      const socket = socketFamily === 0 ? this.socket4 : this.socket6
+      const ipFamily = parseIpInto(address, this.ip)
+      if (!socket || ipFamily === 0) return
+      if (parseRequest(msg, msg.length, this.cfg.protocol.max_scrape_torrents, this.req) !== ParseStatus.Ok) return
+      const v: 0 | 1 = ipFamily === 4 ? 0 : 1
+      this.announce(socket, v, ipFamily, ipFamily === 4 ? this.ip.subarray(0, 4) : this.ip, msg, port, address)
+    } else if (type === FRAME_SCRAPE_REQUEST) {
+      const id = buf.readUInt32LE(offset)
+      const n = buf.readUInt16LE(offset + 4)
+      const reply = Buffer.allocUnsafe(6 + 14 * n)
+      reply.writeUInt32LE(id, 0)
+      reply.writeUInt16LE(n, 4)
+      const c = this.scrapeCounts
+      for (let k = 0; k < n; k++) {
+        const at = offset + 6 + 22 * k
+        this.swarm.scrape(buf, at + 2, c)
+        reply.writeUInt16LE(buf.readUInt16LE(at), 6 + 14 * k)
+        reply.writeUInt32LE(c.seeders, 8 + 14 * k)
+        reply.writeUInt32LE(c.completed, 12 + 14 * k)
+        reply.writeUInt32LE(c.leechers, 16 + 14 * k)
+      }
+      // 4-byte fields at 2-byte alignment: readUInt32LE handles it.
+      this.ctx.mesh!.send(from, FRAME_SCRAPE_RESPONSE, reply)
+    } else if (type === FRAME_SCRAPE_RESPONSE) {
+      const id = buf.readUInt32LE(offset)
+      const pending = this.pendingScrapes.get(id)
+      if (!pending) return
+      const n = buf.readUInt16LE(offset + 4)
+      for (let k = 0; k < n; k++) {
+        const at = offset + 6 + 14 * k
+        const i = buf.readUInt16LE(at)
+        pending.counts[3 * i] = buf.readUInt32LE(at + 2)
+        pending.counts[3 * i + 1] = buf.readUInt32LE(at + 6)
+        pending.counts[3 * i + 2] = buf.readUInt32LE(at + 10)
+      }
+      if (--pending.waiting > 0) return
+      this.pendingScrapes.delete(id)
+      writeScrapeHeader(this.out, pending.tid)
+      for (let i = 0; i < pending.count; i++) {
+        writeScrapeEntry(this.out, i, pending.counts[3 * i], pending.counts[3 * i + 1], pending.counts[3 * i + 2])
+      }
+      this.send(pending.socket, pending.family, 8 + 12 * pending.count, pending.port, pending.address)
+      this.stats.responses[pending.family][2]++
+    }
+  }
+
+  clean(): void {
+    this.tick()
+    const list = this.ctx.accessList
+    this.swarm.clean(this.now, list.mode === 'off' ? undefined : (hash, offset) => list.allows(hash, offset))
+  }
+
+  async close(): Promise<void> {
+    if (this.clock) clearInterval(this.clock)
+    await Promise.all(this.sockets.map(s => new Promise<void>(resolve => s.close(() => resolve()))))
+  }
+}
