@@ -202,7 +202,8 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
       }
     try {
       metricsServer = await startMetricsServer(host, port, render, registry.contentType)
-      listening.push(`metrics http://${config.metrics.prometheus_endpoint_address}/metrics`)
+      const bound = metricsServer.address() as {port: number}
+      listening.push(`metrics http://${host.includes(':') ? `[${host}]` : host}:${bound.port}/metrics`)
     } catch (error) {
       await shutdown(1, false)
       throw new Error(`could not serve metrics on ${config.metrics.prometheus_endpoint_address} ([metrics] prometheus_endpoint_address): ${(error as Error).message}`)
