@@ -49,8 +49,11 @@ export async function startUdpTracker(overrides: DeepPartial<UdpConfig> = {}): P
 /** A BEP 15 client socket for tests: request/response with a timeout, and "expect silence". */
 export class UdpClient {
   readonly socket: dgram.Socket
+  /** Datagrams nobody is waiting for (tests that expect silence or raw bytes read these). */
   private readonly inbox: Buffer[] = []
   private waiter?: () => void
+  /** Requests in flight, by transaction id: many may be outstanding on one socket. */
+  private readonly pending = new Map<number, (m: Buffer) => void>()
   readonly peerSize: 6 | 18
   connectionId: Uint8Array = new Uint8Array(8)
   private tid = 1
@@ -59,6 +62,12 @@ export class UdpClient {
     this.socket = dgram.createSocket(family === 4 ? 'udp4' : 'udp6')
     this.peerSize = family === 4 ? 6 : 18
     this.socket.on('message', m => {
+      const resolve = m.length >= 8 ? this.pending.get(m.readUInt32BE(4)) : undefined
+      if (resolve) {
+        this.pending.delete(m.readUInt32BE(4))
+        resolve(m)
+        return
+      }
       this.inbox.push(m)
       this.waiter?.()
     })
@@ -68,6 +77,7 @@ export class UdpClient {
     const host = family === 4 ? '127.0.0.1' : '::1'
     const c = new UdpClient(family, port, host)
     await new Promise<void>(resolve => c.socket.bind({port: 0, address: bindAddress ?? host}, () => resolve()))
+    c.socket.unref() // a failed test that skips close() must not hang the runner
     return c
   }
 
@@ -79,7 +89,7 @@ export class UdpClient {
     this.socket.send(bytes, this.port, this.host)
   }
 
-  /** Next datagram, or undefined after `ms`. */
+  /** Next unclaimed datagram, or undefined after `ms`. */
   async receive(ms = 1000): Promise<Buffer | undefined> {
     if (this.inbox.length > 0) return this.inbox.shift()
     await new Promise<void>(resolve => {
@@ -93,10 +103,22 @@ export class UdpClient {
     return this.inbox.shift()
   }
 
+  /** Sends a request and waits for the reply carrying the same transaction id (bytes 12..15). */
   async request(bytes: Uint8Array, ms = 2000): Promise<udp.UdpResponse> {
+    const tid = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).readUInt32BE(12)
+    const reply = new Promise<Buffer | undefined>(resolve => {
+      const timer = setTimeout(() => {
+        this.pending.delete(tid)
+        resolve(undefined)
+      }, ms)
+      this.pending.set(tid, m => {
+        clearTimeout(timer)
+        resolve(m)
+      })
+    })
     this.sendRaw(bytes)
-    const m = await this.receive(ms)
-    if (!m) throw new Error('no reply')
+    const m = await reply
+    if (!m) throw new Error(`no reply within ${ms} ms to transaction ${tid}`)
     const r = udp.parseResponse(m, m.length, this.peerSize)
     if (!r) throw new Error(`unparseable reply ${m.toString('hex')}`)
     return r

@@ -1,0 +1,49 @@
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {fetchMetrics, sample, startUdpTracker, UdpClient} from './harness.js'
+import {nastyId} from './helpers.js'
+
+test('2 workers: one consistent swarm, ids valid across workers, every request answered', async () => {
+  const t = await startUdpTracker({socket_workers: 2, protocol: {max_response_peers: 100, max_scrape_torrents: 70, peer_announce_interval: 900}})
+  const N = 40
+  const clients: UdpClient[] = []
+  try {
+    clients.push(...await Promise.all(Array.from({length: N}, (_, i) => UdpClient.open(4, t.port4, `127.0.0.${1 + (i % 8)}`))))
+    // Several torrents so both shards own some.
+    const hashes = Array.from({length: 8}, () => nastyId())
+    const peerIds = clients.map(() => nastyId())
+    for (const c of clients) await c.connect()
+    let answered = 0
+    for (let round = 0; round < 2; round++) {
+      // One request in flight per client (40 at once): an unpaced burst of hundreds of datagrams
+      // can overflow the kernel's default receive buffer, which would be loss, not a tracker bug.
+      const replies = await Promise.all(clients.map(async (c, i) => {
+        const out = []
+        for (const h of hashes) out.push(await c.announce({infoHash: h, peerId: peerIds[i], port: 10_000 + i, numWant: 100}))
+        return out
+      }))
+      answered += replies.flat().length
+      if (round === 1) {
+        // Every announcer sees all the others, on every torrent.
+        replies.forEach((perHash, i) => perHash.forEach(r => {
+          assert.equal(r.leechers, N - 1)
+          assert.equal(r.peers.length, N - 1)
+          assert.ok(!r.peers.some(p => p.port === 10_000 + i && Buffer.from(p.ip).equals(Buffer.from([127, 0, 0, 1 + (i % 8)]))))
+        }))
+      }
+    }
+    assert.equal(answered, 2 * N * hashes.length, 'no request went unanswered')
+    const s = await clients[0].scrape(hashes)
+    assert.ok(s.action === 2)
+    if (s.action === 2) assert.deepEqual(s.torrents.map(x => x.leechers), hashes.map(() => N))
+    const text = await fetchMetrics(t.metricsUrl)
+    for (const w of ['0', '1']) {
+      assert.ok((sample(text, `tracker_requests_total{type="connect",ip_version="4",worker_index="${w}"}`) ?? 0) > 0, `worker ${w} served connects`)
+      assert.ok((sample(text, `tracker_responses_total{type="announce",ip_version="4",worker_index="${w}"}`) ?? 0) > 0, `worker ${w} served announces`)
+      assert.ok((sample(text, `tracker_torrents{worker_index="${w}"}`) ?? 0) > 0, `worker ${w} owns torrents`)
+    }
+  } finally {
+    clients.forEach(c => c.close())
+    await t.stop()
+  }
+})
