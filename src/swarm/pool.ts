@@ -38,6 +38,8 @@ export class SegmentPool {
   private readonly bumpOffset = new Float64Array(SIZE_CLASSES.length)
   /** Allocated bytes, for memory reports. */
   chunkBytes = 0
+  /** Bytes in released segments waiting for reuse. */
+  freeBytes = 0
 
   constructor(readonly recordSize: number) {}
 
@@ -51,6 +53,7 @@ export class SegmentPool {
   alloc(cls: number): number {
     const list = this.free[cls]
     if (list.length > 0) {
+      this.freeBytes -= this.segmentBytes(cls)
       this.lastOffset = list.pop()!
       return list.pop()!
     }
@@ -71,5 +74,6 @@ export class SegmentPool {
 
   release(cls: number, chunk: number, offset: number): void {
     this.free[cls].push(chunk, offset)
+    this.freeBytes += this.segmentBytes(cls)
   }
 }

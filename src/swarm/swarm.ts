@@ -85,6 +85,10 @@ const SEEDER = 1
 const INDEX_THRESHOLD = 24
 /** ...which it keeps until it falls below this. */
 const INDEX_MIN = 12
+/** Compact a pool at cleaning when free segments exceed this share of it (and CHUNK_SLACK_BYTES). */
+const COMPACT_FREE_SHARE = 0.1
+const GROWTH_COMPACT_SHARE = 0.5
+const CHUNK_SLACK_BYTES = 4 * 1024 * 1024
 
 /** Large primes (> any swarm size) used as strides: coprime to every n below them. */
 const STRIDES = [268435399, 536870909, 1073741789, 805306457, 402653189, 201326611, 1610612741, 939524087]
@@ -109,7 +113,7 @@ export class Swarm {
   private readonly leechers: [Uint32Array, Uint32Array]
   /** Hash indexes of large (torrent, family) lists; present only while count >= INDEX_MIN. */
   private readonly indexes: [Map<number, Int32Array>, Map<number, Int32Array>] = [new Map(), new Map()]
-  private readonly pools: [SegmentPool, SegmentPool] = [new SegmentPool(RECORD[0]), new SegmentPool(RECORD[1])]
+  private pools: [SegmentPool, SegmentPool] = [new SegmentPool(RECORD[0]), new SegmentPool(RECORD[1])]
   private readonly key: Int32Array
   private rng: number
   private readonly scratch = new Uint8Array(64)
@@ -307,6 +311,8 @@ export class Swarm {
     this.segChunk[f][id] = chunk
     this.segOffset[f][id] = offset
     this.segClass[f][id] = cls
+    // Amortised: a compaction copies the live bytes only after as many bytes were outgrown.
+    if (pool.freeBytes > GROWTH_COMPACT_SHARE * pool.chunkBytes && pool.freeBytes > CHUNK_SLACK_BYTES) this.compact(f)
   }
 
   private indexOf(f: Family, id: number): Int32Array | undefined {
@@ -700,6 +706,33 @@ export class Swarm {
       }
       if (this.count[0][id] + this.count[1][id] === 0) this.deleteTorrent(id)
     }
+    for (let f = 0 as Family; f < 2; f++) {
+      const pool = this.pools[f]
+      if (pool.freeBytes > COMPACT_FREE_SHARE * pool.chunkBytes && pool.freeBytes > CHUNK_SLACK_BYTES) this.compact(f)
+    }
+  }
+
+  /**
+   * Segments outgrown by their torrents wait in free lists for torrents of the same size; when
+   * swarms grow together nobody reuses them. Past a share of the pool, copy every live segment
+   * into fresh chunks and let the old ones go.
+   */
+  compact(f: 0 | 1): void {
+    const old = this.pools[f]
+    const fresh = new SegmentPool(old.recordSize)
+    const chunks = this.segChunk[f]
+    const offsets = this.segOffset[f]
+    const classes = this.segClass[f]
+    for (let id = 0; id < this.idHigh; id++) {
+      if (this.inUse[id] === 0 || chunks[id] < 0) continue
+      const bytes = old.segmentBytes(classes[id])
+      const chunk = fresh.alloc(classes[id])
+      const from = offsets[id]
+      fresh.chunks[chunk].set(old.chunks[chunks[id]].subarray(from, from + bytes), fresh.lastOffset)
+      chunks[id] = chunk
+      offsets[id] = fresh.lastOffset
+    }
+    this.pools[f] = fresh
   }
 
   /** Every torrent with its counts (full-scrape snapshots). */

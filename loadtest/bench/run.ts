@@ -1,0 +1,43 @@
+/**
+ * Benchmarks: `npm run bench -- engine|udp [--duration N] [--only NAME]`.
+ * Speed targets are checked here, comparing against peers in the same run, never in tests.
+ */
+import {parseArgs} from 'node:util'
+import {benchEngine} from './engine.js'
+import {benchUdp, formatUdpBench} from './udp.js'
+
+const BENCHES = ['engine', 'udp'] as const
+
+async function main(): Promise<number> {
+  const {positionals, values} = parseArgs({
+    allowPositionals: true,
+    options: {
+      duration: {type: 'string', default: '10'},
+      only: {type: 'string', multiple: true, default: []},
+      peers: {type: 'string', default: '1000000'},
+      torrents: {type: 'string', default: '100000'},
+    },
+  })
+  const which = positionals.length > 0 ? positionals : ['engine']
+  for (const name of which) {
+    if (!(BENCHES as readonly string[]).includes(name)) {
+      process.stderr.write(`unknown bench "${name}": expected one of ${BENCHES.join(', ')}\n`)
+      return 2
+    }
+  }
+  const log = (line: string): boolean => process.stderr.write(line + '\n')
+  for (const name of which) {
+    if (name === 'engine') process.stdout.write(await benchEngine({peers: Number(values.peers), torrents: Number(values.torrents), timeMs: 2000}))
+    if (name === 'udp') {
+      const duration = Number(values.duration)
+      const rows = await benchUdp({duration, only: values.only as string[]}, log)
+      process.stdout.write(formatUdpBench(rows, duration))
+    }
+  }
+  return 0
+}
+
+main().then(code => process.exit(code), (error: Error) => {
+  process.stderr.write(`bench failed: ${error.message}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,163 @@
+/**
+ * `npm run bench udp`: ours, opentracker, the bittorrent-tracker npm server and a bare dgram
+ * server, each started fresh and loaded the same way by our generator in this process.
+ */
+import dgram from 'node:dgram'
+import {chmodSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {defaultsOf, loadtestUdpSchema, type LoadtestUdpConfig} from '../../src/config/index.js'
+import * as udp from '../../src/protocol/udp/index.js'
+import {runUdpLoadtest, udpInfoHashList} from '../udp.js'
+import {startProcess, stopProcess, treeCpuMs, type Started} from './proc.js'
+
+export interface UdpBenchOptions {
+  duration: number
+  /** Only these servers (names as in the table); all when empty. */
+  only: string[]
+}
+
+export interface BenchRow {
+  server: string
+  responsesPerSecond: number
+  serverCpuUsPerResponse: number
+  serverCores: number
+  generatorCores: number
+  generatorBound: boolean
+  unanswered: number
+  errors: number
+}
+
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+const dist = (p: string): string => join(root, 'dist', p)
+
+/** Ready when a connect request gets a reply: works for every server here. */
+async function answersConnect(port: number): Promise<boolean> {
+  const s = dgram.createSocket('udp4')
+  try {
+    return await new Promise<boolean>(resolve => {
+      const timer = setTimeout(() => resolve(false), 200)
+      s.on('message', () => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+      s.on('error', () => resolve(false))
+      const b = Buffer.alloc(16)
+      udp.writeConnectRequest(b, 1)
+      s.send(b, port, '127.0.0.1')
+    })
+  } finally {
+    s.close()
+  }
+}
+
+interface ServerSpec {
+  name: string
+  start(port: number, dir: string, whitelist: string): Promise<Started>
+}
+
+const SERVERS: ServerSpec[] = [
+  {
+    name: 'tracker (ours)',
+    start: (port, dir) => {
+      const cfg = join(dir, 'ours.toml')
+      writeFileSync(cfg, `socket_workers = 1
+log_level = "warn"
+pid_file = "${join(dir, 'ours.pid')}"
+[network]
+address_ipv4 = "127.0.0.1:${port}"
+use_ipv6 = false
+[protocol]
+max_response_peers = 50
+[metrics]
+prometheus_endpoint_address = "127.0.0.1:0"
+`)
+      return startProcess(process.execPath, [join(root, 'bin/run.js'), 'serve', 'udp', '-c', cfg], () => answersConnect(port))
+    },
+  },
+  {
+    name: 'opentracker',
+    start: (port, dir, whitelist) =>
+      // Debian builds opentracker in whitelist mode; it chroots to -d, so -w is relative to it.
+      startProcess('opentracker', ['-i', '127.0.0.1', '-P', String(port), '-p', String(port), '-d', dir, '-w', whitelist], () => answersConnect(port))
+        .catch((error: Error) => {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT/.test(error.message)) throw new Error('opentracker is not installed: apt-get install opentracker')
+          throw error
+        }),
+  },
+  {
+    name: 'bittorrent-tracker',
+    start: port => startProcess(process.execPath, [dist('loadtest/bench/servers/bittorrent-tracker.js'), 'udp', String(port)], () => answersConnect(port)),
+  },
+  {
+    name: 'bare dgram (ceiling)',
+    start: port => startProcess(process.execPath, [dist('loadtest/bench/servers/udp-ceiling.js'), String(port)], () => answersConnect(port)),
+  },
+]
+
+export async function benchUdp(o: UdpBenchOptions, log: (line: string) => void): Promise<BenchRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'tracker-bench-udp-'))
+  chmodSync(dir, 0o755) // opentracker drops to "nobody" and must still read the whitelist
+  const generator: LoadtestUdpConfig = defaultsOf(loadtestUdpSchema) as LoadtestUdpConfig
+  generator.duration = o.duration
+  generator.workers = 1
+  generator.network.sockets_per_worker = 4
+  generator.network.requests_in_flight_per_socket = 64
+  writeFileSync(join(dir, 'whitelist.txt'), udpInfoHashList(generator), {mode: 0o644})
+  const rows: BenchRow[] = []
+  let port = 17_000 + (process.pid % 1000) * 10
+  for (const spec of SERVERS) {
+    if (o.only.length > 0 && !o.only.some(n => spec.name.startsWith(n))) continue
+    port++
+    log(`${spec.name}: starting on 127.0.0.1:${port}`)
+    const server = await spec.start(port, dir, 'whitelist.txt')
+    try {
+      const pid = server.child.pid!
+      const cpu0 = treeCpuMs(pid)
+      const gen0 = process.cpuUsage()
+      const t0 = performance.now()
+      const report = await runUdpLoadtest({...generator, server_address: `127.0.0.1:${port}`})
+      const seconds = (performance.now() - t0) / 1000
+      const genCpu = process.cpuUsage(gen0)
+      const serverMs = treeCpuMs(pid) - cpu0
+      if (server.child.exitCode !== null) throw new Error(`${spec.name} exited during the run:\n${server.output()}`)
+      const responses = report.responses.connect + report.responses.announce + report.responses.scrape + report.responses.error
+      if (responses === 0) throw new Error(`${spec.name} answered nothing:\n${server.output()}`)
+      const generatorCores = (genCpu.user + genCpu.system) / 1e6 / seconds
+      rows.push({
+        server: spec.name,
+        responsesPerSecond: report.totalResponsesPerSecond,
+        serverCpuUsPerResponse: (serverMs * 1000) / responses,
+        serverCores: serverMs / 1000 / seconds,
+        generatorCores,
+        generatorBound: generatorCores >= 0.9,
+        unanswered: report.unanswered,
+        errors: report.responses.error,
+      })
+      log(`${spec.name}: ${Math.round(report.totalResponsesPerSecond).toLocaleString('en-US')} responses/s`)
+    } finally {
+      await stopProcess(server.child)
+    }
+  }
+  return rows
+}
+
+export function formatUdpBench(rows: BenchRow[], duration: number): string {
+  const head = ['server', 'responses/s', 'server CPU us/resp', 'server cores', 'generator cores', 'unanswered', 'errors', '']
+  const body = rows.map(r => [r.server, Math.round(r.responsesPerSecond).toLocaleString('en-US'), r.serverCpuUsPerResponse.toFixed(1),
+    r.serverCores.toFixed(2), r.generatorCores.toFixed(2), String(r.unanswered), String(r.errors), r.generatorBound ? 'generator-bound' : ''])
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map(b => b[i].length)))
+  const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |'
+  const out = [`# UDP bench: ${duration} s per server, 1 generator thread x 4 sockets x 64 in flight, 10k torrents, 100k peers, 90% announce (numwant 30) / 10% scrape`,
+    line(head), line(widths.map(w => '-'.repeat(w))), ...body.map(line)]
+  const by = (name: string): BenchRow | undefined => rows.find(r => r.server.startsWith(name))
+  const ours = by('tracker')
+  const ceiling = by('bare dgram')
+  const bt = by('bittorrent-tracker')
+  const ot = by('opentracker')
+  if (ours && ceiling) out.push(`ours / bare dgram: ${(ours.responsesPerSecond / ceiling.responsesPerSecond).toFixed(2)}x responses/s (target >= 0.8x); CPU per response ${(ours.serverCpuUsPerResponse / ceiling.serverCpuUsPerResponse).toFixed(2)}x`)
+  if (ours && bt) out.push(`ours / bittorrent-tracker: ${(ours.responsesPerSecond / bt.responsesPerSecond).toFixed(1)}x responses/s (target >= 10x); CPU per response ${(bt.serverCpuUsPerResponse / ours.serverCpuUsPerResponse).toFixed(1)}x less`)
+  if (ours && ot) out.push(`ours / opentracker: ${(ours.responsesPerSecond / ot.responsesPerSecond).toFixed(2)}x responses/s; CPU per response ${(ours.serverCpuUsPerResponse / ot.serverCpuUsPerResponse).toFixed(2)}x`)
+  return out.join('\n') + '\n'
+}
