@@ -205,7 +205,7 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
       const bound = metricsServer.address() as {port: number}
       listening.push(`metrics http://${host.includes(':') ? `[${host}]` : host}:${bound.port}/metrics`)
     } catch (error) {
-      await shutdown(1, false)
+      await shutdown(1, false, false)
       throw new Error(`could not serve metrics on ${config.metrics.prometheus_endpoint_address} ([metrics] prometheus_endpoint_address): ${(error as Error).message}`)
     }
   }
@@ -215,7 +215,7 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
       dropPrivileges(config.privileges.user, config.privileges.group)
       for (const w of workers) w.send({type: 'drop-privileges'} satisfies PrimaryMessage)
     } catch (error) {
-      await shutdown(1, false)
+      await shutdown(1, false, false)
       throw error
     }
   }
@@ -257,7 +257,8 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
     return status
   }
 
-  async function shutdown(code: number, announce = true): Promise<void> {
+  /** `exit` false on start-up failures: the caller reports the error, then exits. */
+  async function shutdown(code: number, announce = true, exit = options.exitOnStop): Promise<void> {
     if (stopping) return
     stopping = true
     if (announce) log.info('stopping')
@@ -282,7 +283,7 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
     if (meshDir) rmSync(meshDir, {recursive: true, force: true})
     removePidFiles(config.pid_file)
     resolveDone(code)
-    if (options.exitOnStop) process.exit(code)
+    if (exit) process.exit(code)
   }
 
   if (options.installSignals) {

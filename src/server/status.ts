@@ -26,7 +26,14 @@ export function writePidFile(pidFile: string): void {
   writeFileSync(pidFile, `${process.pid}\n`)
 }
 
+/** Removes the pid and status files, but only when they are ours: a second tracker that failed
+ * to start must not delete the files of the one that is running. */
 export function removePidFiles(pidFile: string): void {
+  try {
+    if (Number(readFileSync(pidFile, 'utf8').trim()) !== process.pid) return
+  } catch {
+    return
+  }
   for (const path of [pidFile, statusPathFor(pidFile)]) {
     try {
       unlinkSync(path)
