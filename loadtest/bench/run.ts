@@ -1,5 +1,5 @@
 /**
- * Benchmarks: `npm run bench -- engine|udp [--duration N] [--only NAME]`.
+ * Benchmarks: `npm run bench -- engine|udp [--duration N] [--rounds N] [--only NAME]`.
  * Speed targets are checked here, comparing against peers in the same run, never in tests.
  */
 import {parseArgs} from 'node:util'
@@ -13,6 +13,7 @@ async function main(): Promise<number> {
     allowPositionals: true,
     options: {
       duration: {type: 'string', default: '10'},
+      rounds: {type: 'string', default: '3'},
       only: {type: 'string', multiple: true, default: []},
       peers: {type: 'string', default: '1000000'},
       torrents: {type: 'string', default: '100000'},
@@ -29,9 +30,8 @@ async function main(): Promise<number> {
   for (const name of which) {
     if (name === 'engine') process.stdout.write(await benchEngine({peers: Number(values.peers), torrents: Number(values.torrents), timeMs: 2000}))
     if (name === 'udp') {
-      const duration = Number(values.duration)
-      const rows = await benchUdp({duration, only: values.only as string[]}, log)
-      process.stdout.write(formatUdpBench(rows, duration))
+      const options = {duration: Number(values.duration), rounds: Number(values.rounds), only: values.only as string[]}
+      process.stdout.write(formatUdpBench(await benchUdp(options, log), options))
     }
   }
   return 0
