@@ -34,9 +34,11 @@ export function checkValue(key: Key<unknown>, value: unknown, where: string, pat
     case 'enum':
       if (typeof value !== 'string' || !key.values!.includes(value)) bad()
       return value
-    case 'address':
-      if (typeof value !== 'string' || !parseSocketAddress(value)) bad()
+    case 'address': {
+      const parsed = typeof value === 'string' ? parseSocketAddress(value) : undefined
+      if (!parsed || (key.family !== undefined && parsed.family !== key.family)) bad()
       return value
+    }
   }
 }
 

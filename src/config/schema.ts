@@ -12,6 +12,8 @@ export interface Key<T> {
   min?: number
   max?: number
   values?: readonly string[]
+  /** For addresses: the IP version the key requires, if any. */
+  family?: 4 | 6
 }
 
 export const int = (d: number, help: string, min = 0, max = Number.MAX_SAFE_INTEGER): Key<number> =>
@@ -22,7 +24,7 @@ export const bool = (d: boolean, help: string): Key<boolean> => ({kind: 'boolean
 export const str = (d: string, help: string): Key<string> => ({kind: 'string', default: d, help})
 export const oneOf = <V extends string>(values: readonly V[], d: V, help: string): Key<V> =>
   ({kind: 'enum', default: d, help, values})
-export const addr = (d: string, help: string): Key<string> => ({kind: 'address', default: d, help})
+export const addr = (d: string, help: string, family?: 4 | 6): Key<string> => ({kind: 'address', default: d, help, family})
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Keys = Record<string, Key<any>>
@@ -71,6 +73,8 @@ export function describeExpected(key: Key<unknown>): string {
     case 'enum':
       return `one of ${key.values!.map(v => JSON.stringify(v)).join(', ')}`
     case 'address':
-      return `"ADDR:PORT" such as "0.0.0.0:6969" or "[::]:6969"`
+      return key.family === 4 ? 'an IPv4 "ADDR:PORT" such as "0.0.0.0:6969"'
+        : key.family === 6 ? 'an IPv6 "[ADDR]:PORT" such as "[::]:6969"'
+          : '"ADDR:PORT" such as "127.0.0.1:6969" or "[::1]:6969"'
   }
 }

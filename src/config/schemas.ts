@@ -24,9 +24,9 @@ const network = <E extends Keys = {}>(port: number, extra: E = {} as E) => ({
     use_ipv4: bool(true, 'Serve over IPv4.'),
     use_ipv6: bool(true, 'Serve over IPv6.'),
     address_ipv4: addr(`0.0.0.0:${port}`, `IPv4 address and port, e.g. "0.0.0.0:${port}" for every interface or
-"127.0.0.1:${port}" for loopback only. Port 0 picks a free port.`),
+"127.0.0.1:${port}" for loopback only. Port 0 picks a free port.`, 4),
     address_ipv6: addr(`[::]:${port}`, `IPv6 address and port, e.g. "[::]:${port}" for every interface or
-"[::1]:${port}" for loopback only.`),
+"[::1]:${port}" for loopback only.`, 6),
     set_only_ipv6: bool(true, 'Make the IPv6 socket IPv6-only (IPv4 goes to the IPv4 socket).\nIf false, IPv4-mapped clients on it are treated as IPv4 peers.'),
     ...extra,
   },

@@ -427,9 +427,11 @@ export class Swarm {
     const base = this.segOffset[f][id]
     const R = RECORD[f]
     const tmp = this.scratch
-    tmp.set(data.subarray(base + a * R, base + a * R + R))
-    data.copyWithin(base + a * R, base + b * R, base + b * R + R)
-    data.set(tmp.subarray(0, R), base + b * R)
+    const pa = base + a * R
+    const pb = base + b * R
+    for (let k = 0; k < R; k++) tmp[k] = data[pa + k]
+    for (let k = 0; k < R; k++) data[pa + k] = data[pb + k]
+    for (let k = 0; k < R; k++) data[pb + k] = tmp[k]
   }
 
   /** Remove the peer at `p`, keeping leechers before seeders. */
@@ -484,7 +486,7 @@ export class Swarm {
     this.peers[f]++
     const data = this.pools[f].chunks[this.segChunk[f][id]]
     const at = this.segOffset[f][id] + p * RECORD[f]
-    data.set(req.ip.subarray(0, FAMILY_IP[f]), at)
+    for (let k = 0, n = FAMILY_IP[f], ip = req.ip; k < n; k++) data[at + k] = ip[k]
     data[at + KEY[f] - 2] = req.port >>> 8
     data[at + KEY[f] - 1] = req.port & 0xff
     this.writeMutable(data, at, f, req, expiry)
@@ -510,7 +512,7 @@ export class Swarm {
     data[e + 1] = expiry >>> 8
     data[e + 2] = expiry >>> 16
     data[e + 3] = expiry >>> 24
-    data.set(req.peerId.subarray(req.peerIdOffset, req.peerIdOffset + 20), at + PEER_ID[f])
+    for (let k = 0, id = req.peerId, from = req.peerIdOffset, to = at + PEER_ID[f]; k < 20; k++) data[to + k] = id[from + k]
   }
 
   // ------------------------------------------------------------------------------------------
@@ -537,7 +539,7 @@ export class Swarm {
     }
     // The key (ip, port) as the record stores it.
     const key = this.keyScratch
-    key.set(req.ip.subarray(0, FAMILY_IP[f]), 0)
+    for (let k = 0, n = FAMILY_IP[f], ip = req.ip; k < n; k++) key[k] = ip[k]
     key[KEY[f] - 2] = req.port >>> 8
     key[KEY[f] - 1] = req.port & 0xff
     let p = this.findPeer(f, id, key, 0)
@@ -623,10 +625,11 @@ export class Swarm {
       for (let p = 0; p < pool; p++) {
         if (p === self) continue
         const at = base + p * R
-        out.set(data.subarray(at, at + K), o)
+        // Byte loops, not subarray().set(): a view per peer costs more than the copy.
+        for (let k = 0; k < K; k++) out[o + k] = data[at + k]
         o += K
         if (ids) {
-          ids.set(data.subarray(at + PEER_ID[f], at + PEER_ID[f] + 20), io)
+          for (let k = 0, from = at + PEER_ID[f]; k < 20; k++) ids[io + k] = data[from + k]
           io += 20
         }
         taken++
@@ -638,10 +641,10 @@ export class Swarm {
       while (taken < take) {
         if (p !== self) {
           const at = base + p * R
-          out.set(data.subarray(at, at + K), o)
+          for (let k = 0; k < K; k++) out[o + k] = data[at + k]
           o += K
           if (ids) {
-            ids.set(data.subarray(at + PEER_ID[f], at + PEER_ID[f] + 20), io)
+            for (let k = 0, from = at + PEER_ID[f]; k < 20; k++) ids[io + k] = data[from + k]
             io += 20
           }
           taken++

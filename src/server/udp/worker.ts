@@ -65,6 +65,8 @@ export class UdpWorker implements ProtocolWorker {
   private readonly announceRes = new AnnounceResult()
   private readonly scrapeCounts = new ScrapeCounts()
   private readonly ip = new Uint8Array(16)
+  /** The first 4 bytes of `ip`: one view made once, not one per packet. */
+  private readonly ip4 = this.ip.subarray(0, 4)
   private readonly pendingScrapes = new Map<number, PendingScrape>()
   private nextScrapeId = 1
   private readonly cfg: UdpWorkerConfig
@@ -157,7 +159,7 @@ export class UdpWorker implements ProtocolWorker {
       this.stats.drops[DROP_MALFORMED]++
       return
     }
-    const ip = ipFamily === 4 ? this.ip.subarray(0, 4) : this.ip
+    const ip = ipFamily === 4 ? this.ip4 : this.ip
     if (req.action === ACTION_CONNECT) {
       this.stats.requests[v][0]++
       const length = writeConnectResponse(this.out, req.transactionId)
@@ -301,7 +303,7 @@ export class UdpWorker implements ProtocolWorker {
       if (!socket || ipFamily === 0) return
       if (parseRequest(msg, msg.length, this.cfg.protocol.max_scrape_torrents, this.req) !== ParseStatus.Ok) return
       const v: 0 | 1 = ipFamily === 4 ? 0 : 1
-      this.announce(socket, v, ipFamily, ipFamily === 4 ? this.ip.subarray(0, 4) : this.ip, msg, port, address)
+      this.announce(socket, v, ipFamily, ipFamily === 4 ? this.ip4 : this.ip, msg, port, address)
     } else if (type === FRAME_SCRAPE_REQUEST) {
       const id = buf.readUInt32LE(offset)
       const n = buf.readUInt16LE(offset + 4)

@@ -1,0 +1,190 @@
+/** The CLI as a user runs it: real processes of bin/run.js. */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {spawn, spawnSync} from 'node:child_process'
+import {readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {createConnection} from 'node:net'
+import {join, relative} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {parse as parseToml} from 'smol-toml'
+import {defaultsOf, udpSchema} from '../src/config/index.js'
+import {readStatus} from '../src/server/status.js'
+import {tempDir, UdpClient} from './harness.js'
+
+/** smol-toml makes null-prototype objects; compare plain data. */
+const parse = (text: string): unknown => JSON.parse(JSON.stringify(parseToml(text)))
+import {nastyId} from './helpers.js'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const bin = join(root, 'bin/run.js')
+
+function run(args: string[], options: {cwd?: string} = {}): {code: number | null; stdout: string; stderr: string} {
+  const r = spawnSync(process.execPath, [bin, ...args], {cwd: options.cwd ?? root, encoding: 'utf8', timeout: 30_000})
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+
+const noStack = (text: string): void => assert.doesNotMatch(text, /^\s+at /m, `no stack trace in:\n${text}`)
+
+test('--version names the version and the commit; --help lists every topic', () => {
+  const v = run(['--version'])
+  assert.equal(v.code, 0)
+  assert.match(v.stdout, /^tracker \d+\.\d+\.\d+ \(commit ([0-9a-f]{7,}|unknown)\)/)
+  const h = run(['--help'])
+  assert.equal(h.code, 0)
+  for (const topic of ['serve', 'config', 'loadtest', 'accesslist']) assert.match(h.stdout, new RegExp(`^\\s+${topic}\\s`, 'm'), topic)
+})
+
+test('config print: the defaults; with -c and flags the merged config; bad files exit 1 without a stack', () => {
+  const p = run(['config', 'print', 'udp'])
+  assert.equal(p.code, 0)
+  assert.deepEqual(parse(p.stdout), defaultsOf(udpSchema))
+  const dir = tempDir()
+  const good = join(dir, 'good.toml')
+  writeFileSync(good, '[protocol]\nmax_response_peers = 77\n')
+  const merged = parse(run(['config', 'print', 'udp', '-c', good, '--workers', '4']).stdout) as {socket_workers: number; protocol: {max_response_peers: number}}
+  assert.equal(merged.protocol.max_response_peers, 77)
+  assert.equal(merged.socket_workers, 4)
+  const bad = join(dir, 'bad.toml')
+  writeFileSync(bad, '[network]\nuse_ipv5 = true\n')
+  for (const args of [['config', 'print', 'udp', '-c', bad], ['serve', 'udp', '-c', bad], ['loadtest', 'udp', '-c', bad, '--duration', '1']]) {
+    const r = run(args)
+    assert.equal(r.code, 1, args.join(' '))
+    assert.match(r.stderr, /bad\.toml/)
+    assert.match(r.stderr, /network\.use_ipv5/)
+    noStack(r.stderr)
+  }
+  const range = join(dir, 'range.toml')
+  writeFileSync(range, '[cleaning]\nmax_connection_age = 0\n')
+  const r = run(['serve', 'udp', '-c', range])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /cleaning\.max_connection_age = 0 is not valid: expected/)
+  noStack(r.stderr)
+})
+
+test('oclif.manifest.json is current (run `npm run manifest` after changing commands)', async () => {
+  const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {flags: Record<string, unknown>; args: Record<string, unknown>}>}
+  const commandsDir = join(root, 'dist/commands')
+  const files: string[] = []
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d)) {
+      const p = join(d, e)
+      if (statSync(p).isDirectory()) walk(p)
+      else if (e.endsWith('.js')) files.push(p)
+    }
+  }
+  walk(commandsDir)
+  const ids = files.map(f => relative(commandsDir, f).replace(/\.js$/, '').split('/').join(':')).sort()
+  const hint = 'oclif.manifest.json is stale: run `npm run manifest` and commit it'
+  assert.deepEqual(Object.keys(manifest.commands).sort(), ids, hint)
+  for (const f of files) {
+    const id = relative(commandsDir, f).replace(/\.js$/, '').split('/').join(':')
+    const cmd = (await import(f)).default as {flags?: Record<string, unknown>; args?: Record<string, unknown>}
+    assert.deepEqual(Object.keys(manifest.commands[id].flags).sort(), Object.keys(cmd.flags ?? {}).sort(), `${id}: ${hint}`)
+    assert.deepEqual(Object.keys(manifest.commands[id].args ?? {}).sort(), Object.keys(cmd.args ?? {}).sort(), `${id}: ${hint}`)
+  }
+})
+
+/** A real `tracker serve udp` process on loopback ephemeral-ish ports, in its own directory. */
+async function startServe(dir: string, accessList: string) {
+  const port = 20_000 + (process.pid % 5000) * 2
+  const config = join(dir, 'udp.toml')
+  writeFileSync(join(dir, 'list.txt'), accessList)
+  writeFileSync(config, `log_level = "info"
+pid_file = "${join(dir, 'tracker.pid')}"
+[network]
+address_ipv4 = "127.0.0.1:${port}"
+use_ipv6 = false
+[metrics]
+prometheus_endpoint_address = "127.0.0.1:0"
+[access_list]
+mode = "allow"
+path = "${join(dir, 'list.txt')}"
+`)
+  const child = spawn(process.execPath, [bin, 'serve', 'udp', '-c', config], {stdio: ['ignore', 'pipe', 'pipe']})
+  let output = ''
+  child.stdout.on('data', d => (output += d))
+  child.stderr.on('data', d => (output += d))
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  for (let i = 0; i < 200 && !readStatus(join(dir, 'tracker.pid')); i++) await sleep(50)
+  assert.ok(readStatus(join(dir, 'tracker.pid')), `tracker started:\n${output}`)
+  return {child, config, port, exited, output: () => output}
+}
+
+test('accesslist reload against a running tracker: success, then a bad file keeps the old list', async () => {
+  const dir = tempDir()
+  const [a, b] = [nastyId(), nastyId()]
+  const hex = (h: Uint8Array) => Buffer.from(h).toString('hex')
+  const t = await startServe(dir, `# first list\n${hex(a)}\n`)
+  const client = await UdpClient.open(4, t.port)
+  try {
+    await client.connect()
+    const announce = async (h: Uint8Array) => (await client.request(client.announceBytes({infoHash: h, peerId: nastyId(), port: 1000}))).action
+    assert.equal(await announce(a), 1)
+    assert.equal(await announce(b), 3, 'b is not listed yet')
+
+    writeFileSync(join(dir, 'list.txt'), `${hex(a)}\n${hex(b).toUpperCase()}\n`)
+    const ok = run(['accesslist', 'reload', '-c', t.config])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.match(ok.stdout, /2 entries/)
+    assert.equal(await announce(b), 1, 'b allowed after the reload')
+
+    writeFileSync(join(dir, 'list.txt'), `${hex(a)}\nnot-a-hash\n`)
+    const bad = run(['accesslist', 'reload', '--pid', join(dir, 'tracker.pid')])
+    assert.notEqual(bad.code, 0)
+    assert.match(bad.stderr, /line 2/)
+    assert.match(bad.stderr, /not-a-hash/)
+    assert.match(bad.stderr, /previous list stays in force/)
+    noStack(bad.stderr)
+    assert.equal(await announce(b), 1, 'the old list (with b) is still enforced')
+
+    const none = run(['accesslist', 'reload', '--pid', join(dir, 'missing.pid')])
+    assert.equal(none.code, 1)
+    assert.match(none.stderr, /no pid file at .*missing\.pid/)
+  } finally {
+    client.close()
+    t.child.kill('SIGTERM')
+    await t.exited
+  }
+})
+
+test('SIGUSR1 does not open the inspector; SIGTERM exits 0 and removes the pid file', async () => {
+  const dir = tempDir()
+  const t = await startServe(dir, '')
+  t.child.kill('SIGUSR1')
+  await sleep(500)
+  const inspector = await new Promise<boolean>(resolve => {
+    const s = createConnection({host: '127.0.0.1', port: 9229}, () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.on('error', () => resolve(false))
+  })
+  assert.equal(inspector, false, 'nothing listens on 9229')
+  assert.doesNotMatch(t.output(), /Debugger listening/)
+  t.child.kill('SIGTERM')
+  assert.equal(await t.exited, 0)
+  assert.throws(() => statSync(join(dir, 'tracker.pid')), /ENOENT/)
+})
+
+test('loadtest udp against a running tracker prints a summary; --json parses', async () => {
+  const dir = tempDir()
+  const t = await startServe(dir, '')
+  try {
+    // An access list in allow mode with no entries refuses every announce: the run must count those errors.
+    const r = spawnSync(process.execPath, [bin, 'loadtest', 'udp', '--server', `127.0.0.1:${t.port}`, '--duration', '2', '--json'], {encoding: 'utf8', timeout: 30_000})
+    assert.equal(r.status, 0, r.stderr)
+    const report = JSON.parse(r.stdout) as {responses: Record<string, number>; errors: Record<string, number>; unanswered: number}
+    assert.ok(report.responses.connect >= 1)
+    assert.ok(report.errors['Info hash not allowed'] > 0, JSON.stringify(report))
+    assert.ok(report.responses.scrape > 0)
+    const w = join(dir, 'hashes.txt')
+    assert.equal(run(['loadtest', 'udp', '--write-info-hashes', w]).code, 0)
+    const lines = readFileSync(w, 'utf8').trim().split('\n')
+    assert.equal(lines.length, 10_000)
+    assert.ok(lines.every(l => /^[0-9a-f]{40}$/.test(l)))
+  } finally {
+    t.child.kill('SIGTERM')
+    await t.exited
+  }
+})
