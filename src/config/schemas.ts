@@ -105,14 +105,53 @@ keeps bursts from being dropped. Linux caps it at net.core.rmem_max, e.g.
   access_list: accessList,
 })
 
+/** TLS keys shared by the TCP servers (HTTP and WebTorrent). */
+const tls = {
+  enable_tls: bool(false, `Serve HTTPS (or wss://) with the built-in TLS. The certificate and key are read
+at start (a bad file stops start-up) and again on SIGUSR1 or
+\`tracker accesslist reload\`; a bad file at reload keeps the old pair in force.
+New connections get the new pair; open ones keep theirs.`),
+  tls_certificate_path: str('', 'Path of the certificate chain (PEM).'),
+  tls_private_key_path: str('', 'Path of the private key (PEM: PKCS#8, PKCS#1 or SEC1).'),
+}
+
 export const httpSchema = schema('http', 'HTTP BitTorrent tracker (BEP 3, 7, 23, 48)', serverTop('http'), {
-  network: network(6969),
+  network: network(6969, {
+    tcp_backlog: int(1024, 'Connections the kernel queues before they are accepted.', 1, 65_535),
+    ...tls,
+    keep_alive: bool(true, 'Keep connections open after a response (clients may still close them).'),
+    runs_behind_reverse_proxy: bool(false, `Take the client's IP from a header set by a reverse proxy (the last
+address in it). Only turn this on behind a proxy that sets the header:
+otherwise any client can claim any IP. A request without a valid header
+gets a failure reason.`),
+    reverse_proxy_ip_header_name: str('X-Forwarded-For', 'Header that holds the client IP (case-insensitive), e.g. "X-Real-IP".'),
+  }),
+  connections: {
+    help: `Limits that keep slow or idle clients from holding the tracker's connections.
+Closed connections are counted in tracker_dropped_total by reason.`,
+    keys: {
+      max_connections: int(16_384, `Most open connections per worker. When full, the connection idle the longest
+is closed to make room; if none is idle, the new one is closed. Raise the
+process's open-file limit (ulimit -n) above this.`, 1, 1_000_000),
+      idle_timeout: int(180, 'Close a kept-alive connection that sends nothing for this long (seconds).', 1, 86_400),
+      request_timeout: int(10, `A request head must arrive within this many seconds of its first byte (or of
+the connection opening, or of the TLS handshake starting): slow senders are cut off.`, 1, 3600),
+      max_request_line_bytes: int(8192, 'Longest request line (method, path and query); longer gets 414.', 256, 1 << 20),
+      max_request_head_bytes: int(16_384, 'Largest request head (request line and headers); larger gets 431.', 512, 1 << 20),
+      max_headers: int(64, 'Most header lines in a request; more gets 431.', 1, 1000),
+    },
+  },
   protocol: {
     help: 'Protocol limits and timings.',
     keys: {
-      max_scrape_torrents: int(100, 'Most info hashes answered per scrape.', 1, 1000),
+      max_scrape_torrents: int(100, 'Most info hashes answered per scrape; extra ones are ignored (not an error).', 1, 1000),
       max_response_peers: int(50, 'Most peers returned per announce (numwant is honoured below it).', 0, 500),
       peer_announce_interval: int(120, 'Ask peers to announce this often (seconds).', 1, 86_400),
+      peer_announce_min_interval: int(60, 'Ask peers not to announce more often than this (seconds; "min interval").', 0, 86_400),
+      enable_full_scrape: bool(false, `Answer a scrape without info hashes with every torrent. Off by default: on a
+big tracker the answer is megabytes. When on, it is served from a snapshot
+made every full_scrape_interval seconds, not built per request.`),
+      full_scrape_interval: int(60, 'Rebuild the full-scrape snapshot this often (seconds).', 1, 86_400),
     },
   },
   cleaning: cleaning(30, 1800),

@@ -12,6 +12,7 @@ import {version} from '../version.js'
 import {Mesh} from './mesh.js'
 import {dropPrivileges} from './privileges.js'
 import {takeOverSignals} from './signals.js'
+import {loadTlsMaterial, tlsConfigOf, TlsError, type TlsMaterial} from './tls.js'
 import {removePidFiles, writePidFile, writeStatus, type TrackerStatus} from './status.js'
 
 /** The keys every server config has (see src/config); the runtime reads nothing else. */
@@ -42,6 +43,8 @@ export interface WorkerContext<C extends RuntimeConfig = RuntimeConfig> {
   mesh?: Mesh
   /** Which worker owns the swarm shard of an info hash. */
   ownerOf(infoHash: Uint8Array, offset: number): number
+  /** Certificate and key when the config turns TLS on (read and checked by the primary). */
+  tls?: TlsMaterial
 }
 
 export interface ProtocolWorker {
@@ -49,6 +52,8 @@ export interface ProtocolWorker {
   start(): Promise<string[]>
   /** Periodic swarm cleaning; `accessListChanged` after a reload. */
   clean(): void
+  /** New certificate and key after a reload, for new connections (servers with TLS). */
+  setTls?(material: TlsMaterial): void
   close(): Promise<void>
 }
 
@@ -102,6 +107,9 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
     accessList.replace(await loadAccessListFile(config.access_list.path))
   }
   accessList.generation = 1
+  // A bad certificate or key at start refuses to start, like a bad access list.
+  const tlsConfig = tlsConfigOf(config)
+  let tls = tlsConfig ? await loadTlsMaterial(tlsConfig) : undefined
 
   const registry = new Registry()
   registerTrackerMetrics(registry, protocol, version, startedAt, {
@@ -140,7 +148,7 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
 
   if (count === 1) {
     const ctx: WorkerContext<C> = {
-      index: 0, count: 1, config, secret, epochMs, accessList, log, registry,
+      index: 0, count: 1, config, secret, epochMs, accessList, log, registry, tls,
       ownerOf: () => 0,
     }
     const {createWorker} = (await import(spec.workerModule)) as {createWorker: WorkerFactory<C>}
@@ -180,6 +188,7 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
     const hashes = accessList.mode === 'off' ? undefined : accessList.toBuffer()
     await waitPhase('booted')
     for (const w of workers) w.send({type: 'access-list', generation: accessList.generation, hashes} satisfies PrimaryMessage)
+    if (tls) for (const w of workers) w.send({type: 'tls', ...tls} satisfies PrimaryMessage)
     const meshUp = waitPhase('mesh-listening')
     for (const w of workers) w.send({type: 'mesh-listen'} satisfies PrimaryMessage)
     await meshUp
@@ -251,7 +260,22 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
     } else {
       reloads.ok++
     }
-    status = {...status, generation, ok: error === null, entries: accessList.entries, error, time: new Date().toISOString()}
+    let tlsResult: TrackerStatus['tls']
+    if (tlsConfig) {
+      try {
+        const material = await loadTlsMaterial(tlsConfig)
+        if (workers.length > 0) await askAll(id => ({type: 'tls', id, ...material}))
+        local?.setTls?.(material)
+        tls = material
+        tlsResult = {ok: true, error: null}
+        log.info('TLS certificate and key reloaded; new connections use them')
+      } catch (e) {
+        const message = e instanceof TlsError ? e.message : String(e)
+        tlsResult = {ok: false, error: message}
+        log.error(`TLS reload failed, the previous certificate stays in force: ${message}`)
+      }
+    }
+    status = {...status, generation, ok: error === null, entries: accessList.entries, error, time: new Date().toISOString(), ...(tlsResult ? {tls: tlsResult} : {})}
     await writeStatus(config.pid_file, status).catch(e => log.warn(`could not write status file: ${(e as Error).message}`))
     pending--
     return status
@@ -320,6 +344,7 @@ export interface WorkerBoot {
 
 export type PrimaryMessage =
   | {type: 'access-list'; id?: number; generation: number; hashes?: Buffer | Uint8Array}
+  | {type: 'tls'; id?: number; cert: Buffer | Uint8Array; key: Buffer | Uint8Array}
   | {type: 'mesh-listen'}
   | {type: 'start'}
   | {type: 'metrics'; id: number}
@@ -374,6 +399,13 @@ export async function runWorkerProcess(boot: Required<WorkerBoot>): Promise<void
           accessList.generation = msg.generation
           if (msg.id !== undefined) send({type: 'ack', id: msg.id})
           return
+        case 'tls': {
+          const material = {cert: Buffer.from(msg.cert), key: Buffer.from(msg.key)}
+          ctx.tls = material
+          worker?.setTls?.(material)
+          if (msg.id !== undefined) send({type: 'ack', id: msg.id})
+          return
+        }
         case 'mesh-listen':
           await mesh.listen()
           send({type: 'mesh-listening'})

@@ -10,6 +10,7 @@ import {AnnounceRequest, AnnounceResult, AnnounceStatus, ScrapeCounts, Swarm} fr
 import type {UdpConfig} from '../../config/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {splitHostPort} from '../runtime.js'
+import {ScrapeRouter} from '../scrape-router.js'
 
 export type UdpWorkerConfig = UdpConfig
 
@@ -23,26 +24,13 @@ const DROP_PORT_ZERO = 2
 const DROP_SEND_FAILED = 3
 const REFUSED_ACCESS = 0
 
-// Mesh frame types used by the UDP server.
-const FRAME_ANNOUNCE = 1
-const FRAME_SCRAPE_REQUEST = 2
-const FRAME_SCRAPE_RESPONSE = 3
+// Mesh frame type of an announce forwarded to its shard's owner (see scrape-router for scrapes).
+const FRAME_ANNOUNCE = 16
 
 /** Node >= 22.12 / 23.1 can give every worker its own socket on the same port. */
 export function nodeHasReusePort(versionText = process.versions.node): boolean {
   const [major, minor] = versionText.split('.').map(Number)
   return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)
-}
-
-interface PendingScrape {
-  socket: Socket
-  family: 0 | 1
-  port: number
-  address: string
-  tid: number
-  count: number
-  counts: Uint32Array
-  waiting: number
 }
 
 export function createWorker(ctx: WorkerContext<UdpWorkerConfig>): ProtocolWorker {
@@ -67,8 +55,7 @@ export class UdpWorker implements ProtocolWorker {
   private readonly ip = new Uint8Array(16)
   /** The first 4 bytes of `ip`: one view made once, not one per packet. */
   private readonly ip4 = this.ip.subarray(0, 4)
-  private readonly pendingScrapes = new Map<number, PendingScrape>()
-  private nextScrapeId = 1
+  private readonly scrapes: ScrapeRouter
   private readonly cfg: UdpWorkerConfig
 
   constructor(private readonly ctx: WorkerContext<UdpWorkerConfig>) {
@@ -83,6 +70,7 @@ export class UdpWorker implements ProtocolWorker {
     this.outSize = Math.max(20 + 18 * cfg.protocol.max_response_peers, 8 + 12 * cfg.protocol.max_scrape_torrents, 1024)
     this.out = Buffer.allocUnsafe(this.outSize)
     this.tick()
+    this.scrapes = new ScrapeRouter(ctx, this.swarm)
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges())
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
   }
@@ -241,13 +229,9 @@ export class UdpWorker implements ProtocolWorker {
 
   private scrape(socket: Socket, v: 0 | 1, msg: Buffer, port: number, address: string): void {
     const {scrapeOffset, scrapeCount, transactionId} = this.req
-    const c = this.scrapeCounts
-    const mesh = this.ctx.mesh
-    let remote = 0
-    if (mesh) {
-      for (let i = 0; i < scrapeCount; i++) if (this.ctx.ownerOf(msg, scrapeOffset + 20 * i) !== this.ctx.index) remote++
-    }
-    if (remote === 0) {
+    if (this.scrapes.allLocal(msg, scrapeOffset, scrapeCount)) {
+      // The common case writes straight into the reply buffer.
+      const c = this.scrapeCounts
       writeScrapeHeader(this.out, transactionId)
       for (let i = 0; i < scrapeCount; i++) {
         this.swarm.scrape(msg, scrapeOffset + 20 * i, c)
@@ -257,39 +241,16 @@ export class UdpWorker implements ProtocolWorker {
       this.stats.responses[v][2]++
       return
     }
-    // Hashes of other shards are counted by their owners; the reply goes out when all answered.
-    const id = this.nextScrapeId++
-    const pending: PendingScrape = {socket, family: v, port, address, tid: transactionId, count: scrapeCount,
-      counts: new Uint32Array(scrapeCount * 3), waiting: 0}
-    const perOwner = new Map<number, number[]>()
-    for (let i = 0; i < scrapeCount; i++) {
-      const owner = this.ctx.ownerOf(msg, scrapeOffset + 20 * i)
-      if (owner === this.ctx.index) {
-        this.swarm.scrape(msg, scrapeOffset + 20 * i, c)
-        pending.counts[3 * i] = c.seeders
-        pending.counts[3 * i + 1] = c.completed
-        pending.counts[3 * i + 2] = c.leechers
-      } else {
-        let list = perOwner.get(owner)
-        if (!list) perOwner.set(owner, (list = []))
-        list.push(i)
-      }
-    }
-    for (const [owner, indices] of perOwner) {
-      const frame = Buffer.allocUnsafe(6 + 22 * indices.length)
-      frame.writeUInt32LE(id, 0)
-      frame.writeUInt16LE(indices.length, 4)
-      indices.forEach((i, k) => {
-        frame.writeUInt16LE(i, 6 + 22 * k)
-        msg.copy(frame, 8 + 22 * k, scrapeOffset + 20 * i, scrapeOffset + 20 * i + 20)
-      })
-      pending.waiting++
-      mesh!.send(owner, FRAME_SCRAPE_REQUEST, frame)
-    }
-    this.pendingScrapes.set(id, pending)
+    this.scrapes.scrape(msg, scrapeOffset, scrapeCount, counts => {
+      writeScrapeHeader(this.out, transactionId)
+      for (let i = 0; i < scrapeCount; i++) writeScrapeEntry(this.out, i, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
+      this.send(socket, v, 8 + 12 * scrapeCount, port, address)
+      this.stats.responses[v][2]++
+    })
   }
 
   private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
+    if (this.scrapes.onFrame(from, type, buf, offset)) return
     if (type === FRAME_ANNOUNCE) {
       const socketFamily = buf[offset] as 0 | 1
       const port = buf.readUInt16BE(offset + 1)
@@ -304,43 +265,6 @@ export class UdpWorker implements ProtocolWorker {
       if (parseRequest(msg, msg.length, this.cfg.protocol.max_scrape_torrents, this.req) !== ParseStatus.Ok) return
       const v: 0 | 1 = ipFamily === 4 ? 0 : 1
       this.announce(socket, v, ipFamily, ipFamily === 4 ? this.ip4 : this.ip, msg, port, address)
-    } else if (type === FRAME_SCRAPE_REQUEST) {
-      const id = buf.readUInt32LE(offset)
-      const n = buf.readUInt16LE(offset + 4)
-      const reply = Buffer.allocUnsafe(6 + 14 * n)
-      reply.writeUInt32LE(id, 0)
-      reply.writeUInt16LE(n, 4)
-      const c = this.scrapeCounts
-      for (let k = 0; k < n; k++) {
-        const at = offset + 6 + 22 * k
-        this.swarm.scrape(buf, at + 2, c)
-        reply.writeUInt16LE(buf.readUInt16LE(at), 6 + 14 * k)
-        reply.writeUInt32LE(c.seeders, 8 + 14 * k)
-        reply.writeUInt32LE(c.completed, 12 + 14 * k)
-        reply.writeUInt32LE(c.leechers, 16 + 14 * k)
-      }
-      // 4-byte fields at 2-byte alignment: readUInt32LE handles it.
-      this.ctx.mesh!.send(from, FRAME_SCRAPE_RESPONSE, reply)
-    } else if (type === FRAME_SCRAPE_RESPONSE) {
-      const id = buf.readUInt32LE(offset)
-      const pending = this.pendingScrapes.get(id)
-      if (!pending) return
-      const n = buf.readUInt16LE(offset + 4)
-      for (let k = 0; k < n; k++) {
-        const at = offset + 6 + 14 * k
-        const i = buf.readUInt16LE(at)
-        pending.counts[3 * i] = buf.readUInt32LE(at + 2)
-        pending.counts[3 * i + 1] = buf.readUInt32LE(at + 6)
-        pending.counts[3 * i + 2] = buf.readUInt32LE(at + 10)
-      }
-      if (--pending.waiting > 0) return
-      this.pendingScrapes.delete(id)
-      writeScrapeHeader(this.out, pending.tid)
-      for (let i = 0; i < pending.count; i++) {
-        writeScrapeEntry(this.out, i, pending.counts[3 * i], pending.counts[3 * i + 1], pending.counts[3 * i + 2])
-      }
-      this.send(pending.socket, pending.family, 8 + 12 * pending.count, pending.port, pending.address)
-      this.stats.responses[pending.family][2]++
     }
   }
 

@@ -1,0 +1,383 @@
+/**
+ * HTTP/1.x request heads and tracker queries, parsed from bytes. Pure: no sockets, no state
+ * beyond the caller's reusable result objects. Nothing here throws on any input.
+ */
+
+export const enum HeadStatus {
+  /** A complete head was parsed into the result. */
+  Ok = 0,
+  /** No end of head yet: read more (the bytes so far are within the limits). */
+  Incomplete = 1,
+  /** The request line is longer than allowed (414). */
+  LineTooLong = 2,
+  /** The head is larger than allowed or has too many headers (431). */
+  HeadTooLarge = 3,
+  /** Not an HTTP/1.x request (400). */
+  Malformed = 4,
+}
+
+export interface HeadLimits {
+  maxLineBytes: number
+  maxHeadBytes: number
+  maxHeaders: number
+}
+
+const CR = 13
+const LF = 10
+const SP = 32
+const COLON = 58
+const QUESTION = 63
+
+/** Lower-case ASCII names compared against header names. */
+const CONNECTION = Buffer.from('connection')
+const CONTENT_LENGTH = Buffer.from('content-length')
+const TRANSFER_ENCODING = Buffer.from('transfer-encoding')
+
+export class RequestHead {
+  /** Offset just past the blank line that ends the head. */
+  headEnd = 0
+  methodStart = 0
+  methodEnd = 0
+  /** The path, without the query. */
+  pathStart = 0
+  pathEnd = 0
+  /** The query after `?` (empty if none); -1 when the target had no `?`. */
+  queryStart = -1
+  queryEnd = -1
+  /** HTTP/1.1 (true) or HTTP/1.0 (false). */
+  http11 = true
+  /** From the Connection header: 1 keep-alive, 0 close, -1 not given. */
+  connection = -1
+  /** Content-Length, or -1; chunked bodies are refused by the caller. */
+  contentLength = -1
+  chunked = false
+  /** The value of the configured client-IP header (last occurrence), or -1. */
+  ipHeaderStart = -1
+  ipHeaderEnd = -1
+
+  /** Whether the connection stays open after the response, by the HTTP/1.x rules. */
+  keepAlive(): boolean {
+    return this.connection === -1 ? this.http11 : this.connection === 1
+  }
+}
+
+function lowerEquals(buf: Uint8Array, start: number, end: number, lower: Uint8Array): boolean {
+  if (end - start !== lower.length) return false
+  for (let i = 0; i < lower.length; i++) {
+    let c = buf[start + i]
+    if (c >= 65 && c <= 90) c += 32
+    if (c !== lower[i]) return false
+  }
+  return true
+}
+
+function containsToken(buf: Uint8Array, start: number, end: number, token: string): boolean {
+  // Connection values are comma-separated tokens; compare case-insensitively.
+  const text = Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1').toLowerCase()
+  return text.split(',').some(t => t.trim() === token)
+}
+
+/**
+ * Parses the request head that starts at `buf[start]` and ends before `end` (the bytes received).
+ * `ipHeader` is the lower-case name of the reverse-proxy header to capture, if any.
+ */
+export function parseHead(buf: Uint8Array, start: number, end: number, limits: HeadLimits, ipHeader: Uint8Array | null, out: RequestHead): HeadStatus {
+  // Tolerate blank lines before a request (RFC 9112 2.2).
+  while (start < end && (buf[start] === CR || buf[start] === LF)) start++
+  // Request line.
+  let lineEnd = -1
+  const lineLimit = Math.min(end, start + limits.maxLineBytes + 2)
+  for (let i = start; i < lineLimit; i++) {
+    if (buf[i] === LF) {
+      lineEnd = i
+      break
+    }
+  }
+  if (lineEnd < 0) return end - start > limits.maxLineBytes + 1 ? HeadStatus.LineTooLong : HeadStatus.Incomplete
+  const lineStop = lineEnd > start && buf[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd
+  let i = start
+  while (i < lineStop && buf[i] !== SP) {
+    const c = buf[i]
+    if (c < 65 || c > 90) return HeadStatus.Malformed
+    i++
+  }
+  if (i === start || i >= lineStop) return HeadStatus.Malformed
+  out.methodStart = start
+  out.methodEnd = i
+  const targetStart = i + 1
+  let targetEnd = targetStart
+  while (targetEnd < lineStop && buf[targetEnd] !== SP) targetEnd++
+  if (targetEnd === targetStart || targetEnd >= lineStop) return HeadStatus.Malformed
+  // "HTTP/1.0" or "HTTP/1.1"
+  const v = targetEnd + 1
+  if (lineStop - v !== 8 || buf[v] !== 72 || buf[v + 1] !== 84 || buf[v + 2] !== 84 || buf[v + 3] !== 80 ||
+    buf[v + 4] !== 47 || buf[v + 5] !== 49 || buf[v + 6] !== 46 || (buf[v + 7] !== 48 && buf[v + 7] !== 49)) {
+    return HeadStatus.Malformed
+  }
+  out.http11 = buf[v + 7] === 49
+  out.pathStart = targetStart
+  out.queryStart = out.queryEnd = -1
+  let q = targetStart
+  while (q < targetEnd && buf[q] !== QUESTION) q++
+  out.pathEnd = q
+  if (q < targetEnd) {
+    out.queryStart = q + 1
+    out.queryEnd = targetEnd
+  }
+  // Headers.
+  out.connection = -1
+  out.contentLength = -1
+  out.chunked = false
+  out.ipHeaderStart = out.ipHeaderEnd = -1
+  let headers = 0
+  let pos = lineEnd + 1
+  const headLimit = start + limits.maxHeadBytes
+  for (;;) {
+    let eol = -1
+    const stop = Math.min(end, headLimit)
+    for (let k = pos; k < stop; k++) {
+      if (buf[k] === LF) {
+        eol = k
+        break
+      }
+    }
+    if (eol < 0) return end >= headLimit ? HeadStatus.HeadTooLarge : HeadStatus.Incomplete
+    const stopAt = eol > pos && buf[eol - 1] === CR ? eol - 1 : eol
+    if (stopAt === pos) {
+      out.headEnd = eol + 1
+      return HeadStatus.Ok
+    }
+    if (++headers > limits.maxHeaders) return HeadStatus.HeadTooLarge
+    let colon = pos
+    while (colon < stopAt && buf[colon] !== COLON) colon++
+    // Obsolete line folding and names with spaces are refused (RFC 9112 5.1, 5.2).
+    if (colon === pos || colon === stopAt || buf[pos] === SP || buf[pos] === 9 || buf[colon - 1] === SP) return HeadStatus.Malformed
+    let vs = colon + 1
+    while (vs < stopAt && (buf[vs] === SP || buf[vs] === 9)) vs++
+    let ve = stopAt
+    while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === 9)) ve--
+    const nameLength = colon - pos
+    if (nameLength === 10 && lowerEquals(buf, pos, colon, CONNECTION)) {
+      if (containsToken(buf, vs, ve, 'close')) out.connection = 0
+      else if (containsToken(buf, vs, ve, 'keep-alive')) out.connection = 1
+    } else if (nameLength === 14 && lowerEquals(buf, pos, colon, CONTENT_LENGTH)) {
+      let n = 0
+      if (ve === vs || ve - vs > 15) return HeadStatus.Malformed
+      for (let k = vs; k < ve; k++) {
+        const d = buf[k] - 48
+        if (d < 0 || d > 9) return HeadStatus.Malformed
+        n = n * 10 + d
+      }
+      if (out.contentLength >= 0 && out.contentLength !== n) return HeadStatus.Malformed
+      out.contentLength = n
+    } else if (nameLength === 17 && lowerEquals(buf, pos, colon, TRANSFER_ENCODING)) {
+      out.chunked = true
+    } else if (ipHeader && lowerEquals(buf, pos, colon, ipHeader)) {
+      out.ipHeaderStart = vs
+      out.ipHeaderEnd = ve
+    }
+    pos = eol + 1
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+
+export const EVENT_NAMES = ['', 'completed', 'started', 'stopped'] as const
+
+/** Why a query was refused; the text goes out as the bencoded failure reason. */
+export type QueryError = string
+
+export class AnnounceQuery {
+  readonly infoHash = new Uint8Array(20)
+  readonly peerId = new Uint8Array(20)
+  port = 0
+  /** 0 none, 1 completed, 2 started, 3 stopped (the swarm's EVENT_* values). */
+  event = 0
+  leftIsZero = false
+  /** -1 when not given. */
+  numWant = -1
+  compact = true
+  noPeerId = false
+}
+
+const enum Seen {
+  InfoHash = 1,
+  PeerId = 2,
+  Port = 4,
+  Uploaded = 8,
+  Downloaded = 16,
+  Left = 32,
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  if (c >= 97 && c <= 102) return c - 87
+  if (c >= 65 && c <= 70) return c - 55
+  return -1
+}
+
+/**
+ * Percent-decodes `buf[start..end]` into `out` at `at`; it must decode to exactly 20 bytes.
+ * `+` is taken literally (RFC 3986), as aquatic and libtorrent do. Returns false otherwise.
+ */
+export function decode20(buf: Uint8Array, start: number, end: number, out: Uint8Array, at: number): boolean {
+  let n = 0
+  for (let i = start; i < end; i++) {
+    if (n === 20) return false
+    let c = buf[i]
+    if (c === 37) {
+      if (i + 2 >= end) return false
+      const hi = hexValue(buf[i + 1])
+      const lo = hexValue(buf[i + 2])
+      if (hi < 0 || lo < 0) return false
+      c = (hi << 4) | lo
+      i += 2
+    }
+    out[at + n++] = c
+  }
+  return n === 20
+}
+
+/** A decimal integer up to 2^53; -1 for anything else (empty, signs, other characters, too big). */
+function parseUint(buf: Uint8Array, start: number, end: number): number {
+  if (start === end || end - start > 16) return -1
+  let n = 0
+  for (let i = start; i < end; i++) {
+    const d = buf[i] - 48
+    if (d < 0 || d > 9) return -1
+    n = n * 10 + d
+  }
+  return n
+}
+
+function isZero(buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] !== 48) return false
+  return true
+}
+
+function keyIs(buf: Uint8Array, start: number, end: number, key: string): boolean {
+  if (end - start !== key.length) return false
+  for (let i = 0; i < key.length; i++) if (buf[start + i] !== key.charCodeAt(i)) return false
+  return true
+}
+
+function valueIs(buf: Uint8Array, start: number, end: number, value: string): boolean {
+  return keyIs(buf, start, end, value)
+}
+
+const MISSING: Record<number, string> = {
+  [Seen.InfoHash]: 'info_hash', [Seen.PeerId]: 'peer_id', [Seen.Port]: 'port',
+  [Seen.Uploaded]: 'uploaded', [Seen.Downloaded]: 'downloaded', [Seen.Left]: 'left',
+}
+
+/**
+ * Parses an announce query (`buf[start..end]`, after the `?`). Returns null when it is valid,
+ * else the failure reason. Unknown keys are ignored; so are `ip`, `key` and `trackerid`.
+ */
+export function parseAnnounceQuery(buf: Uint8Array, start: number, end: number, out: AnnounceQuery): QueryError | null {
+  let seen = 0
+  out.event = 0
+  out.numWant = -1
+  out.compact = true
+  out.noPeerId = false
+  out.leftIsZero = false
+  let i = start
+  while (i < end) {
+    let amp = i
+    while (amp < end && buf[amp] !== 38) amp++
+    let eq = i
+    while (eq < amp && buf[eq] !== 61) eq++
+    const vs = eq < amp ? eq + 1 : amp
+    const ks = i
+    const ke = eq
+    i = amp + 1
+    switch (ke - ks) {
+      case 9:
+        if (keyIs(buf, ks, ke, 'info_hash')) {
+          if (seen & Seen.InfoHash) return 'info_hash given twice'
+          if (!decode20(buf, vs, amp, out.infoHash, 0)) return 'Invalid info_hash: it must be 20 bytes, percent-encoded'
+          seen |= Seen.InfoHash
+        }
+        break
+      case 7:
+        if (keyIs(buf, ks, ke, 'peer_id')) {
+          if (!decode20(buf, vs, amp, out.peerId, 0)) return 'Invalid peer_id: it must be 20 bytes, percent-encoded'
+          seen |= Seen.PeerId
+        } else if (keyIs(buf, ks, ke, 'numwant')) {
+          const n = parseUint(buf, vs, amp)
+          if (n < 0) return 'Invalid numwant: it must be a whole number'
+          out.numWant = n
+        } else if (keyIs(buf, ks, ke, 'compact')) {
+          if (valueIs(buf, vs, amp, '0')) out.compact = false
+          else if (valueIs(buf, vs, amp, '1')) out.compact = true
+          else return 'Invalid compact: it must be 0 or 1'
+        }
+        break
+      case 4:
+        if (keyIs(buf, ks, ke, 'port')) {
+          const n = parseUint(buf, vs, amp)
+          if (n < 0 || n > 65535) return 'Invalid port: it must be a number from 1 to 65535'
+          if (n === 0) return "Port can't be 0"
+          out.port = n
+          seen |= Seen.Port
+        } else if (keyIs(buf, ks, ke, 'left')) {
+          if (parseUint(buf, vs, amp) < 0) return 'Invalid left: it must be a whole number of bytes'
+          out.leftIsZero = isZero(buf, vs, amp)
+          seen |= Seen.Left
+        }
+        break
+      case 8:
+        if (keyIs(buf, ks, ke, 'uploaded')) {
+          if (parseUint(buf, vs, amp) < 0) return 'Invalid uploaded: it must be a whole number of bytes'
+          seen |= Seen.Uploaded
+        }
+        break
+      case 10:
+        if (keyIs(buf, ks, ke, 'downloaded')) {
+          if (parseUint(buf, vs, amp) < 0) return 'Invalid downloaded: it must be a whole number of bytes'
+          seen |= Seen.Downloaded
+        } else if (keyIs(buf, ks, ke, 'no_peer_id')) {
+          out.noPeerId = !valueIs(buf, vs, amp, '0')
+        }
+        break
+      case 5:
+        if (keyIs(buf, ks, ke, 'event')) {
+          if (vs === amp || valueIs(buf, vs, amp, 'empty') || valueIs(buf, vs, amp, 'paused')) out.event = 0
+          else if (valueIs(buf, vs, amp, 'completed')) out.event = 1
+          else if (valueIs(buf, vs, amp, 'started')) out.event = 2
+          else if (valueIs(buf, vs, amp, 'stopped')) out.event = 3
+          else return 'Invalid event: it must be started, stopped, completed or empty'
+        }
+        break
+    }
+  }
+  const all = Seen.InfoHash | Seen.PeerId | Seen.Port | Seen.Uploaded | Seen.Downloaded | Seen.Left
+  if (seen !== all) {
+    for (const bit of [Seen.InfoHash, Seen.PeerId, Seen.Port, Seen.Uploaded, Seen.Downloaded, Seen.Left]) {
+      if (!(seen & bit)) return `Missing ${MISSING[bit]}`
+    }
+  }
+  return null
+}
+
+/**
+ * Collects the `info_hash` values of a scrape query into `out` (20 bytes each), at most `max`;
+ * extra ones are ignored. Returns the count, or a failure reason for a malformed hash.
+ */
+export function parseScrapeQuery(buf: Uint8Array, start: number, end: number, max: number, out: Uint8Array): number | QueryError {
+  let count = 0
+  let i = start
+  while (i < end) {
+    let amp = i
+    while (amp < end && buf[amp] !== 38) amp++
+    let eq = i
+    while (eq < amp && buf[eq] !== 61) eq++
+    if (count < max && keyIs(buf, i, eq, 'info_hash')) {
+      if (!decode20(buf, eq < amp ? eq + 1 : amp, amp, out, count * 20)) return 'Invalid info_hash: it must be 20 bytes, percent-encoded'
+      count++
+    }
+    i = amp + 1
+  }
+  return count
+}
