@@ -30,10 +30,10 @@ export class ScrapeRouter {
   }
 
   /**
-   * Counts `[seeders, completed, leechers]` for each hash at buf[offset + 20*i]; calls `done`
-   * synchronously when all are local.
+   * Counts `[seeders, completed, leechers]` for each hash at buf[offset + 20*i]. When all are
+   * local, `done` runs before this returns true; else it runs later and this returns false.
    */
-  scrape(buf: Uint8Array, offset: number, count: number, done: (counts: Uint32Array) => void): void {
+  scrape(buf: Uint8Array, offset: number, count: number, done: (counts: Uint32Array) => void): boolean {
     const counts = new Uint32Array(count * 3)
     const c = this.scratch
     const perOwner = new Map<number, number[]>()
@@ -51,7 +51,10 @@ export class ScrapeRouter {
         list.push(i)
       }
     }
-    if (perOwner.size === 0) return done(counts)
+    if (perOwner.size === 0) {
+      done(counts)
+      return true
+    }
     const id = this.nextId++
     this.pending.set(id, {counts, waiting: perOwner.size, done})
     for (const [owner, indices] of perOwner) {
@@ -64,6 +67,7 @@ export class ScrapeRouter {
       })
       this.ctx.mesh!.send(owner, FRAME_SCRAPE_REQUEST, frame)
     }
+    return false
   }
 
   /** Handles the router's mesh frames; returns false for frames that are not its own. */

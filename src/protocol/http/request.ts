@@ -2,6 +2,7 @@
  * HTTP/1.x request heads and tracker queries, parsed from bytes. Pure: no sockets, no state
  * beyond the caller's reusable result objects. Nothing here throws on any input.
  */
+import {MESSAGE} from '../messages.js'
 
 export const enum HeadStatus {
   /** A complete head was parsed into the result. */
@@ -318,7 +319,7 @@ export function parseAnnounceQuery(buf: Uint8Array, start: number, end: number, 
         if (keyIs(buf, ks, ke, 'port')) {
           const n = parseUint(buf, vs, amp)
           if (n < 0 || n > 65535) return 'Invalid port: it must be a number from 1 to 65535'
-          if (n === 0) return "Port can't be 0"
+          if (n === 0) return MESSAGE.portZero
           out.port = n
           seen |= Seen.Port
         } else if (keyIs(buf, ks, ke, 'left')) {

@@ -4,6 +4,8 @@
  * tests) builds requests and reads responses.
  */
 
+import {MESSAGE} from '../messages.js'
+
 export const PROTOCOL_ID = 0x41727101980n
 const PROTOCOL_ID_HI = 0x417
 const PROTOCOL_ID_LO = 0x27101980
@@ -21,11 +23,11 @@ export const EVENT_STOPPED = 3
 export const ANNOUNCE_REQUEST_LENGTH = 98
 
 const error = (text: string): Buffer => Buffer.from(text, 'latin1')
-export const ERROR_PORT_ZERO = error("Port can't be 0")
-export const ERROR_FULL_SCRAPE = error('Full scrapes are not allowed')
-export const ERROR_INFO_HASH_LIST = error('Invalid info hash list')
-export const ERROR_INFO_HASH_NOT_ALLOWED = error('Info hash not allowed')
-export const ERROR_TRACKER_FULL = error('Tracker is at its torrent limit; try again later')
+export const ERROR_PORT_ZERO = error(MESSAGE.portZero)
+export const ERROR_FULL_SCRAPE = error(MESSAGE.fullScrape)
+export const ERROR_INFO_HASH_LIST = error(MESSAGE.infoHashList)
+export const ERROR_INFO_HASH_NOT_ALLOWED = error(MESSAGE.infoHashNotAllowed)
+export const ERROR_TRACKER_FULL = error(MESSAGE.torrentLimit)
 
 export const enum ParseStatus {
   /** A well-formed request. */

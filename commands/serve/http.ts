@@ -1,0 +1,26 @@
+import {Command} from '@oclif/core'
+import {serverFlags, serverOverrides} from '../../src/config/flags.js'
+import {serve, UserError} from '../../src/server/serve.js'
+import {installEarlySignalHandlers} from '../../src/server/signals.js'
+
+export default class ServeHttp extends Command {
+  static override description = 'Run the HTTP tracker (BEP 3, 7, 23, 48; plain or TLS)'
+  static override examples = [
+    '<%= config.bin %> serve http',
+    '<%= config.bin %> serve http --ipv4 127.0.0.1:6969 --ipv6 [::1]:6969',
+    '<%= config.bin %> serve http -c http.toml',
+  ]
+  static override flags = serverFlags
+
+  async run(): Promise<void> {
+    installEarlySignalHandlers()
+    const {flags} = await this.parse(ServeHttp)
+    try {
+      const tracker = await serve('http', flags.config, serverOverrides(flags))
+      await tracker.done
+    } catch (error) {
+      if (error instanceof UserError) this.error(error.message, {exit: 1})
+      throw error
+    }
+  }
+}

@@ -1,0 +1,654 @@
+import net, {type Server, type Socket} from 'node:net'
+import tls from 'node:tls'
+import type {HttpConfig} from '../../config/index.js'
+import {TrafficStats, registerWorkerMetrics} from '../../metrics/index.js'
+import {parseIpInto} from '../../net/ip.js'
+import {MESSAGE} from '../../protocol/messages.js'
+import {
+  AnnounceQuery, HeadStatus, parseAnnounceQuery, parseHead, parseScrapeQuery, RequestHead, type HeadLimits,
+} from '../../protocol/http/request.js'
+import {
+  announceBodyMax, failureBody, RESPONSE_HEAD_MAX, SCRAPE_ENTRY_MAX, writeCompactAnnounce, writeDictAnnounce,
+  writeResponseHead, writeScrapeEnd, writeScrapeEntry, writeScrapeStart,
+} from '../../protocol/http/response.js'
+import {AnnounceRequest, AnnounceResult, AnnounceStatus, Swarm} from '../../swarm/index.js'
+import type {ProtocolWorker, WorkerContext} from '../runtime.js'
+import {splitHostPort} from '../runtime.js'
+import {ScrapeRouter} from '../scrape-router.js'
+import type {TlsMaterial} from '../tls.js'
+import {nodeHasReusePort} from '../udp/worker.js'
+
+const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape', 'other'] as const
+const RESPONSE_TYPES = ['announce', 'scrape', 'full_scrape', 'failure', 'not_found', 'bad_request'] as const
+const REQ_ANNOUNCE = 0
+const REQ_SCRAPE = 1
+const REQ_FULL_SCRAPE = 2
+const REQ_OTHER = 3
+const RES_ANNOUNCE = 0
+const RES_SCRAPE = 1
+const RES_FULL_SCRAPE = 2
+const RES_FAILURE = 3
+const RES_NOT_FOUND = 4
+const RES_BAD_REQUEST = 5
+/** Connections closed by the tracker, by reason. */
+const DROP_REASONS = ['idle_timeout', 'request_timeout', 'bad_request', 'max_connections', 'evicted', 'slow_reader', 'tls_error'] as const
+const DROP_IDLE = 0
+const DROP_REQUEST_TIMEOUT = 1
+const DROP_BAD_REQUEST = 2
+const DROP_MAX_CONNECTIONS = 3
+const DROP_EVICTED = 4
+const DROP_SLOW_READER = 5
+const DROP_TLS_ERROR = 6
+const REFUSAL_REASONS = ['access_list', 'invalid_query', 'full_scrape', 'reverse_proxy_header'] as const
+const REFUSED_ACCESS = 0
+const REFUSED_QUERY = 1
+const REFUSED_FULL_SCRAPE = 2
+const REFUSED_PROXY_HEADER = 3
+
+// Mesh frames (see scrape-router for scrapes).
+const FRAME_ANNOUNCE = 17
+const FRAME_ANNOUNCE_REPLY = 18
+const FRAME_FULL_SCRAPE_PART = 19
+
+/** Unsent response bytes a connection may hold before it is closed as a slow reader. */
+const MAX_UNSENT = 1 << 20
+
+const ANNOUNCE_PATH = Buffer.from('/announce')
+const SCRAPE_PATH = Buffer.from('/scrape')
+const GET = Buffer.from('GET')
+
+const FAILURE_NOT_FOUND = failureBody('Not found: this tracker answers /announce and /scrape')
+const FAILURE_METHOD = failureBody('Only GET requests are answered')
+
+class Connection {
+  /** Bytes received but not yet parsed (a partial or a waiting pipelined request). */
+  pending: Buffer | null = null
+  /** A request was forwarded to another worker: wait for its answer before the next one. */
+  busy = false
+  closed = false
+  /** When the request being received started (ms), 0 when between requests. */
+  requestStart: number
+  lastActive: number
+  readonly ip = new Uint8Array(16)
+  readonly ipFamily: 0 | 4 | 6
+  /** IP version of the TCP peer, for metrics. */
+  readonly v: 0 | 1
+
+  constructor(readonly socket: Socket, now: number) {
+    this.requestStart = now
+    this.lastActive = now
+    this.ipFamily = parseIpInto(socket.remoteAddress ?? '', this.ip)
+    this.v = this.ipFamily === 6 ? 1 : 0
+  }
+}
+
+interface Forwarded {
+  conn: Connection
+  keepAlive: boolean
+  http11: boolean
+}
+
+export function createWorker(ctx: WorkerContext<HttpConfig>): ProtocolWorker {
+  return new HttpWorker(ctx)
+}
+
+export class HttpWorker implements ProtocolWorker {
+  readonly stats = new TrafficStats(REQUEST_TYPES, RESPONSE_TYPES, DROP_REASONS, REFUSAL_REASONS)
+  readonly swarm: Swarm
+  private readonly cfg: HttpConfig
+  private readonly servers: Server[] = []
+  private readonly connections = new Set<Connection>()
+  private readonly limits: HeadLimits
+  private readonly ipHeader: Uint8Array | null
+  private readonly head = new RequestHead()
+  private readonly query = new AnnounceQuery()
+  private readonly announceReq = new AnnounceRequest()
+  private readonly announceRes = new AnnounceResult()
+  private readonly peerBuf: Uint8Array
+  private readonly peerIdBuf: Uint8Array
+  /** Response bodies are built here, then copied out with their head. */
+  private body: Buffer
+  private readonly scrapeHashes: Buffer
+  private readonly proxyIp = new Uint8Array(16)
+  private readonly scrapes: ScrapeRouter
+  private readonly forwarded = new Map<number, Forwarded>()
+  private nextForward = 1
+  private now = 0
+  private nowMs = Date.now()
+  private clock?: NodeJS.Timeout
+  private fullScrapeTimer?: NodeJS.Timeout
+  /** Per worker: its shard's sorted scrape entries, with 257 offsets by first hash byte. */
+  private readonly fullScrapeParts: (Buffer | undefined)[]
+  private fullScrapeBody: Buffer | null = null
+
+  constructor(private readonly ctx: WorkerContext<HttpConfig>) {
+    const cfg = (this.cfg = ctx.config)
+    this.swarm = new Swarm({
+      maxTorrents: cfg.limits.max_torrents,
+      maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
+      maxPeerAge: cfg.cleaning.max_peer_age,
+    })
+    const c = cfg.connections
+    this.limits = {maxLineBytes: c.max_request_line_bytes, maxHeadBytes: c.max_request_head_bytes, maxHeaders: c.max_headers}
+    this.ipHeader = cfg.network.runs_behind_reverse_proxy ? Buffer.from(cfg.network.reverse_proxy_ip_header_name.toLowerCase(), 'latin1') : null
+    const maxPeers = cfg.protocol.max_response_peers
+    this.peerBuf = new Uint8Array(Math.max(1, maxPeers) * 18)
+    this.peerIdBuf = new Uint8Array(Math.max(1, maxPeers) * 20)
+    this.body = Buffer.allocUnsafe(Math.max(announceBodyMax(maxPeers), 16 + cfg.protocol.max_scrape_torrents * SCRAPE_ENTRY_MAX))
+    this.scrapeHashes = Buffer.allocUnsafe(cfg.protocol.max_scrape_torrents * 20)
+    this.scrapes = new ScrapeRouter(ctx, this.swarm)
+    this.fullScrapeParts = new Array(ctx.count).fill(undefined)
+    this.tick()
+    registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.connections.size)
+    ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
+  }
+
+  private tick(): void {
+    this.nowMs = Date.now()
+    this.now = Math.floor((this.nowMs - this.ctx.epochMs) / 1000)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sockets and connections
+
+  async start(): Promise<string[]> {
+    const net4 = this.cfg.network
+    this.clock = setInterval(() => {
+      this.tick()
+      this.sweep()
+    }, 1000)
+    this.clock.unref()
+    if (this.cfg.protocol.enable_full_scrape) {
+      this.buildFullScrapePart()
+      this.fullScrapeTimer = setInterval(() => this.buildFullScrapePart(), this.cfg.protocol.full_scrape_interval * 1000)
+      this.fullScrapeTimer.unref()
+    }
+    const scheme = this.ctx.tls ? 'https' : 'http'
+    const listening: string[] = []
+    if (net4.use_ipv4) {
+      const port = await this.listen(net4.address_ipv4, 4)
+      listening.push(`${scheme}://${net4.address_ipv4.replace(/:\d+$/, ':' + port)}/announce`)
+    }
+    if (net4.use_ipv6) {
+      const port = await this.listen(net4.address_ipv6, 6)
+      listening.push(`${scheme}://${net4.address_ipv6.replace(/:\d+$/, ':' + port)}/announce`)
+    }
+    return listening
+  }
+
+  private listen(address: string, family: 4 | 6): Promise<number> {
+    const [host, port] = splitHostPort(address)
+    const material = this.ctx.tls
+    const server: Server = material
+      ? tls.createServer({cert: material.cert, key: material.key, handshakeTimeout: this.cfg.connections.request_timeout * 1000, allowHalfOpen: true},
+        socket => this.accept(socket))
+      : net.createServer({noDelay: true, allowHalfOpen: true}, socket => this.accept(socket))
+    if (material) {
+      server.on('tlsClientError', () => this.stats.drops[DROP_TLS_ERROR]++)
+    }
+    this.servers.push(server)
+    const reusePort = this.ctx.count > 1 && nodeHasReusePort()
+    return new Promise((resolve, reject) => {
+      server.once('error', error => reject(new Error(`could not bind TCP ${address} ([network] address_ipv${family}): ${error.message}`)))
+      server.listen({
+        host, port, backlog: this.cfg.network.tcp_backlog, ipv6Only: family === 6 && this.cfg.network.set_only_ipv6,
+        exclusive: reusePort, ...(reusePort ? {reusePort: true} : {}),
+      }, () => {
+        server.removeAllListeners('error')
+        server.on('error', error => this.ctx.log.warn(`http server error: ${error.message}`))
+        resolve((server.address() as net.AddressInfo).port)
+      })
+    })
+  }
+
+  setTls(material: TlsMaterial): void {
+    for (const server of this.servers) (server as tls.Server).setSecureContext?.({cert: material.cert, key: material.key})
+  }
+
+  private accept(socket: Socket): void {
+    if (this.connections.size >= this.cfg.connections.max_connections && !this.evictIdle()) {
+      this.stats.drops[DROP_MAX_CONNECTIONS]++
+      socket.destroy()
+      return
+    }
+    if (socket instanceof tls.TLSSocket) socket.setNoDelay(true)
+    const conn = new Connection(socket, this.nowMs)
+    this.connections.add(conn)
+    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk))
+    socket.on('error', () => socket.destroy())
+    socket.on('close', () => {
+      conn.closed = true
+      this.connections.delete(conn)
+    })
+    socket.on('end', () => {
+      // The client has sent all it will: answer what is complete, then close.
+      if (!conn.busy) socket.end()
+    })
+  }
+
+  /** Closes the connection idle the longest (insertion order = least recently active first). */
+  private evictIdle(): boolean {
+    for (const conn of this.connections) {
+      if (!conn.busy && conn.pending === null && conn.requestStart === 0) {
+        this.stats.drops[DROP_EVICTED]++
+        this.closeConnection(conn)
+        return true
+      }
+    }
+    return false
+  }
+
+  private closeConnection(conn: Connection): void {
+    if (conn.closed) return
+    conn.closed = true
+    this.connections.delete(conn)
+    conn.socket.destroy()
+  }
+
+  /** Once a second: cut off slow requests and idle keep-alive connections. */
+  private sweep(): void {
+    const requestDeadline = this.nowMs - this.cfg.connections.request_timeout * 1000
+    const idleDeadline = this.nowMs - this.cfg.connections.idle_timeout * 1000
+    for (const conn of this.connections) {
+      if (conn.busy) continue
+      if (conn.requestStart !== 0) {
+        if (conn.requestStart < requestDeadline) {
+          this.stats.drops[DROP_REQUEST_TIMEOUT]++
+          this.closeConnection(conn)
+        }
+      } else if (conn.lastActive < idleDeadline) {
+        this.stats.drops[DROP_IDLE]++
+        this.closeConnection(conn)
+      }
+    }
+  }
+
+  private onData(conn: Connection, chunk: Buffer): void {
+    this.stats.rxBytes[conn.v] += chunk.length
+    if (conn.requestStart === 0) conn.requestStart = this.nowMs
+    if (conn.pending) {
+      // Bounded: a head larger than the limit is refused when parsed; a busy connection's
+      // pipelined bytes are limited the same way.
+      if (conn.pending.length + chunk.length > this.limits.maxHeadBytes * 4) {
+        this.stats.drops[DROP_BAD_REQUEST]++
+        this.closeConnection(conn)
+        return
+      }
+      conn.pending = Buffer.concat([conn.pending, chunk])
+    } else {
+      conn.pending = chunk
+    }
+    if (!conn.busy) this.process(conn)
+  }
+
+  /** Answers every complete request in `conn.pending`, in order. */
+  private process(conn: Connection): void {
+    const buf = conn.pending!
+    const socket = conn.socket
+    let start = 0
+    socket.cork()
+    while (start < buf.length && !conn.busy && !conn.closed) {
+      const status = parseHead(buf, start, buf.length, this.limits, this.ipHeader, this.head)
+      if (status === HeadStatus.Incomplete) break
+      if (status !== HeadStatus.Ok) {
+        this.refuseHttp(conn, status === HeadStatus.LineTooLong ? 414 : status === HeadStatus.HeadTooLarge ? 431 : 400,
+          status === HeadStatus.LineTooLong ? 'Request line too long' : status === HeadStatus.HeadTooLarge ? 'Request head too large' : 'Malformed HTTP request')
+        break
+      }
+      start = this.head.headEnd
+      this.handle(conn, buf)
+    }
+    process.nextTick(() => socket.uncork())
+    if (conn.closed) return
+    if (start >= buf.length) {
+      conn.pending = null
+      conn.requestStart = 0
+    } else {
+      // Keep only the rest; copy it when small so the big chunk can be freed.
+      const rest = buf.subarray(start)
+      conn.pending = rest.length < 4096 && buf.length > 65536 ? Buffer.from(rest) : rest
+      // A pipelined request that arrived whole waits its turn; a partial one is being received.
+      if (!conn.busy && conn.requestStart === 0) conn.requestStart = this.nowMs
+    }
+    if (!conn.busy && conn.pending === null && conn.socket.readableEnded) conn.socket.end()
+  }
+
+  /** Writes a response and refuses anything more on this connection (framing is lost). */
+  private refuseHttp(conn: Connection, status: number, reason: string): void {
+    this.stats.drops[DROP_BAD_REQUEST]++
+    const body = failureBody(reason)
+    this.write(conn, status, body, body.length, false, true, RES_BAD_REQUEST)
+    conn.pending = null
+  }
+
+  /** One parsed request in `buf` (this.head points into it). */
+  private handle(conn: Connection, buf: Buffer): void {
+    const h = this.head
+    const keepAlive = this.cfg.network.keep_alive && h.keepAlive()
+    const http11 = h.http11
+    if (h.chunked || h.contentLength > 0) {
+      this.stats.requests[conn.v][REQ_OTHER]++
+      this.refuseHttp(conn, 400, 'Request bodies are not accepted')
+      return
+    }
+    const isGet = h.methodEnd - h.methodStart === 3 && buf.compare(GET, 0, 3, h.methodStart, h.methodEnd) === 0
+    const pathLength = h.pathEnd - h.pathStart
+    const isAnnounce = pathLength === 9 && buf.compare(ANNOUNCE_PATH, 0, 9, h.pathStart, h.pathEnd) === 0
+    const isScrape = !isAnnounce && pathLength === 7 && buf.compare(SCRAPE_PATH, 0, 7, h.pathStart, h.pathEnd) === 0
+    if (!isAnnounce && !isScrape) {
+      this.stats.requests[conn.v][REQ_OTHER]++
+      this.write(conn, 404, FAILURE_NOT_FOUND, FAILURE_NOT_FOUND.length, keepAlive, http11, RES_NOT_FOUND)
+      return
+    }
+    if (!isGet) {
+      this.stats.requests[conn.v][REQ_OTHER]++
+      this.write(conn, 405, FAILURE_METHOD, FAILURE_METHOD.length, keepAlive, http11, RES_BAD_REQUEST)
+      return
+    }
+    const qs = h.queryStart < 0 ? 0 : h.queryStart
+    const qe = h.queryStart < 0 ? 0 : h.queryEnd
+    if (isScrape) {
+      this.scrape(conn, buf, qs, qe, keepAlive, http11)
+      return
+    }
+    this.stats.requests[conn.v][REQ_ANNOUNCE]++
+    // The peer's address: the TCP peer, or the reverse proxy's header.
+    let ip = conn.ip
+    let ipFamily = conn.ipFamily
+    if (this.ipHeader) {
+      ipFamily = h.ipHeaderStart < 0 ? 0 : this.proxyClientIp(buf, h.ipHeaderStart, h.ipHeaderEnd)
+      ip = this.proxyIp
+      if (ipFamily === 0) {
+        this.stats.refusals[REFUSED_PROXY_HEADER]++
+        this.fail(conn, `Missing or invalid ${this.cfg.network.reverse_proxy_ip_header_name} header: the reverse proxy must set it to the client's IP`, keepAlive, http11)
+        return
+      }
+    }
+    if (ipFamily === 0) {
+      this.fail(conn, 'Unknown client address', keepAlive, http11)
+      return
+    }
+    const q = this.query
+    const error = parseAnnounceQuery(buf, qs, qe, q)
+    if (error !== null) {
+      this.stats.refusals[REFUSED_QUERY]++
+      this.fail(conn, error, keepAlive, http11)
+      return
+    }
+    if (!this.ctx.accessList.allows(q.infoHash, 0)) {
+      this.stats.refusals[REFUSED_ACCESS]++
+      this.fail(conn, MESSAGE.infoHashNotAllowed, keepAlive, http11)
+      return
+    }
+    const owner = this.ctx.ownerOf(q.infoHash, 0)
+    if (owner !== this.ctx.index) {
+      this.forwardAnnounce(owner, conn, q, ipFamily, ip, keepAlive, http11)
+      return
+    }
+    const length = this.announce(q, ipFamily, ip)
+    this.write(conn, 200, this.body, length, keepAlive, http11, RES_ANNOUNCE)
+  }
+
+  /** The last address in the proxy header, into `proxyIp`; 0 if it is not an address. */
+  private proxyClientIp(buf: Buffer, start: number, end: number): 0 | 4 | 6 {
+    let s = start
+    for (let i = end - 1; i >= start; i--) {
+      if (buf[i] === 44) {
+        s = i + 1
+        break
+      }
+    }
+    let text = buf.toString('latin1', s, end).trim()
+    // "[::1]" and "1.2.3.4:5678" forms appear in some proxies' headers.
+    const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(text)
+    if (bracket) text = bracket[1]
+    else if (/^\d+\.\d+\.\d+\.\d+:\d+$/.test(text)) text = text.slice(0, text.lastIndexOf(':'))
+    return parseIpInto(text, this.proxyIp)
+  }
+
+  /** Runs an announce on this worker's shard; the body is written to `this.body`. */
+  private announce(q: AnnounceQuery, ipFamily: 4 | 6, ip: Uint8Array): number {
+    const a = this.announceReq
+    a.infoHash = q.infoHash
+    a.infoHashOffset = 0
+    a.peerId = q.peerId
+    a.peerIdOffset = 0
+    a.ipFamily = ipFamily
+    a.ip = ipFamily === 4 ? ip.subarray(0, 4) : ip
+    a.port = q.port
+    a.event = q.event
+    a.isSeeder = q.leftIsZero
+    const max = this.cfg.protocol.max_response_peers
+    a.numWant = q.numWant < 0 ? max : Math.min(q.numWant, max)
+    const res = this.announceRes
+    res.peerBuf = this.peerBuf
+    res.peerBufOffset = 0
+    const withIds = !q.compact && !q.noPeerId
+    res.peerIdBuf = withIds ? this.peerIdBuf : null
+    res.peerIdBufOffset = 0
+    if (this.swarm.announce(a, this.now, res) === AnnounceStatus.TorrentLimit) {
+      const failure = failureBody(MESSAGE.torrentLimit)
+      failure.copy(this.body)
+      return failure.length
+    }
+    const {peer_announce_interval: interval, peer_announce_min_interval: minInterval} = this.cfg.protocol
+    return q.compact
+      ? writeCompactAnnounce(this.body, 0, res, interval, minInterval, ipFamily, this.peerBuf, res.peerCount)
+      : writeDictAnnounce(this.body, 0, res, interval, minInterval, ipFamily, this.peerBuf, res.peerCount, withIds ? this.peerIdBuf : null)
+  }
+
+  private scrape(conn: Connection, buf: Buffer, qs: number, qe: number, keepAlive: boolean, http11: boolean): void {
+    const parsed = parseScrapeQuery(buf, qs, qe, this.cfg.protocol.max_scrape_torrents, this.scrapeHashes)
+    if (typeof parsed === 'string') {
+      this.stats.requests[conn.v][REQ_SCRAPE]++
+      this.stats.refusals[REFUSED_QUERY]++
+      this.fail(conn, parsed, keepAlive, http11)
+      return
+    }
+    if (parsed === 0) {
+      this.stats.requests[conn.v][REQ_FULL_SCRAPE]++
+      if (!this.cfg.protocol.enable_full_scrape) {
+        this.stats.refusals[REFUSED_FULL_SCRAPE]++
+        this.fail(conn, MESSAGE.fullScrape, keepAlive, http11)
+        return
+      }
+      const body = this.fullScrape()
+      this.write(conn, 200, body, body.length, keepAlive, http11, RES_FULL_SCRAPE)
+      return
+    }
+    this.stats.requests[conn.v][REQ_SCRAPE]++
+    // Bencoded dictionaries need sorted, unique keys.
+    const hashes = sortUnique(this.scrapeHashes, parsed)
+    const count = hashes.length / 20
+    const answered = this.scrapes.scrape(hashes, 0, count, counts => {
+      let at = writeScrapeStart(this.body, 0)
+      for (let i = 0; i < count; i++) at = writeScrapeEntry(this.body, at, hashes, 20 * i, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
+      at = writeScrapeEnd(this.body, at)
+      const wasBusy = conn.busy
+      if (wasBusy) conn.busy = false
+      this.write(conn, 200, this.body, at, keepAlive, http11, RES_SCRAPE)
+      if (wasBusy) this.resume(conn)
+    })
+    // Not answered at once: other workers are counting their part.
+    if (!answered && !conn.closed) conn.busy = true
+  }
+
+  private fail(conn: Connection, reason: string, keepAlive: boolean, http11: boolean): void {
+    const body = failureBody(reason)
+    this.write(conn, 200, body, body.length, keepAlive, http11, RES_FAILURE)
+  }
+
+  /** Sends head and `body[0..length)`, then closes unless kept alive. */
+  private write(conn: Connection, status: number, body: Uint8Array, length: number, keepAlive: boolean, http11: boolean, type: number): void {
+    if (conn.closed) return
+    // A fresh buffer per response: the socket may hold it until the kernel takes it.
+    const socket = conn.socket
+    let at: number
+    if (length > 4096) {
+      // Large bodies (a full scrape) go out as they are, after their own head.
+      const head = Buffer.allocUnsafe(RESPONSE_HEAD_MAX)
+      at = writeResponseHead(head, 0, status, length, keepAlive, http11)
+      socket.write(head.subarray(0, at))
+      socket.write(body.subarray(0, length))
+    } else {
+      const out = Buffer.allocUnsafe(RESPONSE_HEAD_MAX + length)
+      at = writeResponseHead(out, 0, status, length, keepAlive, http11)
+      for (let i = 0; i < length; i++) out[at + i] = body[i]
+      socket.write(out.subarray(0, at + length))
+    }
+    this.stats.txBytes[conn.v] += at + length
+    this.stats.responses[conn.v][type]++
+    conn.lastActive = this.nowMs
+    // Most recently active last, so that eviction finds the longest idle first.
+    this.connections.delete(conn)
+    this.connections.add(conn)
+    if (!keepAlive) {
+      conn.closed = true
+      this.connections.delete(conn)
+      socket.end()
+    } else if (socket.writableLength > MAX_UNSENT) {
+      this.stats.drops[DROP_SLOW_READER]++
+      this.closeConnection(conn)
+    }
+  }
+
+  /** After an answer from another worker: go on with the requests that waited. */
+  private resume(conn: Connection): void {
+    if (conn.closed) return
+    if (conn.pending) this.process(conn)
+    else if (conn.socket.readableEnded) conn.socket.end()
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Other shards
+
+  private forwardAnnounce(owner: number, conn: Connection, q: AnnounceQuery, ipFamily: 4 | 6, ip: Uint8Array, keepAlive: boolean, http11: boolean): void {
+    const id = this.nextForward++
+    this.forwarded.set(id, {conn, keepAlive, http11})
+    conn.busy = true
+    const frame = Buffer.allocUnsafe(67)
+    frame.writeUInt32LE(id, 0)
+    frame[4] = ipFamily
+    frame.set(ip.subarray(0, 16), 5)
+    frame.writeUInt16LE(q.port, 21)
+    frame[23] = q.event
+    frame[24] = (q.leftIsZero ? 1 : 0) | (q.compact ? 2 : 0) | (q.noPeerId ? 4 : 0)
+    frame.writeUInt16LE(Math.min(q.numWant < 0 ? 0xffff : q.numWant, 0xfffe), 25)
+    frame.set(q.infoHash, 27)
+    frame.set(q.peerId, 47)
+    this.ctx.mesh!.send(owner, FRAME_ANNOUNCE, frame)
+  }
+
+  private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
+    if (this.scrapes.onFrame(from, type, buf, offset)) return
+    if (type === FRAME_ANNOUNCE) {
+      const q = this.query
+      const ipFamily = buf[offset + 4] as 4 | 6
+      const ip = buf.subarray(offset + 5, offset + 21)
+      q.port = buf.readUInt16LE(offset + 21)
+      q.event = buf[offset + 23]
+      const flags = buf[offset + 24]
+      q.leftIsZero = (flags & 1) !== 0
+      q.compact = (flags & 2) !== 0
+      q.noPeerId = (flags & 4) !== 0
+      const numWant = buf.readUInt16LE(offset + 25)
+      q.numWant = numWant === 0xffff ? -1 : numWant
+      q.infoHash.set(buf.subarray(offset + 27, offset + 47))
+      q.peerId.set(buf.subarray(offset + 47, offset + 67))
+      const length = this.announce(q, ipFamily, ip)
+      const reply = Buffer.allocUnsafe(4 + length)
+      reply.writeUInt32LE(buf.readUInt32LE(offset), 0)
+      this.body.copy(reply, 4, 0, length)
+      this.ctx.mesh!.send(from, FRAME_ANNOUNCE_REPLY, reply)
+    } else if (type === FRAME_ANNOUNCE_REPLY) {
+      const id = buf.readUInt32LE(offset)
+      const f = this.forwarded.get(id)
+      if (!f) return
+      this.forwarded.delete(id)
+      f.conn.busy = false
+      if (f.conn.closed) return
+      f.conn.socket.cork()
+      this.write(f.conn, 200, buf.subarray(offset + 4, offset + length), length - 4, f.keepAlive, f.http11, RES_ANNOUNCE)
+      process.nextTick(() => f.conn.socket.uncork())
+      this.resume(f.conn)
+    } else if (type === FRAME_FULL_SCRAPE_PART) {
+      this.fullScrapeParts[from] = Buffer.from(buf.subarray(offset, offset + length))
+      this.fullScrapeBody = null
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Full scrape
+
+  /**
+   * Builds this shard's part of the full scrape: entries sorted by info hash, preceded by 257
+   * offsets (u32) marking where each first byte's entries start. Shards split hashes by first
+   * byte, so merging the parts is concatenating ranges.
+   */
+  private buildFullScrapePart(): void {
+    const ids: number[] = []
+    const hashes: Buffer[] = []
+    const counts: number[] = []
+    this.swarm.forEachTorrent((h, o, seeders, leechers, completed) => {
+      if (seeders + leechers === 0) return
+      ids.push(ids.length)
+      hashes.push(Buffer.from(h.subarray(o, o + 20)))
+      counts.push(seeders, completed, leechers)
+    })
+    ids.sort((a, b) => Buffer.compare(hashes[a], hashes[b]))
+    const part = Buffer.allocUnsafe(257 * 4 + ids.length * SCRAPE_ENTRY_MAX)
+    let at = 257 * 4
+    let byte = 0
+    for (const i of ids) {
+      while (byte <= hashes[i][0]) part.writeUInt32LE(at, 4 * byte++)
+      at = writeScrapeEntry(part, at, hashes[i], 0, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
+    }
+    while (byte <= 256) part.writeUInt32LE(at, 4 * byte++)
+    const done = Buffer.from(part.subarray(0, at))
+    this.fullScrapeParts[this.ctx.index] = done
+    this.fullScrapeBody = null
+    if (this.ctx.mesh) for (let w = 0; w < this.ctx.count; w++) if (w !== this.ctx.index) this.ctx.mesh.send(w, FRAME_FULL_SCRAPE_PART, done)
+  }
+
+  private fullScrape(): Buffer {
+    if (this.fullScrapeBody) return this.fullScrapeBody
+    const pieces: Buffer[] = [Buffer.from('d5:filesd')]
+    for (let byte = 0; byte < 256; byte++) {
+      const part = this.fullScrapeParts[this.ctx.count === 1 ? 0 : byte % this.ctx.count]
+      if (!part) continue
+      const from = part.readUInt32LE(4 * byte)
+      const to = part.readUInt32LE(4 * (byte + 1))
+      if (to > from) pieces.push(part.subarray(from, to))
+    }
+    pieces.push(Buffer.from('ee'))
+    this.fullScrapeBody = Buffer.concat(pieces)
+    return this.fullScrapeBody
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  clean(): void {
+    this.tick()
+    const list = this.ctx.accessList
+    this.swarm.clean(this.now, list.mode === 'off' ? undefined : (hash, offset) => list.allows(hash, offset))
+  }
+
+  async close(): Promise<void> {
+    if (this.clock) clearInterval(this.clock)
+    if (this.fullScrapeTimer) clearInterval(this.fullScrapeTimer)
+    const closed = Promise.all(this.servers.map(s => new Promise<void>(resolve => s.close(() => resolve()))))
+    for (const conn of [...this.connections]) this.closeConnection(conn)
+    await closed
+  }
+}
+
+/** The distinct 20-byte hashes of `buf[0..20*count)`, sorted, as a new buffer. */
+function sortUnique(buf: Buffer, count: number): Buffer {
+  if (count === 1) return Buffer.from(buf.subarray(0, 20))
+  const list: Buffer[] = []
+  for (let i = 0; i < count; i++) list.push(buf.subarray(20 * i, 20 * i + 20))
+  list.sort(Buffer.compare)
+  const out: Buffer[] = [list[0]]
+  for (let i = 1; i < list.length; i++) if (!list[i].equals(list[i - 1])) out.push(list[i])
+  return Buffer.concat(out)
+}
