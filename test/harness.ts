@@ -2,7 +2,7 @@ import dgram from 'node:dgram'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {defaultsOf, udpSchema, type UdpConfig} from '../src/config/index.js'
+import {defaultsOf, httpSchema, udpSchema, type HttpConfig, type UdpConfig} from '../src/config/index.js'
 import {runTracker, type RunningTracker} from '../src/server/runtime.js'
 import * as udp from '../src/protocol/udp/index.js'
 
@@ -10,32 +10,34 @@ export const tempDir = (prefix = 'tracker-test-'): string => mkdtempSync(join(tm
 
 type DeepPartial<T> = {[K in keyof T]?: T[K] extends object ? Partial<T[K]> : T[K]}
 
-export interface TestTracker {
+export interface TestTracker<C = UdpConfig> {
   tracker: RunningTracker
   port4: number
   port6: number
   metricsUrl: string
-  config: UdpConfig
+  config: C
   stop(): Promise<void>
 }
 
-/** Starts a UDP tracker in this process on loopback ephemeral ports. */
-export async function startUdpTracker(overrides: DeepPartial<UdpConfig> = {}): Promise<TestTracker> {
-  const config = defaultsOf(udpSchema) as UdpConfig
-  const dir = tempDir()
-  config.pid_file = join(dir, 'tracker-udp.pid')
+/** Test defaults: loopback ephemeral ports, temp pid file, quiet; then `overrides` by section. */
+function testConfig<C extends {pid_file: string; log_level: string; network: {address_ipv4: string; address_ipv6: string}; metrics: {prometheus_endpoint_address: string}}>(
+  protocol: string, config: C, overrides: object): C {
+  config.pid_file = join(tempDir(), `tracker-${protocol}.pid`)
   config.log_level = 'off'
   config.network.address_ipv4 = '127.0.0.1:0'
   config.network.address_ipv6 = '[::1]:0'
-  config.network.socket_recv_buffer_size = 0
   config.metrics.prometheus_endpoint_address = '127.0.0.1:0'
   for (const [k, v] of Object.entries(overrides)) {
     const target = config as unknown as Record<string, unknown>
     if (typeof v === 'object' && v !== null) Object.assign(target[k] as object, v)
     else target[k] = v
   }
-  const tracker = await runTracker({protocol: 'udp', config, workerModule: new URL('../src/server/udp/worker.js', import.meta.url).href})
-  const port = (family: string) => Number(/:(\d+)$/.exec(tracker.listening.find(l => l.startsWith('udp ') && l.includes(family))!)![1])
+  return config
+}
+
+async function startTracker<C extends UdpConfig | HttpConfig>(protocol: 'udp' | 'http', config: C): Promise<TestTracker<C>> {
+  const tracker = await runTracker({protocol, config, workerModule: new URL(`../src/server/${protocol}/worker.js`, import.meta.url).href})
+  const port = (host: string) => Number(/:(\d+)(\/announce)?$/.exec(tracker.listening.find(l => !l.startsWith('metrics ') && l.includes(host))!)![1])
   const metrics = tracker.listening.find(l => l.startsWith('metrics '))
   return {
     tracker, config,
@@ -44,6 +46,18 @@ export async function startUdpTracker(overrides: DeepPartial<UdpConfig> = {}): P
     metricsUrl: metrics ? metrics.slice('metrics '.length) : '',
     stop: () => tracker.stop(),
   }
+}
+
+/** Starts a UDP tracker in this process on loopback ephemeral ports. */
+export async function startUdpTracker(overrides: DeepPartial<UdpConfig> = {}): Promise<TestTracker<UdpConfig>> {
+  const config = defaultsOf(udpSchema) as UdpConfig
+  config.network.socket_recv_buffer_size = 0
+  return startTracker('udp', testConfig('udp', config, overrides))
+}
+
+/** Starts an HTTP tracker in this process on loopback ephemeral ports. */
+export async function startHttpTracker(overrides: DeepPartial<HttpConfig> = {}): Promise<TestTracker<HttpConfig>> {
+  return startTracker('http', testConfig('http', defaultsOf(httpSchema) as HttpConfig, overrides))
 }
 
 /** A BEP 15 client socket for tests: request/response with a timeout, and "expect silence". */
