@@ -180,7 +180,10 @@ export class HttpWorker implements ProtocolWorker {
     const [host, port] = splitHostPort(address)
     const material = this.ctx.tls
     const server: Server = material
-      ? tls.createServer({cert: material.cert, key: material.key, handshakeTimeout: this.cfg.connections.request_timeout * 1000, allowHalfOpen: true},
+      // No allowHalfOpen with TLS: a client that closes during the handshake would leave the
+      // server unable to close (Node 20). Plain TCP keeps half-open connections to answer
+      // requests a client sent before shutting down its side.
+      ? tls.createServer({cert: material.cert, key: material.key, handshakeTimeout: this.cfg.connections.request_timeout * 1000},
         socket => this.accept(socket))
       : net.createServer({noDelay: true, allowHalfOpen: true}, socket => this.accept(socket))
     if (material) {
