@@ -15,6 +15,8 @@ import {tempDir, UdpClient} from './harness.js'
 /** smol-toml makes null-prototype objects; compare plain data. */
 const parse = (text: string): unknown => JSON.parse(JSON.stringify(parseToml(text)))
 import {nastyId} from './helpers.js'
+import {makeCertificate} from './certs.js'
+import {httpGet} from './http-client.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const bin = join(root, 'bin/run.js')
@@ -23,6 +25,9 @@ function run(args: string[], options: {cwd?: string} = {}): {code: number | null
   const r = spawnSync(process.execPath, [bin, ...args], {cwd: options.cwd ?? root, encoding: 'utf8', timeout: 30_000})
   return {code: r.status, stdout: r.stdout, stderr: r.stderr}
 }
+
+/** oclif wraps error lines at the terminal width and prefixes them with " ›   ". */
+const oneLine = (text: string): string => text.replace(/\s*\n\s*›\s*/g, ' ')
 
 const noStack = (text: string): void => assert.doesNotMatch(text, /^\s+at /m, `no stack trace in:\n${text}`)
 
@@ -85,23 +90,24 @@ test('oclif.manifest.json is current (run `npm run manifest` after changing comm
   }
 })
 
-/** A real `tracker serve udp` process on loopback ephemeral-ish ports, in its own directory. */
-async function startServe(dir: string, accessList: string) {
+/** A real `tracker serve` process on loopback ephemeral-ish ports, in its own directory. */
+async function startServe(dir: string, accessList: string, protocol: 'udp' | 'http' = 'udp', network = '') {
   const port = 20_000 + (process.pid % 5000) * 2
-  const config = join(dir, 'udp.toml')
+  const config = join(dir, `${protocol}.toml`)
   writeFileSync(join(dir, 'list.txt'), accessList)
   writeFileSync(config, `log_level = "info"
 pid_file = "${join(dir, 'tracker.pid')}"
 [network]
 address_ipv4 = "127.0.0.1:${port}"
 use_ipv6 = false
+${network}
 [metrics]
 prometheus_endpoint_address = "127.0.0.1:0"
 [access_list]
 mode = "allow"
 path = "${join(dir, 'list.txt')}"
 `)
-  const child = spawn(process.execPath, [bin, 'serve', 'udp', '-c', config], {stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawn(process.execPath, [bin, 'serve', protocol, '-c', config], {stdio: ['ignore', 'pipe', 'pipe']})
   let output = ''
   child.stdout.on('data', d => (output += d))
   child.stderr.on('data', d => (output += d))
@@ -145,6 +151,34 @@ test('accesslist reload against a running tracker: success, then a bad file keep
     client.close()
     t.child.kill('SIGTERM')
     await t.exited
+  }
+})
+
+test('serve http with TLS: bad files refuse to start; accesslist reload reports a failed certificate reload', async () => {
+  const dir = tempDir()
+  const {cert, key} = makeCertificate(dir, 'cli')
+  const missing = join(dir, 'http-missing.toml')
+  writeFileSync(missing, `[network]\nenable_tls = true\ntls_certificate_path = "${join(dir, 'nope.crt')}"\ntls_private_key_path = "${key}"\n`)
+  const r = run(['serve', 'http', '-c', missing])
+  assert.equal(r.code, 1)
+  assert.match(oneLine(r.stderr), /nope\.crt \(\[network\] tls_certificate_path\): no such file/)
+  noStack(r.stderr)
+
+  const t = await startServe(dir, `${nastyId().toString('hex')}\n`, 'http', `enable_tls = true\ntls_certificate_path = "${cert}"\ntls_private_key_path = "${key}"`)
+  try {
+    const ok = run(['accesslist', 'reload', '--protocol', 'http', '-c', t.config])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.match(ok.stdout, /1 entries/)
+    writeFileSync(cert, 'garbage')
+    const bad = run(['accesslist', 'reload', '--protocol', 'http', '-c', t.config])
+    assert.equal(bad.code, 1)
+    assert.match(oneLine(bad.stderr), /TLS reload failed, old certificate kept: .*cli\.crt/)
+    noStack(bad.stderr)
+    const reply = await httpGet(t.port, '/scrape?info_hash=' + '%00'.repeat(20), {tls: true})
+    assert.equal(reply.status, 200, 'still serving HTTPS with the old certificate')
+  } finally {
+    t.child.kill('SIGTERM')
+    assert.equal(await t.exited, 0)
   }
 })
 

@@ -1,22 +1,13 @@
 /** Built-in TLS: serving HTTPS, reloading the certificate on SIGUSR1, refusing bad files. */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {execFileSync} from 'node:child_process'
 import {copyFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import tls from 'node:tls'
 import {startHttpTracker, tempDir} from './harness.js'
 import {decode, httpGet, query} from './http-client.js'
 import {nastyId} from './helpers.js'
-
-/** A self-signed certificate and key (PEM) for CN `name`, made with openssl. */
-export function makeCertificate(dir: string, name: string): {cert: string; key: string} {
-  const cert = join(dir, `${name}.crt`)
-  const key = join(dir, `${name}.key`)
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', `/CN=${name}`, '-keyout', key, '-out', cert], {stdio: 'ignore'})
-  return {cert, key}
-}
+import {makeCertificate} from './certs.js'
 
 /** The CN of the certificate a new TLS connection is served. */
 function servedName(port: number): Promise<string> {
@@ -97,7 +88,7 @@ test('a missing or bad TLS file refuses to start, naming the file and the key', 
   const dir = tempDir()
   const good = makeCertificate(dir, 'good')
   await assert.rejects(startHttpTracker({network: {enable_tls: true, tls_certificate_path: join(dir, 'missing.crt'), tls_private_key_path: good.key}}),
-    /missing\.crt \(\[network\] tls_certificate_path\): ENOENT/)
+    /missing\.crt \(\[network\] tls_certificate_path\): no such file/)
   const bad = join(dir, 'bad.key')
   writeFileSync(bad, '-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n')
   await assert.rejects(startHttpTracker({network: {enable_tls: true, tls_certificate_path: good.cert, tls_private_key_path: bad}}),

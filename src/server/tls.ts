@@ -32,7 +32,9 @@ export async function loadTlsMaterial(config: TlsConfig): Promise<TlsMaterial> {
     try {
       return await readFile(path)
     } catch (error) {
-      throw new TlsError(`could not read ${path} ([network] ${key}): ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      const code = (error as NodeJS.ErrnoException).code
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message
+      throw new TlsError(`could not read ${path} ([network] ${key}): ${why}`)
     }
   }
   const cert = await read(config.tls_certificate_path, 'tls_certificate_path')
