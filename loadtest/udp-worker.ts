@@ -9,28 +9,14 @@ import type {LoadtestUdpConfig} from '../src/config/index.js'
 import {parseSocketAddress} from '../src/config/address.js'
 import * as udp from '../src/protocol/udp/index.js'
 import {LatencyHistogram, Rng, SwarmModel} from './model.js'
+import {emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
 
 export interface UdpWorkerData {
   index: number
   config: LoadtestUdpConfig
 }
 
-/** Counters since the previous report; the thread zeroes them after each post. */
-export interface UdpWorkerStats {
-  sent: number
-  connect: number
-  announce: number
-  scrape: number
-  errors: Record<string, number>
-  peers: number
-  unanswered: number
-  late: number
-  /** Only in the final report. */
-  latency?: number[]
-  inFlight?: number
-}
-
-export type UdpWorkerMessage = {type: 'ready'} | {type: 'stats'; stats: UdpWorkerStats} | {type: 'final'; stats: UdpWorkerStats}
+const RESPONSE_TYPES = ['connect', 'announce', 'scrape'] as const
 
 const UNANSWERED_AFTER_MS = 1000
 
@@ -127,13 +113,13 @@ class LoadSocket {
     if (action === udp.ACTION_CONNECT && m.length >= 16) {
       m.copy(this.connectionId, 0, 8, 16)
       this.connectedAt = now
-      g.stats.connect++
+      g.stats.responses.connect++
       g.wakeIdle(this, now)
     } else if (action === udp.ACTION_ANNOUNCE && m.length >= 20) {
-      g.stats.announce++
+      g.stats.responses.announce++
       g.stats.peers += Math.floor((m.length - 20) / (this.family === 4 ? 6 : 18))
     } else if (action === udp.ACTION_SCRAPE) {
-      g.stats.scrape++
+      g.stats.responses.scrape++
     } else if (action === udp.ACTION_ERROR) {
       const text = m.toString('utf8', 8)
       g.stats.errors[text] = (g.stats.errors[text] ?? 0) + 1
@@ -181,7 +167,7 @@ class IdleSlots {
   }
 }
 
-class Generator {
+class Generator implements LoadGenerator {
   readonly model: SwarmModel
   readonly rng: Rng
   readonly host: string
@@ -190,7 +176,7 @@ class Generator {
   readonly sockets: LoadSocket[] = []
   readonly idle = new IdleSlots()
   readonly latency = new LatencyHistogram()
-  stats: UdpWorkerStats = emptyStats()
+  stats: ThreadStats = emptyStats(RESPONSE_TYPES)
   running = true
   private readonly connectShare: number
   private readonly announceShare: number
@@ -266,46 +252,27 @@ class Generator {
     for (const s of this.sockets) s.sweep(now)
   }
 
-  takeStats(): UdpWorkerStats {
+  takeStats(): ThreadStats {
     const out = this.stats
-    this.stats = emptyStats()
+    this.stats = emptyStats(RESPONSE_TYPES)
     return out
   }
 
-  async stop(): Promise<UdpWorkerStats> {
+  async stop(): Promise<ThreadStats> {
     this.running = false
     // Give replies in flight a moment, then count the rest as unanswered.
     await new Promise(resolve => setTimeout(resolve, 200))
     const stats = this.takeStats()
-    stats.inFlight = this.sockets.reduce((n, s) => n + s.inFlight(), 0)
-    stats.unanswered += stats.inFlight
+    stats.unanswered += this.sockets.reduce((n, s) => n + s.inFlight(), 0)
     stats.latency = this.latency.toArray()
     for (const s of this.sockets) s.socket.close()
     return stats
   }
 }
 
-export function emptyStats(): UdpWorkerStats {
-  return {sent: 0, connect: 0, announce: 0, scrape: 0, errors: {}, peers: 0, unanswered: 0, late: 0}
-}
-
+// The sweep runs more often than the report: a slot must not stay lost for long.
 if (parentPort) {
-  const port = parentPort
-  const data = workerData as UdpWorkerData
-  const gen = new Generator(data.config, data.index)
-  let sweeper: NodeJS.Timeout | undefined
-  let reporter: NodeJS.Timeout | undefined
-  port.on('message', async (m: {type: 'run' | 'stop'}) => {
-    if (m.type === 'run') {
-      gen.run()
-      sweeper = setInterval(() => gen.sweep(), 100)
-      reporter = setInterval(() => port.postMessage({type: 'stats', stats: gen.takeStats()} satisfies UdpWorkerMessage), 1000)
-      return
-    }
-    clearInterval(sweeper)
-    clearInterval(reporter)
-    port.postMessage({type: 'final', stats: await gen.stop()} satisfies UdpWorkerMessage)
-    port.close()
-  })
-  void gen.start().then(() => port.postMessage({type: 'ready'} satisfies UdpWorkerMessage))
+  const gen = new Generator((workerData as UdpWorkerData).config, (workerData as UdpWorkerData).index)
+  setInterval(() => gen.sweep(), 100).unref()
+  serveThread(gen)
 }
