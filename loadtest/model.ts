@@ -118,6 +118,14 @@ export class SwarmModel {
   }
 }
 
+/**
+ * The info hashes a load test announces (every load tester simulates the same torrents), for a
+ * whitelist (opentracker -w) or our access list.
+ */
+export function loadtestInfoHashList(config: {requests: {number_of_torrents: number}}): string {
+  return new SwarmModel({numberOfTorrents: config.requests.number_of_torrents, numberOfPeers: 1, peerSeederProbability: 0}).infoHashList()
+}
+
 /** Latency histogram with ~2% relative buckets from 1 us to ~60 s; constant memory. */
 export class LatencyHistogram {
   private static readonly BUCKETS_PER_OCTAVE = 32

@@ -3,15 +3,8 @@
  * `workers` threads, prints a progress line each second and a summary at the end.
  */
 import type {LoadtestUdpConfig} from '../src/config/index.js'
-import {SwarmModel} from './model.js'
 import type {LoadReport} from './report.js'
 import {runLoadThreads, type LoadtestOptions} from './threads.js'
-
-/** The info hashes the run announces, for a whitelist (opentracker -w) or our access list. */
-export function udpInfoHashList(config: LoadtestUdpConfig): string {
-  const r = config.requests
-  return new SwarmModel({numberOfTorrents: r.number_of_torrents, numberOfPeers: 1, peerSeederProbability: 0}).infoHashList()
-}
 
 export function runUdpLoadtest(config: LoadtestUdpConfig, options: LoadtestOptions = {}): Promise<LoadReport> {
   return runLoadThreads({protocol: 'udp', workerUrl: new URL('./udp-worker.js', import.meta.url), config, types: ['connect', 'announce', 'scrape']}, options)

@@ -3,7 +3,8 @@ import {writeFileSync} from 'node:fs'
 import {ConfigError, loadConfig} from '../../src/config/index.js'
 import {loadtestFlags, loadtestOverrides} from '../../src/config/flags.js'
 import {formatReport} from '../../loadtest/report.js'
-import {runUdpLoadtest, udpInfoHashList} from '../../loadtest/udp.js'
+import {loadtestInfoHashList} from '../../loadtest/model.js'
+import {runUdpLoadtest} from '../../loadtest/udp.js'
 
 export default class LoadtestUdp extends Command {
   static override description = 'Load a UDP tracker (BEP 15) with simulated peers and print responses/s, errors and latency'
@@ -27,7 +28,7 @@ export default class LoadtestUdp extends Command {
       throw error
     }
     if (flags['write-info-hashes']) {
-      writeFileSync(flags['write-info-hashes'], udpInfoHashList(config))
+      writeFileSync(flags['write-info-hashes'], loadtestInfoHashList(config))
       this.logToStderr(`wrote ${config.requests.number_of_torrents} info hashes to ${flags['write-info-hashes']}`)
       return
     }

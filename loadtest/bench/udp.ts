@@ -9,7 +9,8 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {defaultsOf, loadtestUdpSchema, type LoadtestUdpConfig} from '../../src/config/index.js'
 import * as udp from '../../src/protocol/udp/index.js'
-import {runUdpLoadtest, udpInfoHashList} from '../udp.js'
+import {loadtestInfoHashList} from '../model.js'
+import {runUdpLoadtest} from '../udp.js'
 import {startProcess, stopProcess, treeCpuMs, type Started} from './proc.js'
 
 export interface UdpBenchOptions {
@@ -106,7 +107,7 @@ export async function benchUdp(o: UdpBenchOptions, log: (line: string) => void):
   generator.workers = 1
   generator.network.sockets_per_worker = 4
   generator.network.requests_in_flight_per_socket = 64
-  writeFileSync(join(dir, 'whitelist.txt'), udpInfoHashList(generator), {mode: 0o644})
+  writeFileSync(join(dir, 'whitelist.txt'), loadtestInfoHashList(generator), {mode: 0o644})
   const runs = new Map<string, BenchRow[]>()
   let port = 17_000 + (process.pid % 1000) * 10
   const servers = SERVERS.filter(spec => o.only.length === 0 || o.only.some(n => spec.name.startsWith(n)))

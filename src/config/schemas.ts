@@ -223,7 +223,13 @@ export const loadtestHttpSchema = schema('loadtest-http', 'HTTP tracker load tes
       tls: bool(false, 'Use HTTPS (certificates are not verified: this is a load test).'),
     },
   },
-  requests: {help: 'What to send.', keys: population(50)},
+  requests: {
+    help: 'What to send.',
+    keys: {
+      ...population(50),
+      scrape_max_torrents: int(5, 'Most info hashes per scrape (each scrape asks 1 to this many).', 1, 1000),
+    },
+  },
 })
 
 export const loadtestWsSchema = schema('loadtest-ws', 'WebTorrent tracker load tester', loadtestTop(8000), {
