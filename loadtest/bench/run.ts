@@ -1,12 +1,13 @@
 /**
- * Benchmarks: `npm run bench -- engine|udp [--duration N] [--rounds N] [--only NAME]`.
+ * Benchmarks: `npm run bench -- engine|udp|http [--duration N] [--rounds N] [--only NAME]`.
  * Speed targets are checked here, comparing against peers in the same run, never in tests.
  */
 import {parseArgs} from 'node:util'
 import {benchEngine} from './engine.js'
+import {benchHttp, formatHttpBench} from './http.js'
 import {benchUdp, formatUdpBench} from './udp.js'
 
-const BENCHES = ['engine', 'udp'] as const
+const BENCHES = ['engine', 'udp', 'http'] as const
 
 async function main(): Promise<number> {
   const {positionals, values} = parseArgs({
@@ -32,6 +33,10 @@ async function main(): Promise<number> {
     if (name === 'udp') {
       const options = {duration: Number(values.duration), rounds: Number(values.rounds), only: values.only as string[]}
       process.stdout.write(formatUdpBench(await benchUdp(options, log), options))
+    }
+    if (name === 'http') {
+      const options = {duration: Number(values.duration), rounds: Number(values.rounds), only: values.only as string[]}
+      process.stdout.write(formatHttpBench(await benchHttp(options, log), options))
     }
   }
   return 0
