@@ -1,9 +1,6 @@
 import {Command, Flags} from '@oclif/core'
-import {writeFileSync} from 'node:fs'
-import {ConfigError, loadConfig} from '../../src/config/index.js'
-import {loadtestFlags, loadtestOverrides} from '../../src/config/flags.js'
-import {formatReport} from '../../loadtest/report.js'
-import {loadtestInfoHashList} from '../../loadtest/model.js'
+import {loadtestFlags} from '../../src/config/flags.js'
+import {LoadtestUsageError, runLoadtestCommand} from '../../loadtest/cli.js'
 import {runHttpLoadtest} from '../../loadtest/http.js'
 
 export default class LoadtestHttp extends Command {
@@ -20,23 +17,16 @@ export default class LoadtestHttp extends Command {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(LoadtestHttp)
-    let config
     try {
-      config = loadConfig('loadtest-http', {file: flags.config, overrides: loadtestOverrides(flags)})
+      await runLoadtestCommand({
+        schema: 'loadtest-http',
+        run: runHttpLoadtest,
+        describe: c => `loading ${c.network.tls ? 'https' : 'http'}://${c.server_address} with ${c.workers} thread(s), ${c.network.connections} connection(s)` +
+          (c.network.keep_alive ? ' kept alive' : ', a new one per request'),
+      }, flags, line => this.logToStderr(line))
     } catch (error) {
-      if (error instanceof ConfigError) this.error(error.message, {exit: 1})
+      if (error instanceof LoadtestUsageError) this.error(error.message, {exit: 1})
       throw error
     }
-    if (flags['write-info-hashes']) {
-      writeFileSync(flags['write-info-hashes'], loadtestInfoHashList(config))
-      this.logToStderr(`wrote ${config.requests.number_of_torrents} info hashes to ${flags['write-info-hashes']}`)
-      return
-    }
-    const abort = new AbortController()
-    process.once('SIGINT', () => abort.abort())
-    const {connections, keep_alive: keepAlive, tls} = config.network
-    if (!flags.json) this.logToStderr(`loading ${tls ? 'https' : 'http'}://${config.server_address} with ${config.workers} thread(s), ${connections} connection(s)${keepAlive ? ' kept alive' : ', a new one per request'}${config.duration ? ` for ${config.duration} s` : '; Ctrl-C stops'}`)
-    const report = await runHttpLoadtest(config, {signal: abort.signal, onProgress: line => flags.json || process.stderr.write(line + '\n')})
-    process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report))
   }
 }

@@ -1,9 +1,6 @@
 import {Command, Flags} from '@oclif/core'
-import {writeFileSync} from 'node:fs'
-import {ConfigError, loadConfig} from '../../src/config/index.js'
-import {loadtestFlags, loadtestOverrides} from '../../src/config/flags.js'
-import {formatReport} from '../../loadtest/report.js'
-import {loadtestInfoHashList} from '../../loadtest/model.js'
+import {loadtestFlags} from '../../src/config/flags.js'
+import {LoadtestUsageError, runLoadtestCommand} from '../../loadtest/cli.js'
 import {runUdpLoadtest} from '../../loadtest/udp.js'
 
 export default class LoadtestUdp extends Command {
@@ -20,22 +17,15 @@ export default class LoadtestUdp extends Command {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(LoadtestUdp)
-    let config
     try {
-      config = loadConfig('loadtest-udp', {file: flags.config, overrides: loadtestOverrides(flags)})
+      await runLoadtestCommand({
+        schema: 'loadtest-udp',
+        run: runUdpLoadtest,
+        describe: c => `loading ${c.server_address} with ${c.workers} thread(s) x ${c.network.sockets_per_worker} socket(s) x ${c.network.requests_in_flight_per_socket} requests in flight`,
+      }, flags, line => this.logToStderr(line))
     } catch (error) {
-      if (error instanceof ConfigError) this.error(error.message, {exit: 1})
+      if (error instanceof LoadtestUsageError) this.error(error.message, {exit: 1})
       throw error
     }
-    if (flags['write-info-hashes']) {
-      writeFileSync(flags['write-info-hashes'], loadtestInfoHashList(config))
-      this.logToStderr(`wrote ${config.requests.number_of_torrents} info hashes to ${flags['write-info-hashes']}`)
-      return
-    }
-    const abort = new AbortController()
-    process.once('SIGINT', () => abort.abort())
-    if (!flags.json) this.logToStderr(`loading ${config.server_address} with ${config.workers} thread(s) x ${config.network.sockets_per_worker} socket(s) x ${config.network.requests_in_flight_per_socket} requests in flight${config.duration ? ` for ${config.duration} s` : '; Ctrl-C stops'}`)
-    const report = await runUdpLoadtest(config, {signal: abort.signal, onProgress: line => flags.json || process.stderr.write(line + '\n')})
-    process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report))
   }
 }

@@ -14,6 +14,7 @@ import {
 import {AnnounceRequest, AnnounceResult, AnnounceStatus, Swarm} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {splitHostPort} from '../runtime.js'
+import {SwarmShard} from '../shard.js'
 import {ScrapeRouter} from '../scrape-router.js'
 import type {TlsMaterial} from '../tls.js'
 import {nodeHasReusePort} from '../udp/worker.js'
@@ -49,6 +50,9 @@ const REFUSED_PROXY_HEADER = 3
 const FRAME_ANNOUNCE = 17
 const FRAME_ANNOUNCE_REPLY = 18
 const FRAME_FULL_SCRAPE_PART = 19
+
+/** How long a connection we closed may wait for the client's side to close. */
+const CLOSE_GRACE_MS = 5000
 
 /** Unsent response bytes a connection may hold before it is closed as a slow reader. */
 const MAX_UNSENT = 1 << 20
@@ -94,6 +98,7 @@ export function createWorker(ctx: WorkerContext<HttpConfig>): ProtocolWorker {
 
 export class HttpWorker implements ProtocolWorker {
   readonly stats = new TrafficStats(REQUEST_TYPES, RESPONSE_TYPES, DROP_REASONS, REFUSAL_REASONS)
+  readonly shard: SwarmShard
   readonly swarm: Swarm
   private readonly cfg: HttpConfig
   private readonly servers: Server[] = []
@@ -113,8 +118,6 @@ export class HttpWorker implements ProtocolWorker {
   private readonly scrapes: ScrapeRouter
   private readonly forwarded = new Map<number, Forwarded>()
   private nextForward = 1
-  private now = 0
-  private nowMs = Date.now()
   private clock?: NodeJS.Timeout
   private fullScrapeTimer?: NodeJS.Timeout
   /** Per worker: its shard's sorted scrape entries, with 257 offsets by first hash byte. */
@@ -123,11 +126,8 @@ export class HttpWorker implements ProtocolWorker {
 
   constructor(private readonly ctx: WorkerContext<HttpConfig>) {
     const cfg = (this.cfg = ctx.config)
-    this.swarm = new Swarm({
-      maxTorrents: cfg.limits.max_torrents,
-      maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
-      maxPeerAge: cfg.cleaning.max_peer_age,
-    })
+    this.shard = new SwarmShard(ctx)
+    this.swarm = this.shard.swarm
     const c = cfg.connections
     this.limits = {maxLineBytes: c.max_request_line_bytes, maxHeadBytes: c.max_request_head_bytes, maxHeaders: c.max_headers}
     this.ipHeader = cfg.network.runs_behind_reverse_proxy ? Buffer.from(cfg.network.reverse_proxy_ip_header_name.toLowerCase(), 'latin1') : null
@@ -138,14 +138,8 @@ export class HttpWorker implements ProtocolWorker {
     this.scrapeHashes = Buffer.allocUnsafe(cfg.protocol.max_scrape_torrents * 20)
     this.scrapes = new ScrapeRouter(ctx, this.swarm)
     this.fullScrapeParts = new Array(ctx.count).fill(undefined)
-    this.tick()
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.connections.size)
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
-  }
-
-  private tick(): void {
-    this.nowMs = Date.now()
-    this.now = Math.floor((this.nowMs - this.ctx.epochMs) / 1000)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -154,7 +148,7 @@ export class HttpWorker implements ProtocolWorker {
   async start(): Promise<string[]> {
     const net4 = this.cfg.network
     this.clock = setInterval(() => {
-      this.tick()
+      this.shard.tick()
       this.sweep()
     }, 1000)
     this.clock.unref()
@@ -215,7 +209,7 @@ export class HttpWorker implements ProtocolWorker {
       return
     }
     if (socket instanceof tls.TLSSocket) socket.setNoDelay(true)
-    const conn = new Connection(socket, this.nowMs)
+    const conn = new Connection(socket, this.shard.nowMs)
     this.connections.add(conn)
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk))
     socket.on('error', () => socket.destroy())
@@ -250,8 +244,8 @@ export class HttpWorker implements ProtocolWorker {
 
   /** Once a second: cut off slow requests and idle keep-alive connections. */
   private sweep(): void {
-    const requestDeadline = this.nowMs - this.cfg.connections.request_timeout * 1000
-    const idleDeadline = this.nowMs - this.cfg.connections.idle_timeout * 1000
+    const requestDeadline = this.shard.nowMs - this.cfg.connections.request_timeout * 1000
+    const idleDeadline = this.shard.nowMs - this.cfg.connections.idle_timeout * 1000
     for (const conn of this.connections) {
       if (conn.busy) continue
       if (conn.requestStart !== 0) {
@@ -268,7 +262,8 @@ export class HttpWorker implements ProtocolWorker {
 
   private onData(conn: Connection, chunk: Buffer): void {
     this.stats.rxBytes[conn.v] += chunk.length
-    if (conn.requestStart === 0) conn.requestStart = this.nowMs
+    if (conn.closed) return
+    if (conn.requestStart === 0) conn.requestStart = this.shard.nowMs
     if (conn.pending) {
       // Bounded: a head larger than the limit is refused when parsed; a busy connection's
       // pipelined bytes are limited the same way.
@@ -311,7 +306,7 @@ export class HttpWorker implements ProtocolWorker {
       const rest = buf.subarray(start)
       conn.pending = rest.length < 4096 && buf.length > 65536 ? Buffer.from(rest) : rest
       // A pipelined request that arrived whole waits its turn; a partial one is being received.
-      if (!conn.busy && conn.requestStart === 0) conn.requestStart = this.nowMs
+      if (!conn.busy && conn.requestStart === 0) conn.requestStart = this.shard.nowMs
     }
     if (!conn.busy && conn.pending === null && conn.socket.readableEnded) conn.socket.end()
   }
@@ -429,7 +424,7 @@ export class HttpWorker implements ProtocolWorker {
     const withIds = !q.compact && !q.noPeerId
     res.peerIdBuf = withIds ? this.peerIdBuf : null
     res.peerIdBufOffset = 0
-    if (this.swarm.announce(a, this.now, res) === AnnounceStatus.TorrentLimit) {
+    if (this.swarm.announce(a, this.shard.now, res) === AnnounceStatus.TorrentLimit) {
       const failure = failureBody(MESSAGE.torrentLimit)
       failure.copy(this.body)
       return failure.length
@@ -501,7 +496,7 @@ export class HttpWorker implements ProtocolWorker {
     }
     this.stats.txBytes[conn.v] += at + length
     this.stats.responses[conn.v][type]++
-    conn.lastActive = this.nowMs
+    conn.lastActive = this.shard.nowMs
     // Most recently active last, so that eviction finds the longest idle first.
     this.connections.delete(conn)
     this.connections.add(conn)
@@ -509,6 +504,8 @@ export class HttpWorker implements ProtocolWorker {
       conn.closed = true
       this.connections.delete(conn)
       socket.end()
+      // A client that never closes its side must not hold the socket forever.
+      socket.setTimeout(CLOSE_GRACE_MS, () => socket.destroy())
     } else if (socket.writableLength > MAX_UNSENT) {
       this.stats.drops[DROP_SLOW_READER]++
       this.closeConnection(conn)
@@ -631,9 +628,7 @@ export class HttpWorker implements ProtocolWorker {
   // -------------------------------------------------------------------------------------------
 
   clean(): void {
-    this.tick()
-    const list = this.ctx.accessList
-    this.swarm.clean(this.now, list.mode === 'off' ? undefined : (hash, offset) => list.allows(hash, offset))
+    this.shard.clean()
   }
 
   async close(): Promise<void> {

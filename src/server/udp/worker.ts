@@ -10,6 +10,7 @@ import {AnnounceRequest, AnnounceResult, AnnounceStatus, ScrapeCounts, Swarm} fr
 import type {UdpConfig} from '../../config/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {splitHostPort} from '../runtime.js'
+import {SwarmShard} from '../shard.js'
 import {ScrapeRouter} from '../scrape-router.js'
 
 export type UdpWorkerConfig = UdpConfig
@@ -39,12 +40,12 @@ export function createWorker(ctx: WorkerContext<UdpWorkerConfig>): ProtocolWorke
 
 export class UdpWorker implements ProtocolWorker {
   readonly stats = new TrafficStats(REQUEST_TYPES, RESPONSE_TYPES, DROP_REASONS, REFUSAL_REASONS)
+  readonly shard: SwarmShard
   readonly swarm: Swarm
   private readonly validator: ConnectionIdValidator
   private readonly sockets: Socket[] = []
   private socket4?: Socket
   private socket6?: Socket
-  private now = 0
   private clock?: NodeJS.Timeout
   private out: Buffer
   private readonly outSize: number
@@ -60,28 +61,20 @@ export class UdpWorker implements ProtocolWorker {
 
   constructor(private readonly ctx: WorkerContext<UdpWorkerConfig>) {
     const cfg = (this.cfg = ctx.config)
-    this.swarm = new Swarm({
-      maxTorrents: cfg.limits.max_torrents,
-      maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
-      maxPeerAge: cfg.cleaning.max_peer_age,
-    })
+    this.shard = new SwarmShard(ctx)
+    this.swarm = this.shard.swarm
     this.validator = new ConnectionIdValidator(ctx.secret.subarray(0, 16), cfg.cleaning.max_connection_age)
     // Room for the largest reply: an IPv6 announce with every peer, or a full scrape.
     this.outSize = Math.max(20 + 18 * cfg.protocol.max_response_peers, 8 + 12 * cfg.protocol.max_scrape_torrents, 1024)
     this.out = Buffer.allocUnsafe(this.outSize)
-    this.tick()
     this.scrapes = new ScrapeRouter(ctx, this.swarm)
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges())
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
   }
 
-  private tick(): void {
-    this.now = Math.floor((Date.now() - this.ctx.epochMs) / 1000)
-  }
-
   async start(): Promise<string[]> {
     const net = this.cfg.network
-    this.clock = setInterval(() => this.tick(), 1000)
+    this.clock = setInterval(() => this.shard.tick(), 1000)
     this.clock.unref()
     const listening: string[] = []
     if (net.use_ipv4) {
@@ -151,12 +144,12 @@ export class UdpWorker implements ProtocolWorker {
     if (req.action === ACTION_CONNECT) {
       this.stats.requests[v][0]++
       const length = writeConnectResponse(this.out, req.transactionId)
-      this.validator.write(this.out, 8, ip, this.now)
+      this.validator.write(this.out, 8, ip, this.shard.now)
       this.send(socket, v, length, rinfo.port, rinfo.address)
       this.stats.responses[v][0]++
       return
     }
-    if (!this.validator.validate(msg, 0, ip, this.now)) {
+    if (!this.validator.validate(msg, 0, ip, this.shard.now)) {
       this.stats.drops[DROP_BAD_CID]++
       return
     }
@@ -206,7 +199,7 @@ export class UdpWorker implements ProtocolWorker {
     const res = this.announceRes
     res.peerBuf = this.out
     res.peerBufOffset = 20
-    const status = this.swarm.announce(a, this.now, res)
+    const status = this.swarm.announce(a, this.shard.now, res)
     if (status === AnnounceStatus.TorrentLimit) {
       this.sendError(socket, v, req.transactionId, ERROR_TRACKER_FULL, {port, address})
       return
@@ -269,9 +262,7 @@ export class UdpWorker implements ProtocolWorker {
   }
 
   clean(): void {
-    this.tick()
-    const list = this.ctx.accessList
-    this.swarm.clean(this.now, list.mode === 'off' ? undefined : (hash, offset) => list.allows(hash, offset))
+    this.shard.clean()
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,47 @@
+/** What every `tracker loadtest PROTOCOL` command does once its flags are parsed. */
+import {writeFileSync} from 'node:fs'
+import {ConfigError, loadConfig, type ConfigFor} from '../src/config/index.js'
+import {loadtestOverrides, type LoadtestFlagValues} from '../src/config/flags.js'
+import {loadtestInfoHashList} from './model.js'
+import {formatReport, type LoadReport} from './report.js'
+import type {LoadtestOptions} from './threads.js'
+
+export interface LoadtestFlags extends LoadtestFlagValues {
+  config?: string
+  json: boolean
+  'write-info-hashes'?: string
+}
+
+export interface LoadtestCommandSpec<N extends 'loadtest-udp' | 'loadtest-http' | 'loadtest-ws'> {
+  schema: N
+  run(config: ConfigFor<N>, options: LoadtestOptions): Promise<LoadReport>
+  /** The line printed before the run: what is loaded and how. */
+  describe(config: ConfigFor<N>): string
+}
+
+/** A problem the user can fix (a bad config file): the command prints it and exits 1. */
+export class LoadtestUsageError extends Error {}
+
+export async function runLoadtestCommand<N extends 'loadtest-udp' | 'loadtest-http' | 'loadtest-ws'>(
+  spec: LoadtestCommandSpec<N>, flags: LoadtestFlags, log: (line: string) => void): Promise<void> {
+  let config: ConfigFor<N>
+  try {
+    config = loadConfig(spec.schema, {file: flags.config, overrides: loadtestOverrides(flags)})
+  } catch (error) {
+    if (error instanceof ConfigError) throw new LoadtestUsageError(error.message)
+    throw error
+  }
+  // Every load-test schema has these keys.
+  const common = config as unknown as {duration: number; requests: {number_of_torrents: number}}
+  const writeHashes = flags['write-info-hashes']
+  if (writeHashes) {
+    writeFileSync(writeHashes, loadtestInfoHashList(common))
+    log(`wrote ${common.requests.number_of_torrents} info hashes to ${writeHashes}`)
+    return
+  }
+  const abort = new AbortController()
+  process.once('SIGINT', () => abort.abort())
+  if (!flags.json) log(`${spec.describe(config)}${common.duration ? ` for ${common.duration} s` : '; Ctrl-C stops'}`)
+  const report = await spec.run(config, {signal: abort.signal, onProgress: line => flags.json || log(line)})
+  process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report))
+}
