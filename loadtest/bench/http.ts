@@ -81,19 +81,25 @@ interface ServerSpec {
   start(port: number, dir: string): Promise<Started>
 }
 
-/** Ready when an announce gets a bencoded answer without a failure reason. */
+/** The last failure reason a readiness check saw, for the error when a server never gets ready. */
+let lastRefusal = ''
+
+/**
+ * Ready when an announce gets a bencoded answer without a failure reason. A refusal is not ready
+ * yet: opentracker answers before it has read its whitelist.
+ */
 async function answersAnnounce(port: number, tls: boolean, path: string): Promise<boolean> {
+  const dispatcher = new Agent({connect: {rejectUnauthorized: false}})
   try {
-    const dispatcher = new Agent({connect: {rejectUnauthorized: false}})
     const res = await request(`${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`, {dispatcher, headersTimeout: 500, bodyTimeout: 500})
-    const body = Buffer.from(await res.body.arrayBuffer())
-    await dispatcher.close()
-    const decoded = bencode.decode(body) as Record<string, unknown>
-    if (decoded['failure reason']) throw new Error(`announce refused: ${Buffer.from(decoded['failure reason'] as Uint8Array).toString()}`)
-    return true
-  } catch (error) {
-    if (/announce refused/.test((error as Error).message)) throw error
+    const decoded = bencode.decode(Buffer.from(await res.body.arrayBuffer())) as Record<string, unknown>
+    if (!decoded['failure reason']) return true
+    lastRefusal = Buffer.from(decoded['failure reason'] as Uint8Array).toString()
     return false
+  } catch {
+    return false
+  } finally {
+    await dispatcher.close()
   }
 }
 
@@ -185,9 +191,10 @@ export async function benchHttp(o: HttpBenchOptions, log: (line: string) => void
     const mode = `${spec.tls ? 'tls ' : ''}${close ? 'close' : 'keep-alive'}` as Mode
     port++
     log(`${spec.name} (${mode}): starting on 127.0.0.1:${port}`)
+    lastRefusal = ''
     const server = await spec.start(port, dir).catch((error: Error) => {
       if (/ENOENT/.test(error.message)) throw new Error(`${spec.name} could not start (${error.message}); for opentracker: apt-get install opentracker`)
-      throw error
+      throw new Error(`${error.message}${lastRefusal ? `\nits last answer: ${lastRefusal}` : ''}`)
     })
     try {
       const pid = server.child.pid!
