@@ -2,7 +2,7 @@ import dgram from 'node:dgram'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {defaultsOf, httpSchema, udpSchema, type HttpConfig, type UdpConfig} from '../src/config/index.js'
+import {defaultsOf, httpSchema, udpSchema, wsSchema, type HttpConfig, type UdpConfig, type WsConfig} from '../src/config/index.js'
 import {runTracker, type RunningTracker} from '../src/server/runtime.js'
 import * as udp from '../src/protocol/udp/index.js'
 
@@ -35,7 +35,7 @@ function testConfig<C extends {pid_file: string; log_level: string; network: {ad
   return config
 }
 
-async function startTracker<C extends UdpConfig | HttpConfig>(protocol: 'udp' | 'http', config: C): Promise<TestTracker<C>> {
+async function startTracker<C extends UdpConfig | HttpConfig | WsConfig>(protocol: 'udp' | 'http' | 'ws', config: C): Promise<TestTracker<C>> {
   const tracker = await runTracker({protocol, config, workerModule: new URL(`../src/server/${protocol}/worker.js`, import.meta.url).href})
   const port = (host: string) => Number(/:(\d+)(\/announce)?$/.exec(tracker.listening.find(l => !l.startsWith('metrics ') && l.includes(host))!)![1])
   const metrics = tracker.listening.find(l => l.startsWith('metrics '))
@@ -53,6 +53,11 @@ export async function startUdpTracker(overrides: DeepPartial<UdpConfig> = {}): P
   const config = defaultsOf(udpSchema) as UdpConfig
   config.network.socket_recv_buffer_size = 0
   return startTracker('udp', testConfig('udp', config, overrides))
+}
+
+/** Starts a WebTorrent tracker in this process on loopback ephemeral ports. */
+export async function startWsTracker(overrides: DeepPartial<WsConfig> = {}): Promise<TestTracker<WsConfig>> {
+  return startTracker('ws', testConfig('ws', defaultsOf(wsSchema) as WsConfig, overrides))
 }
 
 /** Starts an HTTP tracker in this process on loopback ephemeral ports. */

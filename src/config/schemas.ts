@@ -162,16 +162,39 @@ made every full_scrape_interval seconds, not built per request.`),
 })
 
 export const wsSchema = schema('ws', 'WebTorrent tracker (WebSocket signalling)', serverTop('ws'), {
-  network: network(8000),
+  network: network(8000, {
+    tcp_backlog: int(1024, 'Connections the kernel queues before they are accepted.', 1, 65_535),
+    ...tls,
+    max_message_size: int(65_536, 'Largest WebSocket message accepted (bytes); larger closes the connection (1009).', 1024, 16 << 20),
+    enable_http_health_checks: bool(false, 'Answer GET /health with 200 "Ok" on the same port (for load balancers and proxies).'),
+  }),
+  connections: {
+    help: `Limits that keep slow, idle or dead clients from holding the tracker's connections.
+Closed connections and dropped messages are counted in tracker_dropped_total by reason.`,
+    keys: {
+      max_connections: int(65_536, 'Most open WebSocket connections per worker; more are refused (HTTP 503).', 1, 10_000_000),
+      max_connection_idle: int(180, 'Close a connection that sends no announce or scrape for this long (seconds).', 1, 86_400),
+      ping_interval: int(30, `Ping every connection this often (seconds); one that has not answered the
+previous ping is closed. Finds dead connections long before max_connection_idle.`, 1, 3600),
+      max_buffered_bytes: int(1 << 20, `Most bytes queued to one slow connection; messages past it are dropped
+(a browser that does not read cannot hold the tracker's memory).`, 1024, 1 << 30),
+      send_timeout: int(10, 'Close a connection whose queue stays over max_buffered_bytes this long (seconds).', 1, 3600),
+    },
+  },
   protocol: {
     help: 'Protocol limits and timings.',
     keys: {
-      max_scrape_torrents: int(255, 'Most info hashes answered per scrape.', 1, 1000),
-      max_offers: int(10, 'Most offers forwarded per announce.', 0, 100),
+      max_scrape_torrents: int(255, 'Most info hashes answered per scrape; extra ones are ignored (not an error).', 1, 1000),
+      max_offers: int(10, 'Most offers forwarded per announce; extra ones are dropped.', 0, 100),
       peer_announce_interval: int(120, 'Ask peers to announce this often (seconds).', 1, 86_400),
+      enable_full_scrape: bool(false, `Answer a scrape without info hashes with every torrent, from a snapshot made
+every full_scrape_interval seconds. Off by default: it can be large.`),
+      full_scrape_interval: int(60, 'Rebuild the full-scrape snapshot this often (seconds).', 1, 86_400),
     },
   },
-  cleaning: cleaning(30, 180),
+  cleaning: cleaning(30, 180, {
+    max_offer_age: int(120, 'An offer can be answered for this long (seconds); later answers are refused.', 1, 3600),
+  }),
   limits,
   metrics: metrics(9002),
   privileges,

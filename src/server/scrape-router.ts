@@ -1,9 +1,14 @@
-import {ScrapeCounts, type Swarm} from '../swarm/index.js'
+import {ScrapeCounts} from '../swarm/index.js'
 import type {WorkerContext} from './runtime.js'
 
 /** Mesh frame types the scrape router uses; protocol workers number their own frames from 16. */
 export const FRAME_SCRAPE_REQUEST = 2
 export const FRAME_SCRAPE_RESPONSE = 3
+
+/** What can count a torrent by its 20 info-hash bytes (either swarm engine). */
+export interface ScrapeCounter {
+  scrape(b: Uint8Array, o: number, out: ScrapeCounts): unknown
+}
 
 interface Pending {
   counts: Uint32Array
@@ -20,7 +25,7 @@ export class ScrapeRouter {
   private nextId = 1
   private readonly scratch = new ScrapeCounts()
 
-  constructor(private readonly ctx: WorkerContext, private readonly swarm: Swarm) {}
+  constructor(private readonly ctx: WorkerContext, private readonly swarm: ScrapeCounter) {}
 
   /** Whether every hash at buf[offset + 20*i] is owned by this worker. */
   allLocal(buf: Uint8Array, offset: number, count: number): boolean {

@@ -1,0 +1,480 @@
+import http from 'node:http'
+import https from 'node:https'
+import type {Duplex} from 'node:stream'
+import {WebSocketServer, type WebSocket} from 'ws'
+import type {WsConfig} from '../../config/index.js'
+import {TrafficStats, registerWorkerMetrics} from '../../metrics/index.js'
+import {parseIpInto} from '../../net/ip.js'
+import {MESSAGE} from '../../protocol/messages.js'
+import {
+  announceResponse, answerMessage, failureMessage, jsonBinary, MessageError, offerMessage, parseWsMessage, peekAction,
+  scrapeResponse, WS_EVENT_STOPPED, type WsAnnounce, type WsRequest,
+} from '../../protocol/ws/message.js'
+import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WsCounts} from '../../swarm/index.js'
+import type {ProtocolWorker, WorkerContext} from '../runtime.js'
+import {splitHostPort} from '../runtime.js'
+import {ScrapeRouter} from '../scrape-router.js'
+import type {TlsMaterial} from '../tls.js'
+import {nodeHasReusePort} from '../udp/worker.js'
+
+const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape'] as const
+const RESPONSE_TYPES = ['announce', 'scrape', 'full_scrape', 'offer', 'answer', 'error'] as const
+const REQ_ANNOUNCE = 0
+const REQ_SCRAPE = 1
+const REQ_FULL_SCRAPE = 2
+const RES_ANNOUNCE = 0
+const RES_SCRAPE = 1
+const RES_FULL_SCRAPE = 2
+const RES_OFFER = 3
+const RES_ANSWER = 4
+const RES_ERROR = 5
+/** Connections closed and messages not delivered, by reason. */
+const DROP_REASONS = ['idle_timeout', 'ping_timeout', 'send_timeout', 'slow_consumer', 'max_connections', 'answer_target_gone', 'tls_error'] as const
+const DROP_IDLE = 0
+const DROP_PING = 1
+const DROP_SEND_TIMEOUT = 2
+const DROP_SLOW = 3
+const DROP_MAX_CONNECTIONS = 4
+const DROP_TARGET_GONE = 5
+const DROP_TLS_ERROR = 6
+const REFUSAL_REASONS = ['access_list', 'invalid_request', 'message_too_large', 'full_scrape', 'peer_id', 'no_offer', 'too_many_offers'] as const
+const REFUSED_ACCESS = 0
+const REFUSED_INVALID = 1
+const REFUSED_TOO_LARGE = 2
+const REFUSED_FULL_SCRAPE = 3
+const REFUSED_PEER_ID = 4
+const REFUSED_NO_OFFER = 5
+const REFUSED_TOO_MANY_OFFERS = 6
+
+// Mesh frames (see scrape-router for scrapes).
+const FRAME_REQUEST = 33
+const FRAME_DELIVER = 34
+const FRAME_REMOVE = 35
+const FRAME_FULL_SCRAPE_PART = 36
+
+/** The WebSocket layer closes (1009) a connection that sends more than this many times the limit. */
+const HARD_LIMIT_FACTOR = 4
+
+export const NO_OFFER_MESSAGE = 'Could not find the offer corresponding to your answer. It may have expired.'
+
+class WsConnection {
+  /** Torrents this connection announced, with the peer id it used: one per torrent. */
+  readonly announced = new Map<string, string>()
+  lastActive: number
+  pongPending = false
+  /** Since when (ms) the outgoing queue has been over its limit; 0 when it is not. */
+  overSince = 0
+
+  constructor(readonly id: number, readonly ws: WebSocket, readonly family: 0 | 1, now: number) {
+    this.lastActive = now
+  }
+}
+
+export function createWorker(ctx: WorkerContext<WsConfig>): ProtocolWorker {
+  return new WsWorker(ctx)
+}
+
+export class WsWorker implements ProtocolWorker {
+  readonly stats = new TrafficStats(REQUEST_TYPES, RESPONSE_TYPES, DROP_REASONS, REFUSAL_REASONS)
+  readonly swarm: WebTorrentSwarm
+  private readonly cfg: WsConfig
+  private readonly servers: (http.Server | https.Server)[] = []
+  private readonly wss: WebSocketServer
+  private readonly connections = new Map<number, WsConnection>()
+  private nextId = 1
+  private readonly scrapes: ScrapeRouter
+  private readonly hashScratch = Buffer.alloc(20)
+  private readonly counts: WsCounts = {complete: 0, incomplete: 0, downloaded: 0}
+  private readonly ipScratch = new Uint8Array(16)
+  private now = 0
+  private nowMs = Date.now()
+  private timers: NodeJS.Timeout[] = []
+  private readonly fullScrapeParts: string[]
+  private fullScrapeBody: string | null = null
+
+  constructor(private readonly ctx: WorkerContext<WsConfig>) {
+    const cfg = (this.cfg = ctx.config)
+    this.swarm = new WebTorrentSwarm({
+      maxTorrents: cfg.limits.max_torrents, maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
+      maxPeerAge: cfg.cleaning.max_peer_age, maxOfferAge: cfg.cleaning.max_offer_age,
+    })
+    this.wss = new WebSocketServer({
+      noServer: true, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: true,
+      maxPayload: cfg.network.max_message_size * HARD_LIMIT_FACTOR,
+    })
+    this.scrapes = new ScrapeRouter(ctx, {scrape: (b, o, out) => this.swarm.scrapeBytes(b, o, out)})
+    this.fullScrapeParts = new Array(ctx.count).fill('')
+    this.tick()
+    registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.connections.size)
+    ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
+  }
+
+  private tick(): void {
+    this.nowMs = Date.now()
+    this.now = Math.floor((this.nowMs - this.ctx.epochMs) / 1000)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sockets and connections
+
+  async start(): Promise<string[]> {
+    const c = this.cfg.connections
+    this.timers.push(setInterval(() => {
+      this.tick()
+      this.sweep()
+    }, 1000))
+    this.timers.push(setInterval(() => this.ping(), c.ping_interval * 1000))
+    if (this.cfg.protocol.enable_full_scrape) {
+      this.buildFullScrapePart()
+      this.timers.push(setInterval(() => this.buildFullScrapePart(), this.cfg.protocol.full_scrape_interval * 1000))
+    }
+    for (const t of this.timers) t.unref()
+    const net = this.cfg.network
+    const scheme = this.ctx.tls ? 'wss' : 'ws'
+    const listening: string[] = []
+    if (net.use_ipv4) listening.push(`${scheme}://${net.address_ipv4.replace(/:\d+$/, ':' + await this.listen(net.address_ipv4, 4))}`)
+    if (net.use_ipv6) listening.push(`${scheme}://${net.address_ipv6.replace(/:\d+$/, ':' + await this.listen(net.address_ipv6, 6))}`)
+    return listening
+  }
+
+  private listen(address: string, family: 4 | 6): Promise<number> {
+    const [host, port] = splitHostPort(address)
+    const material = this.ctx.tls
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => this.onHttpRequest(req, res)
+    const server = material ? https.createServer({cert: material.cert, key: material.key}, onRequest) : http.createServer(onRequest)
+    if (material) server.on('tlsClientError', () => this.stats.drops[DROP_TLS_ERROR]++)
+    server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
+    // Slow clients get the same bound on sending their request head as on the WebSocket side.
+    server.headersTimeout = this.cfg.connections.send_timeout * 1000
+    server.requestTimeout = this.cfg.connections.send_timeout * 1000
+    this.servers.push(server)
+    const reusePort = this.ctx.count > 1 && nodeHasReusePort()
+    return new Promise((resolve, reject) => {
+      server.once('error', error => reject(new Error(`could not bind TCP ${address} ([network] address_ipv${family}): ${error.message}`)))
+      server.listen({
+        host, port, backlog: this.cfg.network.tcp_backlog, ipv6Only: family === 6 && this.cfg.network.set_only_ipv6,
+        exclusive: reusePort, ...(reusePort ? {reusePort: true} : {}),
+      }, () => {
+        server.removeAllListeners('error')
+        server.on('error', error => this.ctx.log.warn(`ws server error: ${error.message}`))
+        resolve((server.address() as {port: number}).port)
+      })
+    })
+  }
+
+  setTls(material: TlsMaterial): void {
+    for (const server of this.servers) (server as https.Server).setSecureContext?.({cert: material.cert, key: material.key})
+  }
+
+  private onHttpRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.cfg.network.enable_http_health_checks && req.method === 'GET' && req.url === '/health') {
+      res.writeHead(200, {'content-type': 'text/plain', 'content-length': 2})
+      res.end('Ok')
+      return
+    }
+    res.writeHead(426, {'content-type': 'text/plain', connection: 'close', upgrade: 'websocket'})
+    res.end('This is a WebTorrent tracker: connect with a WebSocket.\n')
+  }
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.connections.size >= this.cfg.connections.max_connections) {
+      this.stats.drops[DROP_MAX_CONNECTIONS]++
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    this.wss.handleUpgrade(req, socket, head, ws => this.accept(ws, req))
+  }
+
+  private accept(ws: WebSocket, req: http.IncomingMessage): void {
+    // The IP version of the TCP peer picks the swarm map (IPv4-mapped IPv6 is IPv4).
+    const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
+    const id = this.nextId++ >>> 0
+    const conn = new WsConnection(id, ws, family, this.nowMs)
+    this.connections.set(id, conn)
+    ws.on('message', (data: Buffer) => this.onMessage(conn, data))
+    ws.on('pong', () => (conn.pongPending = false))
+    ws.on('error', () => ws.terminate())
+    ws.on('close', () => this.onClose(conn))
+  }
+
+  /** Once a second: close idle connections and those stuck behind a full queue. */
+  private sweep(): void {
+    const idleBefore = this.nowMs - this.cfg.connections.max_connection_idle * 1000
+    const stuckBefore = this.nowMs - this.cfg.connections.send_timeout * 1000
+    const max = this.cfg.connections.max_buffered_bytes
+    for (const conn of this.connections.values()) {
+      if (conn.overSince !== 0) {
+        if (conn.ws.bufferedAmount <= max) conn.overSince = 0
+        else if (conn.overSince < stuckBefore) {
+          this.stats.drops[DROP_SEND_TIMEOUT]++
+          conn.ws.terminate()
+          continue
+        }
+      }
+      if (conn.lastActive < idleBefore) {
+        this.stats.drops[DROP_IDLE]++
+        conn.ws.close(1000, 'idle')
+        // A client that does not answer the close is cut off by the next ping round.
+      }
+    }
+  }
+
+  private ping(): void {
+    for (const conn of this.connections.values()) {
+      if (conn.pongPending) {
+        this.stats.drops[DROP_PING]++
+        conn.ws.terminate()
+        continue
+      }
+      conn.pongPending = true
+      conn.ws.ping()
+    }
+  }
+
+  private onClose(conn: WsConnection): void {
+    this.connections.delete(conn.id)
+    // The connection's peers leave their swarms at once.
+    const ref: ConnectionRef = {worker: this.ctx.index, id: conn.id}
+    for (const [infoHash, peerId] of conn.announced) {
+      const owner = this.ownerOf(infoHash)
+      if (owner === this.ctx.index) {
+        this.swarm.removePeer(conn.family, infoHash, peerId, ref)
+      } else {
+        const frame = Buffer.allocUnsafe(45)
+        frame.writeUInt32LE(conn.id, 0)
+        frame[4] = conn.family
+        frame.write(infoHash, 5, 20, 'latin1')
+        frame.write(peerId, 25, 20, 'latin1')
+        this.ctx.mesh!.send(owner, FRAME_REMOVE, frame)
+      }
+    }
+  }
+
+  private ownerOf(infoHash: string): number {
+    if (!this.ctx.mesh) return this.ctx.index
+    this.hashScratch.write(infoHash, 0, 20, 'latin1')
+    return this.ctx.ownerOf(this.hashScratch, 0)
+  }
+
+  /** Queues `msg` unless the connection's queue is over its limit (then it is dropped and counted). */
+  private send(conn: WsConnection, msg: string, type: number): void {
+    const ws = conn.ws
+    if (ws.readyState !== 1) return
+    if (ws.bufferedAmount > this.cfg.connections.max_buffered_bytes) {
+      this.stats.drops[DROP_SLOW]++
+      if (conn.overSince === 0) conn.overSince = this.nowMs
+      return
+    }
+    ws.send(msg)
+    this.stats.txBytes[conn.family] += msg.length
+    this.stats.responses[conn.family][type]++
+  }
+
+  /** Sends to a connection on any worker. */
+  private deliver(ref: ConnectionRef, msg: string, type: number): void {
+    if (ref.worker === this.ctx.index) {
+      const conn = this.connections.get(ref.id)
+      if (conn) this.send(conn, msg, type)
+      return
+    }
+    const text = Buffer.from(msg)
+    const frame = Buffer.allocUnsafe(5 + text.length)
+    frame.writeUInt32LE(ref.id, 0)
+    frame[4] = type
+    text.copy(frame, 5)
+    this.ctx.mesh!.send(ref.worker, FRAME_DELIVER, frame)
+  }
+
+  private fail(conn: WsConnection, reason: string, action?: string, infoHash?: string): void {
+    this.send(conn, failureMessage(reason, action, infoHash), RES_ERROR)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Requests
+
+  private onMessage(conn: WsConnection, data: Buffer): void {
+    this.stats.rxBytes[conn.family] += data.length
+    const text = data.toString()
+    if (data.length > this.cfg.network.max_message_size) {
+      this.stats.refusals[REFUSED_TOO_LARGE]++
+      this.fail(conn, `Message too large: ${data.length} bytes, the limit is ${this.cfg.network.max_message_size}`, peekAction(text))
+      return
+    }
+    let req: WsRequest
+    try {
+      req = parseWsMessage(text, this.cfg.protocol.max_offers, this.cfg.protocol.max_scrape_torrents)
+    } catch (error) {
+      if (!(error instanceof MessageError)) throw error
+      this.stats.refusals[REFUSED_INVALID]++
+      this.fail(conn, error.message, peekAction(text))
+      return
+    }
+    conn.lastActive = this.nowMs
+    if (req.action === 'scrape') {
+      this.scrape(conn, req.infoHashes)
+      return
+    }
+    this.stats.requests[conn.family][REQ_ANNOUNCE]++
+    if (req.offersTruncated) {
+      this.stats.refusals[REFUSED_TOO_MANY_OFFERS]++
+      this.fail(conn, `Too many offers: at most ${this.cfg.protocol.max_offers} per announce`, 'announce', req.infoHash)
+      return
+    }
+    this.hashScratch.write(req.infoHash, 0, 20, 'latin1')
+    if (!this.ctx.accessList.allows(this.hashScratch, 0)) {
+      this.stats.refusals[REFUSED_ACCESS]++
+      this.fail(conn, MESSAGE.infoHashNotAllowed, 'announce', req.infoHash)
+      return
+    }
+    const previous = conn.announced.get(req.infoHash)
+    if (previous !== undefined && previous !== req.peerId) {
+      this.stats.refusals[REFUSED_PEER_ID]++
+      this.fail(conn, 'Only one peer id can be used per torrent on a connection', 'announce', req.infoHash)
+      return
+    }
+    if (req.event === WS_EVENT_STOPPED) conn.announced.delete(req.infoHash)
+    else conn.announced.set(req.infoHash, req.peerId)
+    const owner = this.ownerOf(req.infoHash)
+    if (owner === this.ctx.index) {
+      this.announce({worker: this.ctx.index, id: conn.id}, conn.family, req)
+      return
+    }
+    const body = Buffer.from(text)
+    const frame = Buffer.allocUnsafe(5 + body.length)
+    frame.writeUInt32LE(conn.id, 0)
+    frame[4] = conn.family
+    body.copy(frame, 5)
+    this.ctx.mesh!.send(owner, FRAME_REQUEST, frame)
+  }
+
+  /** Runs an announce on this worker's shard; `from` is the announcing connection, on any worker. */
+  private announce(from: ConnectionRef, family: 0 | 1, req: WsAnnounce): void {
+    const ihJson = jsonBinary(req.infoHash)
+    const c = this.counts
+    const status = this.swarm.announce(family, req.infoHash, req.peerId, from, req.left === 0, req.event, this.now, c)
+    if (status === WsAnnounceStatus.PeerIdTaken) {
+      this.stats.refusals[REFUSED_PEER_ID]++
+      this.deliver(from, failureMessage('Peer id is in use by another connection', 'announce', req.infoHash), RES_ERROR)
+      return
+    }
+    if (status === WsAnnounceStatus.TorrentLimit) {
+      this.deliver(from, failureMessage(MESSAGE.torrentLimit, 'announce', req.infoHash), RES_ERROR)
+      return
+    }
+    this.deliver(from, announceResponse(ihJson, c.complete, c.incomplete, this.cfg.protocol.peer_announce_interval), RES_ANNOUNCE)
+    if (req.event === WS_EVENT_STOPPED) return
+    const peerIdJson = jsonBinary(req.peerId)
+    if (req.offers.length > 0 && status === WsAnnounceStatus.Ok) {
+      const targets = this.swarm.offerTargets(family, req.infoHash, req.peerId, req.offers.map(o => o.offerId), this.now)
+      for (let i = 0; i < targets.length; i++) {
+        const o = req.offers[i]
+        this.deliver(targets[i].conn, offerMessage(ihJson, peerIdJson, o.offerId, o.offerJson), RES_OFFER)
+      }
+    }
+    if (req.answerJson !== null) {
+      const target = this.swarm.answerTarget(family, req.infoHash, req.peerId, req.toPeerId!, req.offerId!, this.now)
+      if (target === AnswerStatus.NoPeer) {
+        this.stats.drops[DROP_TARGET_GONE]++
+      } else if (target === AnswerStatus.NoOffer) {
+        this.stats.refusals[REFUSED_NO_OFFER]++
+        this.deliver(from, failureMessage(NO_OFFER_MESSAGE, 'announce', req.infoHash), RES_ERROR)
+      } else {
+        this.deliver(target.conn, answerMessage(ihJson, peerIdJson, req.offerId!, req.answerJson), RES_ANSWER)
+      }
+    }
+  }
+
+  private scrape(conn: WsConnection, infoHashes: string[]): void {
+    if (infoHashes.length === 0) {
+      this.stats.requests[conn.family][REQ_FULL_SCRAPE]++
+      if (!this.cfg.protocol.enable_full_scrape) {
+        this.stats.refusals[REFUSED_FULL_SCRAPE]++
+        this.fail(conn, MESSAGE.fullScrape, 'scrape')
+        return
+      }
+      this.send(conn, this.fullScrape(), RES_FULL_SCRAPE)
+      return
+    }
+    this.stats.requests[conn.family][REQ_SCRAPE]++
+    const unique = [...new Set(infoHashes)]
+    const hashes = Buffer.from(unique.join(''), 'latin1')
+    this.scrapes.scrape(hashes, 0, unique.length, counts => {
+      const entries = unique.map((infoHash, i) => ({infoHash, complete: counts[3 * i], downloaded: counts[3 * i + 1], incomplete: counts[3 * i + 2]}))
+      if (!conn.ws || conn.ws.readyState !== 1) return
+      this.send(conn, scrapeResponse(entries), RES_SCRAPE)
+    })
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Other workers
+
+  private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
+    if (this.scrapes.onFrame(from, type, buf, offset)) return
+    if (type === FRAME_REQUEST) {
+      const id = buf.readUInt32LE(offset)
+      const family = buf[offset + 4] as 0 | 1
+      const text = buf.toString('utf8', offset + 5, offset + length)
+      // Checked by the connection's worker already; parsed again here, where the swarm is.
+      let req: WsRequest
+      try {
+        req = parseWsMessage(text, this.cfg.protocol.max_offers, this.cfg.protocol.max_scrape_torrents)
+      } catch {
+        return
+      }
+      if (req.action === 'announce') this.announce({worker: from, id}, family, req)
+    } else if (type === FRAME_DELIVER) {
+      const conn = this.connections.get(buf.readUInt32LE(offset))
+      if (conn) this.send(conn, buf.toString('utf8', offset + 5, offset + length), buf[offset + 4])
+    } else if (type === FRAME_REMOVE) {
+      const id = buf.readUInt32LE(offset)
+      const family = buf[offset + 4] as 0 | 1
+      this.swarm.removePeer(family, buf.toString('latin1', offset + 5, offset + 25), buf.toString('latin1', offset + 25, offset + 45), {worker: from, id})
+    } else if (type === FRAME_FULL_SCRAPE_PART) {
+      this.fullScrapeParts[from] = buf.toString('utf8', offset, offset + length)
+      this.fullScrapeBody = null
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Full scrape
+
+  /** This shard's `"hash":{...}` entries, shared with the other workers. */
+  private buildFullScrapePart(): void {
+    const entries: string[] = []
+    this.swarm.forEachTorrent((infoHash, complete, incomplete, downloaded) => {
+      entries.push(`${jsonBinary(infoHash)}:{"complete":${complete},"incomplete":${incomplete},"downloaded":${downloaded}}`)
+    })
+    const part = entries.join(',')
+    this.fullScrapeParts[this.ctx.index] = part
+    this.fullScrapeBody = null
+    if (this.ctx.mesh) {
+      const bytes = Buffer.from(part)
+      for (let w = 0; w < this.ctx.count; w++) if (w !== this.ctx.index) this.ctx.mesh.send(w, FRAME_FULL_SCRAPE_PART, bytes)
+    }
+  }
+
+  private fullScrape(): string {
+    this.fullScrapeBody ??= `{"action":"scrape","files":{${this.fullScrapeParts.filter(p => p !== '').join(',')}}}`
+    return this.fullScrapeBody
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  clean(): void {
+    this.tick()
+    const list = this.ctx.accessList
+    this.swarm.clean(this.now, list.mode === 'off' ? undefined : infoHash => {
+      this.hashScratch.write(infoHash, 0, 20, 'latin1')
+      return list.allows(this.hashScratch, 0)
+    })
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t)
+    for (const conn of this.connections.values()) conn.ws.terminate()
+    await Promise.all(this.servers.map(s => new Promise<void>(resolve => {
+      s.close(() => resolve())
+      s.closeAllConnections()
+    })))
+  }
+}

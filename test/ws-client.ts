@@ -1,0 +1,137 @@
+/** A WebTorrent tracker client for tests: JSON messages in, queued messages out. */
+import {randomBytes} from 'node:crypto'
+import net from 'node:net'
+import WebSocket from 'ws'
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Msg = Record<string, any>
+
+/** 20 random bytes as a binary string, with characters that need escaping in JSON. */
+export function binaryId(): string {
+  const b = randomBytes(20)
+  b[0] = 0x22 // "
+  b[1] = 0x5c // \
+  b[2] = 0x00
+  b[3] = 0x0a
+  b[4] = 0xff
+  return b.toString('latin1')
+}
+
+export class WsTestClient {
+  private readonly queue: Msg[] = []
+  private waiters: (() => void)[] = []
+  closed = false
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', data => {
+      this.queue.push(JSON.parse(data.toString()) as Msg)
+      this.wake()
+    })
+    ws.on('close', () => {
+      this.closed = true
+      this.wake()
+    })
+    ws.on('error', () => {})
+  }
+
+  private wake(): void {
+    const w = this.waiters
+    this.waiters = []
+    for (const f of w) f()
+  }
+
+  static open(url: string): Promise<WsTestClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, {rejectUnauthorized: false, perMessageDeflate: false})
+      ws.once('open', () => resolve(new WsTestClient(ws)))
+      ws.once('error', reject)
+    })
+  }
+
+  send(msg: Msg | string): void {
+    this.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg))
+  }
+
+  /** The next message matching `match` (others stay queued); fails after `ms`. */
+  async next(match: (m: Msg) => boolean = () => true, ms = 3000): Promise<Msg> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const i = this.queue.findIndex(match)
+      if (i >= 0) return this.queue.splice(i, 1)[0]
+      if (this.closed) throw new Error('connection closed while waiting for a message')
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`no matching message within ${ms} ms; queued: ${JSON.stringify(this.queue).slice(0, 500)}`)
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, left)
+        this.waiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+  }
+
+  /** Resolves if no message matching `match` arrives within `ms`. */
+  async nothing(match: (m: Msg) => boolean = () => true, ms = 300): Promise<void> {
+    await new Promise(resolve => setTimeout(resolve, ms))
+    const m = this.queue.find(match)
+    if (m) throw new Error(`unexpected message: ${JSON.stringify(m)}`)
+  }
+
+  async waitClosed(ms = 5000): Promise<void> {
+    const deadline = Date.now() + ms
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error(`still open after ${ms} ms`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+
+  close(): void {
+    this.ws.terminate()
+  }
+}
+
+export const isAnnounceResponse = (m: Msg): boolean => m.action === 'announce' && 'interval' in m
+export const isOffer = (m: Msg): boolean => 'offer' in m
+export const isAnswer = (m: Msg): boolean => 'answer' in m
+export const isFailure = (m: Msg): boolean => 'failure reason' in m
+
+/**
+ * A WebSocket client that stops reading after the handshake: the tracker's queue to it fills up.
+ * Sends masked text frames by hand.
+ */
+export class StalledClient {
+  private constructor(readonly socket: net.Socket) {}
+
+  static async open(port: number): Promise<StalledClient> {
+    const socket = net.connect({port, host: '127.0.0.1'})
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve())
+      socket.once('error', reject)
+    })
+    socket.write(`GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    await new Promise<void>(resolve => socket.once('data', () => resolve()))
+    socket.pause()
+    return new StalledClient(socket)
+  }
+
+  send(msg: Msg): void {
+    const payload = Buffer.from(JSON.stringify(msg))
+    const mask = randomBytes(4)
+    const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length])
+      : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
+    const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))
+    this.socket.write(Buffer.concat([head, mask, body]))
+  }
+
+  closedByServer(): Promise<boolean> {
+    return new Promise(resolve => {
+      if (this.socket.destroyed) return resolve(true)
+      this.socket.once('close', () => resolve(true))
+    })
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
+}

@@ -1,0 +1,124 @@
+/** WebTorrent messages: the scanner against JSON.parse, binary strings, robustness; the engine. */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import * as ws from '../src/protocol/ws/message.js'
+import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus} from '../src/swarm/index.js'
+
+const binary = fc.uint8Array({minLength: 20, maxLength: 20}).map(b => Buffer.from(b).toString('latin1'))
+const sdpText = fc.string({unit: 'binary', maxLength: 200})
+
+test('announces with offers and answers round-trip: every byte value in binary strings, any SDP text', () => {
+  fc.assert(fc.property(
+    binary, binary, fc.option(fc.nat(1e12)), fc.constantFrom(undefined, 'started', 'stopped', 'completed', 'update'),
+    fc.array(fc.tuple(binary, sdpText), {maxLength: 5}), fc.option(fc.tuple(binary, binary, sdpText)),
+    fc.dictionary(fc.string({maxLength: 8}).filter(k => !['action', 'info_hash', 'peer_id', 'left', 'event', 'offers', 'answer', 'to_peer_id', 'offer_id'].includes(k)), fc.jsonValue({maxDepth: 3})),
+    (infoHash, peerId, left, event, offers, answer, extra) => {
+      const msg: Record<string, unknown> = {...extra, action: 'announce', info_hash: infoHash, peer_id: peerId, left, event,
+        offers: offers.map(([id, s]) => ({offer_id: id, offer: {type: 'offer', sdp: s}}))}
+      if (answer) Object.assign(msg, {to_peer_id: answer[0], offer_id: answer[1], answer: {type: 'answer', sdp: answer[2]}})
+      const text = JSON.stringify(msg)
+      const r = ws.parseWsMessage(text, 5, 10)
+      assert.equal(r.action, 'announce')
+      if (r.action !== 'announce') return
+      assert.equal(r.infoHash, infoHash)
+      assert.equal(r.peerId, peerId)
+      assert.equal(r.left, left ?? -1)
+      assert.equal(r.offers.length, offers.length)
+      r.offers.forEach((o, i) => {
+        assert.equal(o.offerId, offers[i][0])
+        // The raw text of the offer object is valid JSON equal to what was sent.
+        assert.deepEqual(JSON.parse(o.offerJson), {type: 'offer', sdp: offers[i][1]})
+        const relayed = JSON.parse(ws.offerMessage(ws.jsonBinary(infoHash), ws.jsonBinary(peerId), o.offerId, o.offerJson))
+        assert.deepEqual(relayed, {action: 'announce', info_hash: infoHash, peer_id: peerId, offer_id: offers[i][0], offer: {type: 'offer', sdp: offers[i][1]}})
+      })
+      if (answer) {
+        assert.equal(r.toPeerId, answer[0])
+        assert.equal(r.offerId, answer[1])
+        assert.deepEqual(JSON.parse(r.answerJson!), {type: 'answer', sdp: answer[2]})
+      } else {
+        assert.equal(r.answerJson, null)
+      }
+    },
+  ))
+})
+
+test('outgoing messages are valid JSON for every binary string', () => {
+  fc.assert(fc.property(binary, fc.nat(), fc.nat(), binary, (ih, c, i, other) => {
+    assert.deepEqual(JSON.parse(ws.announceResponse(ws.jsonBinary(ih), c, i, 120)), {action: 'announce', interval: 120, info_hash: ih, complete: c, incomplete: i})
+    const s = JSON.parse(ws.scrapeResponse([{infoHash: ih, complete: c, incomplete: i, downloaded: 1}, {infoHash: other, complete: 0, incomplete: 0, downloaded: 0}]))
+    assert.deepEqual(s.files[ih], {complete: c, incomplete: i, downloaded: 1})
+    assert.deepEqual(JSON.parse(ws.failureMessage('x "y"', 'announce', ih)), {'failure reason': 'x "y"', action: 'announce', info_hash: ih})
+  }))
+})
+
+test('random and mutated input never throws anything but a MessageError', () => {
+  const base = JSON.stringify({action: 'announce', info_hash: 'a'.repeat(20), peer_id: 'b'.repeat(20), offers: [{offer_id: 'c'.repeat(20), offer: {type: 'offer', sdp: 'v=0'}}]})
+  fc.assert(fc.property(fc.string({maxLength: 300}), fc.nat(base.length), fc.nat(base.length), fc.string({maxLength: 5}), (noise, at, cut, insert) => {
+    for (const text of [noise, base.slice(0, at) + insert + base.slice(at), base.slice(0, cut), '['.repeat(at) + ']'.repeat(at)]) {
+      try {
+        ws.parseWsMessage(text, 10, 10)
+      } catch (error) {
+        assert.ok(error instanceof ws.MessageError, `${String(error)} for ${JSON.stringify(text)}`)
+      }
+    }
+  }), {numRuns: 3000})
+})
+
+test('the scanner accepts exactly what JSON.parse accepts, for object-shaped text', () => {
+  const samples = ['{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaaa"}', '{"action":"scrape" , "x":[1,2.5e3,-0,true,null,{"y":"\\u00ff"}]}',
+    '{"action":"scrape","x":01}', '{"action":"scrape","x":1.}', '{"action":"scrape","x":"\\x"}', '{"action":"scrape",}', '{"action":"scrape","x":tru}',
+    '{"action":"scrape"} x', ' {"action":"scrape"} ', '{"action":"scrape","x":"a\nb"}']
+  for (const text of samples) {
+    let json = true
+    try {
+      JSON.parse(text)
+    } catch {
+      json = false
+    }
+    let ours = true
+    try {
+      ws.parseWsMessage(text, 10, 10)
+    } catch {
+      ours = false
+    }
+    assert.equal(ours, json, text)
+  }
+})
+
+test('engine: counts exclude the announcer; offers go to distinct others; answers need a live offer', () => {
+  const swarm = new WebTorrentSwarm({maxTorrents: 10, maxPeersPerTorrent: 100, maxPeerAge: 60, maxOfferAge: 30})
+  const counts = {complete: 0, incomplete: 0, downloaded: 0}
+  const ih = 'h'.repeat(20)
+  const conn = (id: number) => ({worker: 0, id})
+  for (let i = 0; i < 5; i++) assert.equal(swarm.announce(0, ih, `peer${i}`.padEnd(20, '.'), conn(i), i === 0, 2, 0, counts), WsAnnounceStatus.Ok)
+  assert.deepEqual(counts, {complete: 1, incomplete: 3, downloaded: 0})
+  const from = 'peer1'.padEnd(20, '.')
+  const targets = swarm.offerTargets(0, ih, from, ['o1'.padEnd(20), 'o2'.padEnd(20), 'o3'.padEnd(20), 'o4'.padEnd(20), 'o5'.padEnd(20)], 0)
+  assert.equal(targets.length, 4, 'one offer per other peer at most')
+  assert.equal(new Set(targets.map(p => p.peerId)).size, 4)
+  assert.ok(!targets.some(p => p.peerId === from))
+  // The first target answers offer o1.
+  const t0 = targets[0].peerId
+  assert.equal(swarm.answerTarget(0, ih, t0, from, 'o2'.padEnd(20), 1), AnswerStatus.NoOffer, 'o2 went to another peer')
+  const back = swarm.answerTarget(0, ih, t0, from, 'o1'.padEnd(20), 1)
+  assert.ok(typeof back === 'object' && back.peerId === from)
+  assert.equal(swarm.answerTarget(0, ih, t0, from, 'o1'.padEnd(20), 1), AnswerStatus.NoOffer, 'used up')
+  assert.equal(swarm.answerTarget(0, ih, targets[1].peerId, from, 'o2'.padEnd(20), 31), AnswerStatus.NoOffer, 'expired')
+  assert.equal(swarm.answerTarget(0, ih, t0, 'nobody'.padEnd(20), 'o1'.padEnd(20), 1), AnswerStatus.NoPeer)
+  // Another connection cannot take a peer id over, nor remove it.
+  assert.equal(swarm.announce(0, ih, from, conn(99), false, 3, 1, counts), WsAnnounceStatus.PeerIdTaken)
+  assert.equal(swarm.removePeer(0, ih, from, conn(99)), false)
+  assert.equal(swarm.removePeer(0, ih, from, conn(1)), true)
+  swarm.scrape(ih, counts)
+  assert.deepEqual(counts, {complete: 1, incomplete: 3, downloaded: 0})
+  // IPv6 peers count too, but offers stay within a family.
+  swarm.announce(1, ih, 'v6peer'.padEnd(20), conn(50), false, 2, 1, counts)
+  assert.deepEqual(counts, {complete: 1, incomplete: 3, downloaded: 0})
+  assert.equal(swarm.offerTargets(1, ih, 'v6peer'.padEnd(20), ['x'.padEnd(20)], 1).length, 0)
+  // Expiry.
+  swarm.clean(1000)
+  swarm.scrape(ih, counts)
+  assert.deepEqual(counts, {complete: 0, incomplete: 0, downloaded: 0})
+  assert.equal(swarm.torrentCount(), 0)
+})

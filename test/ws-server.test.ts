@@ -1,0 +1,295 @@
+/** The WebTorrent tracker over real WebSockets: relay, bookkeeping, limits, workers, TLS. */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {fetchMetrics, sample, startWsTracker, tempDir} from './harness.js'
+import {binaryId, isAnnounceResponse, isAnswer, isFailure, isOffer, StalledClient, WsTestClient, type Msg} from './ws-client.js'
+import {makeCertificate} from './certs.js'
+
+const sdp = (n: number, tag = '') => `v=0\r\no=- ${tag} "quoted" \\ ünïcödé ${'a'.repeat(n)}\r\n`
+const offer = (id = binaryId(), size = 40) => ({offer_id: id, offer: {type: 'offer', sdp: sdp(size, 'offer')}})
+const announce = (infoHash: string, peerId: string, extra: Msg = {}) => ({action: 'announce', info_hash: infoHash, peer_id: peerId, left: 100, numwant: 5, uploaded: 0, downloaded: 0, ...extra})
+
+test('offers reach other peers with their SDP untouched; answers come back only for offers made', async () => {
+  const t = await startWsTracker()
+  const url = `ws://127.0.0.1:${t.port4}`
+  const [a, b] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url)])
+  try {
+    const ih = binaryId()
+    const [pa, pb] = [binaryId(), binaryId()]
+    b.send(announce(ih, pb, {left: 0}))
+    let r = await b.next(isAnnounceResponse)
+    assert.deepEqual([r.complete, r.incomplete, r.info_hash], [0, 0, ih], 'the announcer is not counted')
+    const o = offer()
+    a.send(announce(ih, pa, {offers: [o, offer()]}))
+    r = await a.next(isAnnounceResponse)
+    assert.deepEqual([r.complete, r.incomplete], [1, 0])
+    const got = await b.next(isOffer)
+    assert.equal(got.peer_id, pa)
+    assert.equal(got.info_hash, ih)
+    assert.ok([o.offer_id].includes(got.offer_id) || got.offer_id.length === 20)
+    assert.equal(got.offer.sdp, got.offer_id === o.offer_id ? o.offer.sdp : got.offer.sdp)
+    assert.equal(got.offer.type, 'offer')
+    await b.nothing(isOffer) // two offers, one other peer: one is relayed
+    // The answer goes back to a.
+    const answer = {type: 'answer', sdp: sdp(30, 'answer')}
+    b.send(announce(ih, pb, {left: 0, answer, to_peer_id: pa, offer_id: got.offer_id}))
+    const back = await a.next(isAnswer)
+    assert.deepEqual([back.peer_id, back.offer_id, back.answer], [pb, got.offer_id, answer])
+    // The same answer again: the offer is used up.
+    b.send(announce(ih, pb, {left: 0, answer, to_peer_id: pa, offer_id: got.offer_id}))
+    const f = await b.next(isFailure)
+    assert.equal(f['failure reason'], 'Could not find the offer corresponding to your answer. It may have expired.')
+    assert.equal(f.info_hash, ih)
+    // An answer to an offer never made.
+    b.send(announce(ih, pb, {left: 0, answer, to_peer_id: pa, offer_id: binaryId()}))
+    assert.match((await b.next(isFailure))['failure reason'], /Could not find the offer/)
+    await a.nothing(isAnswer)
+  } finally {
+    a.close()
+    b.close()
+    await t.stop()
+  }
+})
+
+test('offers expire after max_offer_age; a closed connection leaves its swarms at once', async () => {
+  const t = await startWsTracker({cleaning: {max_offer_age: 1}})
+  const url = `ws://127.0.0.1:${t.port4}`
+  const [a, b, c] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url), WsTestClient.open(url)])
+  try {
+    const ih = binaryId()
+    const [pa, pb] = [binaryId(), binaryId()]
+    b.send(announce(ih, pb))
+    await b.next(isAnnounceResponse)
+    a.send(announce(ih, pa, {offers: [offer()]}))
+    await a.next(isAnnounceResponse)
+    const got = await b.next(isOffer)
+    await sleep(2100)
+    b.send(announce(ih, pb, {answer: {type: 'answer', sdp: 'x'}, to_peer_id: pa, offer_id: got.offer_id}))
+    assert.match((await b.next(isFailure))['failure reason'], /may have expired/)
+    // b leaves: c sees only a.
+    b.close()
+    await sleep(200)
+    c.send(announce(ih, binaryId()))
+    const r = await c.next(isAnnounceResponse)
+    assert.equal(r.incomplete, 1)
+  } finally {
+    for (const x of [a, b, c]) x.close()
+    await t.stop()
+  }
+})
+
+test('one peer id per torrent per connection; a peer id held by another connection is not taken over', async () => {
+  const t = await startWsTracker()
+  const url = `ws://127.0.0.1:${t.port4}`
+  const [a, b] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url)])
+  try {
+    const ih = binaryId()
+    const pa = binaryId()
+    a.send(announce(ih, pa))
+    await a.next(isAnnounceResponse)
+    a.send(announce(ih, binaryId()))
+    assert.match((await a.next(isFailure))['failure reason'], /Only one peer id/)
+    // Another torrent may use another peer id.
+    a.send(announce(binaryId(), binaryId()))
+    await a.next(isAnnounceResponse)
+    b.send(announce(ih, pa, {event: 'stopped'}))
+    assert.match((await b.next(isFailure))['failure reason'], /in use by another connection/)
+    // a is still in the swarm.
+    const c = await WsTestClient.open(url)
+    c.send(announce(ih, binaryId()))
+    assert.equal((await c.next(isAnnounceResponse)).incomplete, 1)
+    // After stopping, a may come back with a new peer id (c is the other peer).
+    a.send(announce(ih, pa, {event: 'stopped'}))
+    await a.next(isAnnounceResponse)
+    a.send(announce(ih, binaryId()))
+    assert.equal((await a.next(isAnnounceResponse)).incomplete, 1)
+    c.close()
+  } finally {
+    a.close()
+    b.close()
+    await t.stop()
+  }
+})
+
+test('bad messages get a failure reason and the connection stays usable', async () => {
+  const t = await startWsTracker({network: {max_message_size: 2048}, protocol: {max_offers: 2}})
+  const c = await WsTestClient.open(`ws://127.0.0.1:${t.port4}`)
+  try {
+    const ih = binaryId()
+    const cases: [Msg | string, RegExp][] = [
+      ['not json', /Invalid request/],
+      ['{"action":"announce",', /Invalid request/],
+      ['[1,2]', /Invalid request/],
+      [{action: 'announce', info_hash: 'short', peer_id: binaryId()}, /Invalid info_hash.*20 characters/],
+      [{action: 'announce', info_hash: ih, peer_id: 'x'.repeat(21)}, /Invalid peer_id/],
+      [{action: 'announce', info_hash: 'ā'.repeat(20), peer_id: binaryId()}, /U\+0000 to U\+00FF/],
+      [{action: 'announce', info_hash: 42, peer_id: binaryId()}, /Invalid info_hash/],
+      [{action: 'announce', peer_id: binaryId()}, /info_hash" is missing/],
+      [{action: 'announce', info_hash: ih, peer_id: binaryId(), left: 'lots'}, /Invalid left/],
+      [{action: 'announce', info_hash: ih, peer_id: binaryId(), event: 'paused?'}, /Invalid event/],
+      [{action: 'announce', info_hash: ih, peer_id: binaryId(), offers: {}}, /Invalid offers/],
+      [{action: 'announce', info_hash: ih, peer_id: binaryId(), offers: [{offer_id: binaryId()}]}, /Invalid offers/],
+      [{action: 'announce', info_hash: ih, peer_id: binaryId(), offers: [offer(), offer(), offer()]}, /Too many offers: at most 2/],
+      [{action: 'announce', info_hash: ih, peer_id: binaryId(), answer: {type: 'answer', sdp: 'x'}}, /Invalid answer/],
+      [{action: 'announce', info_hash: ih, peer_id: binaryId(), offers: [offer(binaryId(), 3000)]}, /Message too large/],
+      [{action: 'dance'}, /Unknown action "dance"/],
+      [{info_hash: ih}, /"action" is missing/],
+      [{action: 'scrape'}, /Full scrapes are not allowed/],
+    ]
+    for (const [msg, reason] of cases) {
+      c.send(msg)
+      const f = await c.next()
+      assert.match(f['failure reason'] ?? '', reason, JSON.stringify(msg).slice(0, 80))
+    }
+    c.send(announce(ih, binaryId()))
+    const ok = await c.next()
+    assert.ok(isAnnounceResponse(ok), JSON.stringify(ok))
+    const text = await fetchMetrics(t.metricsUrl)
+    assert.ok((sample(text, 'tracker_refusals_total{reason="invalid_request",worker_index="0"}') ?? 0) >= 10)
+  } finally {
+    c.close()
+    await t.stop()
+  }
+})
+
+test('scrape: one or many info hashes, counts of everyone; full scrape when enabled; /health', async () => {
+  const t = await startWsTracker({protocol: {enable_full_scrape: true, full_scrape_interval: 1}, network: {enable_http_health_checks: true}})
+  const c = await WsTestClient.open(`ws://127.0.0.1:${t.port4}`)
+  try {
+    const [h1, h2] = [binaryId(), binaryId()]
+    c.send(announce(h1, binaryId(), {left: 0}))
+    await c.next(isAnnounceResponse)
+    c.send(announce(h1 === h2 ? h1 : h2, binaryId(), {event: 'completed', left: 0}))
+    await c.next(isAnnounceResponse)
+    c.send({action: 'scrape', info_hash: h1})
+    let s = await c.next()
+    assert.deepEqual(s.files[h1], {complete: 1, incomplete: 0, downloaded: 0})
+    const unknown = binaryId()
+    c.send({action: 'scrape', info_hash: [h1, h2, unknown, h1]})
+    s = await c.next()
+    assert.deepEqual(Object.keys(s.files).sort(), [h1, h2, unknown].sort())
+    assert.deepEqual(s.files[h2], {complete: 1, incomplete: 0, downloaded: 1})
+    assert.deepEqual(s.files[unknown], {complete: 0, incomplete: 0, downloaded: 0})
+    await sleep(1200)
+    c.send({action: 'scrape'})
+    s = await c.next()
+    assert.deepEqual(Object.keys(s.files).sort(), [h1, h2].sort())
+    const health = await fetch(`http://127.0.0.1:${t.port4}/health`)
+    assert.equal(health.status, 200)
+    assert.equal(await health.text(), 'Ok')
+    assert.equal((await fetch(`http://127.0.0.1:${t.port4}/`)).status, 426)
+  } finally {
+    c.close()
+    await t.stop()
+  }
+})
+
+test('a client that stops reading: messages to it are dropped and counted, then it is cut off', async () => {
+  const t = await startWsTracker({connections: {max_buffered_bytes: 4096, send_timeout: 1}, network: {max_message_size: 65_536}})
+  const sender = await WsTestClient.open(`ws://127.0.0.1:${t.port4}`)
+  const stalled = await StalledClient.open(t.port4)
+  try {
+    const ih = binaryId()
+    stalled.send(announce(ih, binaryId()))
+    await sleep(200)
+    const ps = binaryId()
+    // Large offers until the kernel's buffers and then the tracker's queue fill up.
+    for (let i = 0; i < 400; i++) sender.send(announce(ih, ps, {offers: [offer(binaryId(), 50_000)]}))
+    let dropped = 0
+    for (let i = 0; i < 50 && dropped === 0; i++) {
+      await sleep(100)
+      dropped = sample(await fetchMetrics(t.metricsUrl), 'tracker_dropped_total{reason="slow_consumer",worker_index="0"}') ?? 0
+    }
+    assert.ok(dropped > 0, 'messages to the stalled client were dropped')
+    let cut = 0
+    for (let i = 0; i < 40 && cut === 0; i++) {
+      await sleep(100)
+      cut = sample(await fetchMetrics(t.metricsUrl), 'tracker_dropped_total{reason="send_timeout",worker_index="0"}') ?? 0
+    }
+    assert.equal(cut, 1, 'the stalled connection was closed after send_timeout')
+    // The sender is unaffected.
+    sender.send({action: 'scrape', info_hash: ih})
+    assert.ok((await sender.next(m => m.action === 'scrape', 5000)).files)
+  } finally {
+    sender.close()
+    stalled.close()
+    await t.stop()
+  }
+})
+
+test('idle connections are closed; dead ones are found by ping', async () => {
+  const t = await startWsTracker({connections: {max_connection_idle: 1, ping_interval: 1}})
+  try {
+    const idle = await WsTestClient.open(`ws://127.0.0.1:${t.port4}`)
+    await idle.waitClosed(4000)
+    const dead = await StalledClient.open(t.port4)
+    let pinged = 0
+    for (let i = 0; i < 50 && pinged === 0; i++) {
+      await sleep(100)
+      pinged = sample(await fetchMetrics(t.metricsUrl), 'tracker_dropped_total{reason="ping_timeout",worker_index="0"}') ?? 0
+    }
+    assert.ok(pinged > 0, 'a client that never answers pings is closed')
+    dead.close()
+  } finally {
+    await t.stop()
+  }
+})
+
+test('wss:// with the built-in TLS, on IPv4 and IPv6', async () => {
+  const {cert, key} = makeCertificate(tempDir(), 'ws')
+  const t = await startWsTracker({network: {enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}})
+  try {
+    for (const url of [`wss://127.0.0.1:${t.port4}`, `wss://[::1]:${t.port6}`]) {
+      const c = await WsTestClient.open(url)
+      c.send(announce(binaryId(), binaryId()))
+      assert.ok(isAnnounceResponse(await c.next()))
+      c.close()
+    }
+  } finally {
+    await t.stop()
+  }
+})
+
+test('2 workers: offers and answers cross workers; every peer of one torrent is reached', async () => {
+  const t = await startWsTracker({socket_workers: 2, protocol: {max_offers: 10}})
+  const N = 24
+  const clients = await Promise.all(Array.from({length: N}, () => WsTestClient.open(`ws://127.0.0.1:${t.port4}`)))
+  try {
+    const ih = binaryId()
+    const ids = clients.map(() => binaryId())
+    for (let i = 0; i < N; i++) {
+      clients[i].send(announce(ih, ids[i]))
+      await clients[i].next(isAnnounceResponse)
+    }
+    // Everyone offers to up to 10 others; everyone answers every offer it gets.
+    const offersMade = clients.map(() => Array.from({length: 10}, () => binaryId()))
+    clients.forEach((c, i) => c.send(announce(ih, ids[i], {offers: offersMade[i].map(id => offer(id))})))
+    for (const c of clients) assert.equal((await c.next(isAnnounceResponse)).incomplete, N - 1)
+    await sleep(500)
+    let relayed = 0
+    for (let i = 0; i < N; i++) {
+      for (;;) {
+        const o = await clients[i].next(isOffer, 200).catch(() => undefined)
+        if (!o) break
+        relayed++
+        clients[i].send(announce(ih, ids[i], {answer: {type: 'answer', sdp: `from ${i}`}, to_peer_id: o.peer_id, offer_id: o.offer_id}))
+      }
+    }
+    assert.equal(relayed, N * 10, 'every offer reached a peer')
+    let answered = 0
+    for (const c of clients) {
+      for (;;) {
+        const a = await c.next(isAnswer, 500).catch(() => undefined)
+        if (!a) break
+        answered++
+      }
+    }
+    assert.equal(answered, N * 10, 'every answer came back to its offerer')
+    const text = await fetchMetrics(t.metricsUrl)
+    for (const w of ['0', '1']) assert.ok((sample(text, `tracker_responses_total{type="announce",ip_version="4",worker_index="${w}"}`) ?? 0) > 0, `worker ${w} answered`)
+  } finally {
+    clients.forEach(c => c.close())
+    await t.stop()
+  }
+})
