@@ -1,13 +1,14 @@
 /**
- * Benchmarks: `npm run bench -- engine|udp|http [--duration N] [--rounds N] [--only NAME]`.
+ * Benchmarks: `npm run bench -- engine|udp|http|ws [--duration N] [--rounds N] [--only NAME]`.
  * Speed targets are checked here, comparing against peers in the same run, never in tests.
  */
 import {parseArgs} from 'node:util'
 import {benchEngine} from './engine.js'
 import {benchHttp, formatHttpBench} from './http.js'
 import {benchUdp, formatUdpBench} from './udp.js'
+import {benchWs, formatWsBench} from './ws.js'
 
-const BENCHES = ['engine', 'udp', 'http'] as const
+const BENCHES = ['engine', 'udp', 'http', 'ws'] as const
 
 async function main(): Promise<number> {
   const {positionals, values} = parseArgs({
@@ -18,6 +19,7 @@ async function main(): Promise<number> {
       only: {type: 'string', multiple: true, default: []},
       peers: {type: 'string', default: '1000000'},
       torrents: {type: 'string', default: '100000'},
+      idle: {type: 'string', default: '10000'},
     },
   })
   const which = positionals.length > 0 ? positionals : ['engine']
@@ -37,6 +39,10 @@ async function main(): Promise<number> {
     if (name === 'http') {
       const options = {duration: Number(values.duration), rounds: Number(values.rounds), only: values.only as string[]}
       process.stdout.write(formatHttpBench(await benchHttp(options, log), options))
+    }
+    if (name === 'ws') {
+      const options = {duration: Number(values.duration), rounds: Number(values.rounds), only: values.only as string[], idle: Number(values.idle)}
+      process.stdout.write(formatWsBench(await benchWs(options, log), options))
     }
   }
   return 0

@@ -255,6 +255,9 @@ export const loadtestHttpSchema = schema('loadtest-http', 'HTTP tracker load tes
   },
 })
 
+// WebTorrent peers are the connections: no separate peer population.
+const {number_of_peers: _peers, ...wsPopulation} = population(10)
+
 export const loadtestWsSchema = schema('loadtest-ws', 'WebTorrent tracker load tester', loadtestTop(8000), {
   network: {
     help: 'Client connections.',
@@ -264,9 +267,10 @@ export const loadtestWsSchema = schema('loadtest-ws', 'WebTorrent tracker load t
     },
   },
   requests: {
-    help: 'What to send.',
+    help: `What to send. Each connection is a simulated browser with one peer id that
+announces to torrents chosen by popularity, joining more swarms as it goes.`,
     keys: {
-      ...population(10),
+      ...wsPopulation,
       offers_per_announce: int(2, 'Offers sent with each announce.', 0, 100),
       sdp_size: int(400, 'Bytes of SDP per offer or answer.', 1, 65_536),
     },

@@ -28,6 +28,9 @@ function isSpace(c: number): boolean {
   return c === 32 || c === 10 || c === 13 || c === 9
 }
 
+/** The characters that end or interrupt a JSON string's plain run. */
+const SPECIAL = /["\\\x00-\x1f]/g
+
 /** Scans JSON text; every method returns a new position or throws MessageError. */
 class Scanner {
   constructor(readonly text: string) {}
@@ -51,21 +54,27 @@ class Scanner {
   /** End of the string token starting at `i` (a quote), just past its closing quote. */
   stringEnd(i: number): number {
     const t = this.text
-    for (let k = i + 1; k < t.length; k++) {
+    // Jump from one quote, backslash or control character to the next (SDP is long).
+    const special = SPECIAL
+    special.lastIndex = i + 1
+    for (;;) {
+      const m = special.exec(t)
+      if (!m) return this.fail('Invalid request: unterminated string')
+      const k = m.index
       const c = t.charCodeAt(k)
       if (c === C.Quote) return k + 1
-      if (c === C.Backslash) {
-        const e = t.charCodeAt(++k)
-        // \" \\ \/ \b \f \n \r \t or \uXXXX
-        if (e === 117) {
-          if (!/^[0-9a-fA-F]{4}$/.test(t.slice(k + 1, k + 5))) this.fail('Invalid request: bad \\u escape')
-          k += 4
-        } else if (e !== 34 && e !== 92 && e !== 47 && e !== 98 && e !== 102 && e !== 110 && e !== 114 && e !== 116) {
-          this.fail('Invalid request: bad escape in a string')
-        }
-      } else if (c < 32) this.fail('Invalid request: control character in a string')
+      if (c !== C.Backslash) this.fail('Invalid request: control character in a string')
+      const e = t.charCodeAt(k + 1)
+      // \" \\ \/ \b \f \n \r \t or \uXXXX
+      if (e === 117) {
+        if (!/^[0-9a-fA-F]{4}$/.test(t.slice(k + 2, k + 6))) this.fail('Invalid request: bad \\u escape')
+        special.lastIndex = k + 6
+      } else if (e === 34 || e === 92 || e === 47 || e === 98 || e === 102 || e === 110 || e === 114 || e === 116) {
+        special.lastIndex = k + 2
+      } else {
+        this.fail('Invalid request: bad escape in a string')
+      }
     }
-    return this.fail('Invalid request: unterminated string')
   }
 
   /** End of any JSON value starting at `i` (after spaces). */

@@ -8,7 +8,7 @@ import {parseIpInto} from '../../net/ip.js'
 import {MESSAGE} from '../../protocol/messages.js'
 import {
   announceResponse, answerMessage, failureMessage, jsonBinary, MessageError, offerMessage, parseWsMessage, peekAction,
-  scrapeResponse, WS_EVENT_STOPPED, type WsAnnounce, type WsRequest,
+  scrapeResponse, WS_EVENT_NONE, WS_EVENT_STOPPED, type WsAnnounce, type WsRequest,
 } from '../../protocol/ws/message.js'
 import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WsCounts} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
@@ -64,9 +64,13 @@ class WsConnection {
   pongPending = false
   /** Since when (ms) the outgoing queue has been over its limit; 0 when it is not. */
   overSince = 0
+  corked = false
+  /** The TCP (or TLS) socket under the WebSocket, for corking. */
+  readonly socket: Duplex
 
   constructor(readonly id: number, readonly ws: WebSocket, readonly family: 0 | 1, now: number) {
     this.lastActive = now
+    this.socket = (ws as unknown as {_socket: Duplex})._socket
   }
 }
 
@@ -81,6 +85,7 @@ export class WsWorker implements ProtocolWorker {
   private readonly servers: (http.Server | https.Server)[] = []
   private readonly wss: WebSocketServer
   private readonly connections = new Map<number, WsConnection>()
+  private corked: WsConnection[] = []
   private nextId = 1
   private readonly scrapes: ScrapeRouter
   private readonly hashScratch = Buffer.alloc(20)
@@ -265,6 +270,13 @@ export class WsWorker implements ProtocolWorker {
       if (conn.overSince === 0) conn.overSince = this.nowMs
       return
     }
+    if (!conn.corked) {
+      // Messages to one connection within a turn of the event loop leave in one write.
+      conn.socket.cork()
+      conn.corked = true
+      this.corked.push(conn)
+      if (this.corked.length === 1) setImmediate(this.uncorkAll)
+    }
     ws.send(msg)
     this.stats.txBytes[conn.family] += msg.length
     this.stats.responses[conn.family][type]++
@@ -283,6 +295,15 @@ export class WsWorker implements ProtocolWorker {
     frame[4] = type
     text.copy(frame, 5)
     this.ctx.mesh!.send(ref.worker, FRAME_DELIVER, frame)
+  }
+
+  private readonly uncorkAll = (): void => {
+    const list = this.corked
+    this.corked = []
+    for (const conn of list) {
+      conn.corked = false
+      conn.socket.uncork()
+    }
   }
 
   private fail(conn: WsConnection, reason: string, action?: string, infoHash?: string): void {
@@ -361,7 +382,11 @@ export class WsWorker implements ProtocolWorker {
       this.deliver(from, failureMessage(MESSAGE.torrentLimit, 'announce', req.infoHash), RES_ERROR)
       return
     }
-    this.deliver(from, announceResponse(ihJson, c.complete, c.incomplete, this.cfg.protocol.peer_announce_interval), RES_ANNOUNCE)
+    // An announce that only carries an answer gets no response (as bittorrent-tracker does, and
+    // its client expects none): it saves a message per relayed offer.
+    if (req.answerJson === null || req.offers.length > 0 || req.event !== WS_EVENT_NONE) {
+      this.deliver(from, announceResponse(ihJson, c.complete, c.incomplete, this.cfg.protocol.peer_announce_interval), RES_ANNOUNCE)
+    }
     if (req.event === WS_EVENT_STOPPED) return
     const peerIdJson = jsonBinary(req.peerId)
     if (req.offers.length > 0 && status === WsAnnounceStatus.Ok) {

@@ -1,0 +1,55 @@
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import Server from 'bittorrent-tracker/server'
+import {defaultsOf, loadtestWsSchema, type LoadtestWsConfig} from '../src/config/index.js'
+import {runWsLoadtest} from '../loadtest/ws.js'
+import {formatReport} from '../loadtest/report.js'
+import {startWsTracker} from './harness.js'
+
+function smallRun(address: string): LoadtestWsConfig {
+  const config = defaultsOf(loadtestWsSchema) as LoadtestWsConfig
+  config.server_address = address
+  config.duration = 2
+  config.network.connections = 16
+  config.requests.number_of_torrents = 20
+  return config
+}
+
+test('loadtest ws against ours (IPv4 and IPv6): offers relayed and answered, summary and progress', async () => {
+  const t = await startWsTracker()
+  try {
+    for (const address of [`127.0.0.1:${t.port4}`, `[::1]:${t.port6}`]) {
+      const lines: string[] = []
+      const r = await runWsLoadtest(smallRun(address), {onProgress: l => lines.push(l)})
+      assert.ok(r.responses.announce > 50, JSON.stringify(r))
+      assert.ok(r.responses.offer > 10, 'offers were relayed')
+      assert.ok(r.responses.answer > 10, 'answers came back')
+      assert.ok(r.responses.scrape > 0)
+      assert.equal(r.responses.error, 0, JSON.stringify(r.errors))
+      assert.equal(r.unanswered, 0)
+      assert.ok(lines.length >= 1 && /offer [\d,]+\/s/.test(lines[0]), lines.join('\n'))
+      assert.match(formatReport(r), /responses\/s \(total\)/)
+    }
+  } finally {
+    await t.stop()
+  }
+})
+
+test('loadtest ws against the bittorrent-tracker npm server', async () => {
+  const server = new Server({udp: false, http: false, ws: true, stats: false})
+  server.on('warning', () => {})
+  server.on('error', () => {})
+  const port = 28_000 + (process.pid % 3000)
+  await new Promise<void>(resolve => server.listen(port, '127.0.0.1', () => resolve()))
+  try {
+    const r = await runWsLoadtest(smallRun(`127.0.0.1:${port}`))
+    assert.ok(r.responses.announce > 20, JSON.stringify(r))
+    assert.ok(r.responses.offer > 0 && r.responses.answer > 0, JSON.stringify(r.responses))
+  } finally {
+    await new Promise<void>(resolve => server.close(() => resolve()))
+  }
+})
+
+test('loadtest ws: an unreachable tracker is a clear error, not a hang', async () => {
+  await assert.rejects(runWsLoadtest(smallRun('127.0.0.1:9')), /could not connect to ws:\/\/127\.0\.0\.1:9/)
+})
