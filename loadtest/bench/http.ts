@@ -7,12 +7,11 @@ import {execFileSync, spawn} from 'node:child_process'
 import {chmodSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import bencode from 'bencode'
 import {Agent, request} from 'undici'
 import {percentEncode} from '../../src/protocol/http/client.js'
 import {loadtestInfoHashList, Rng, SwarmModel} from '../model.js'
-import {cpuMs, startProcess, stopProcess, treeCpuMs, type Started} from './proc.js'
+import {cpuMs, distPath, startOurs, startProcess, stopProcess, treeCpuMs, type Started} from './proc.js'
 
 export interface HttpBenchOptions {
   duration: number
@@ -34,8 +33,6 @@ export interface HttpBenchRow {
   non2xx: number
 }
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const dist = (p: string): string => join(root, 'dist', p)
 
 const TORRENTS = 10_000
 const PEERS = 100_000
@@ -103,39 +100,24 @@ async function answersAnnounce(port: number, tls: boolean, path: string): Promis
   }
 }
 
-function oursConfig(dir: string, port: number, tls: boolean): string {
-  const cfg = join(dir, `ours-${port}.toml`)
-  writeFileSync(cfg, `socket_workers = 1
-log_level = "warn"
-pid_file = "${join(dir, `ours-${port}.pid`)}"
-[network]
-address_ipv4 = "127.0.0.1:${port}"
-use_ipv6 = false
-${tls ? `enable_tls = true\ntls_certificate_path = "${join(dir, 'cert.pem')}"\ntls_private_key_path = "${join(dir, 'key.pem')}"` : ''}
-[protocol]
-max_response_peers = 50
-[metrics]
-prometheus_endpoint_address = "127.0.0.1:0"
-`)
-  return cfg
-}
+const tlsKeys = (dir: string) => `enable_tls = true\ntls_certificate_path = "${join(dir, 'cert.pem')}"\ntls_private_key_path = "${join(dir, 'key.pem')}"`
 
 function servers(readyPath: string): ServerSpec[] {
   const ready = (port: number, tls: boolean) => () => answersAnnounce(port, tls, readyPath)
   return [
     {name: 'tracker (ours)', tls: false, start: (port, dir) =>
-      startProcess(process.execPath, [join(root, 'bin/run.js'), 'serve', 'http', '-c', oursConfig(dir, port, false)], ready(port, false))},
+      startOurs('http', dir, port, ready(port, false), {protocol: 'max_response_peers = 50'})},
     {name: 'opentracker', tls: false, start: (port, dir) =>
       // Debian builds opentracker in whitelist mode; it chroots to -d, so -w is relative to it.
       startProcess('opentracker', ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', dir, '-w', 'whitelist.txt'], ready(port, false))},
     {name: 'bittorrent-tracker', tls: false, start: port =>
-      startProcess(process.execPath, [dist('loadtest/bench/servers/bittorrent-tracker.js'), 'http', String(port)], ready(port, false))},
+      startProcess(process.execPath, [distPath('loadtest/bench/servers/bittorrent-tracker.js'), 'http', String(port)], ready(port, false))},
     {name: 'bare node:http (ceiling)', tls: false, start: port =>
-      startProcess(process.execPath, [dist('loadtest/bench/servers/http-ceiling.js'), String(port)], ready(port, false))},
+      startProcess(process.execPath, [distPath('loadtest/bench/servers/http-ceiling.js'), String(port)], ready(port, false))},
     {name: 'tracker (ours) TLS', tls: true, start: (port, dir) =>
-      startProcess(process.execPath, [join(root, 'bin/run.js'), 'serve', 'http', '-c', oursConfig(dir, port, true)], ready(port, true))},
+      startOurs('http', dir, port, ready(port, true), {network: tlsKeys(dir), protocol: 'max_response_peers = 50'})},
     {name: 'bare node:https (ceiling)', tls: true, start: (port, dir) =>
-      startProcess(process.execPath, [dist('loadtest/bench/servers/http-ceiling.js'), String(port), join(dir, 'cert.pem'), join(dir, 'key.pem')], ready(port, true))},
+      startProcess(process.execPath, [distPath('loadtest/bench/servers/http-ceiling.js'), String(port), join(dir, 'cert.pem'), join(dir, 'key.pem')], ready(port, true))},
   ]
 }
 

@@ -1,4 +1,6 @@
-import {readFileSync, readdirSync} from 'node:fs'
+import {readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
 import {spawn, type ChildProcess} from 'node:child_process'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -86,4 +88,31 @@ export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
   await exited
   clearTimeout(timer)
+}
+
+const bin = fileURLToPath(new URL('../../../bin/run.js', import.meta.url))
+
+/** A compiled file of this project, e.g. distPath('loadtest/bench/servers/udp-ceiling.js'). */
+export const distPath = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url))
+
+/**
+ * Starts our `tracker serve PROTOCOL` with one worker on 127.0.0.1:PORT (no IPv6), quiet, metrics
+ * on a free port; `extra` adds TOML lines to [network] and [protocol].
+ */
+export function startOurs(protocol: 'udp' | 'http' | 'ws', dir: string, port: number, ready: () => Promise<boolean>,
+  extra: {network?: string; protocol?: string} = {}): Promise<Started> {
+  const cfg = join(dir, `ours-${port}.toml`)
+  writeFileSync(cfg, `socket_workers = 1
+log_level = "warn"
+pid_file = "${join(dir, `ours-${port}.pid`)}"
+[network]
+address_ipv4 = "127.0.0.1:${port}"
+use_ipv6 = false
+${extra.network ?? ''}
+[protocol]
+${extra.protocol ?? ''}
+[metrics]
+prometheus_endpoint_address = "127.0.0.1:0"
+`)
+  return startProcess(process.execPath, [bin, 'serve', protocol, '-c', cfg], ready)
 }

@@ -6,12 +6,11 @@ import dgram from 'node:dgram'
 import {chmodSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {defaultsOf, loadtestUdpSchema, type LoadtestUdpConfig} from '../../src/config/index.js'
 import * as udp from '../../src/protocol/udp/index.js'
 import {loadtestInfoHashList} from '../model.js'
 import {runUdpLoadtest} from '../udp.js'
-import {startProcess, stopProcess, treeCpuMs, type Started} from './proc.js'
+import {distPath, startOurs, startProcess, stopProcess, treeCpuMs, type Started} from './proc.js'
 
 export interface UdpBenchOptions {
   duration: number
@@ -32,8 +31,6 @@ export interface BenchRow {
   errors: number
 }
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const dist = (p: string): string => join(root, 'dist', p)
 
 /** Ready when a connect request gets a reply: works for every server here. */
 async function answersConnect(port: number): Promise<boolean> {
@@ -63,21 +60,7 @@ interface ServerSpec {
 const SERVERS: ServerSpec[] = [
   {
     name: 'tracker (ours)',
-    start: (port, dir) => {
-      const cfg = join(dir, 'ours.toml')
-      writeFileSync(cfg, `socket_workers = 1
-log_level = "warn"
-pid_file = "${join(dir, 'ours.pid')}"
-[network]
-address_ipv4 = "127.0.0.1:${port}"
-use_ipv6 = false
-[protocol]
-max_response_peers = 50
-[metrics]
-prometheus_endpoint_address = "127.0.0.1:0"
-`)
-      return startProcess(process.execPath, [join(root, 'bin/run.js'), 'serve', 'udp', '-c', cfg], () => answersConnect(port))
-    },
+    start: (port, dir) => startOurs('udp', dir, port, () => answersConnect(port), {protocol: 'max_response_peers = 50'}),
   },
   {
     name: 'opentracker',
@@ -91,11 +74,11 @@ prometheus_endpoint_address = "127.0.0.1:0"
   },
   {
     name: 'bittorrent-tracker',
-    start: port => startProcess(process.execPath, [dist('loadtest/bench/servers/bittorrent-tracker.js'), 'udp', String(port)], () => answersConnect(port)),
+    start: port => startProcess(process.execPath, [distPath('loadtest/bench/servers/bittorrent-tracker.js'), 'udp', String(port)], () => answersConnect(port)),
   },
   {
     name: 'bare dgram (ceiling)',
-    start: port => startProcess(process.execPath, [dist('loadtest/bench/servers/udp-ceiling.js'), String(port)], () => answersConnect(port)),
+    start: port => startProcess(process.execPath, [distPath('loadtest/bench/servers/udp-ceiling.js'), String(port)], () => answersConnect(port)),
   },
 ]
 

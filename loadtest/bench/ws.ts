@@ -4,14 +4,13 @@
  * the memory each holds per idle connection (10k connections from a separate process).
  */
 import {spawn} from 'node:child_process'
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import WebSocket from 'ws'
 import {defaultsOf, loadtestWsSchema, type LoadtestWsConfig} from '../../src/config/index.js'
 import {runWsLoadtest} from '../ws.js'
-import {rssBytes, descendants, startProcess, stopProcess, treeCpuMs, type Started} from './proc.js'
+import {descendants, distPath, rssBytes, startOurs, startProcess, stopProcess, treeCpuMs, type Started} from './proc.js'
 
 export interface WsBenchOptions {
   duration: number
@@ -35,8 +34,6 @@ export interface WsBenchRow {
   bytesPerIdleConnection?: number
 }
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const dist = (p: string): string => join(root, 'dist', p)
 
 /** Ready when a WebSocket connects. */
 function accepts(port: number): Promise<boolean> {
@@ -56,30 +53,18 @@ interface ServerSpec {
 }
 
 const SERVERS: ServerSpec[] = [
-  {name: 'tracker (ours)', start: (port, dir) => {
-    const cfg = join(dir, `ours-${port}.toml`)
-    writeFileSync(cfg, `socket_workers = 1
-log_level = "warn"
-pid_file = "${join(dir, `ours-${port}.pid`)}"
-[network]
-address_ipv4 = "127.0.0.1:${port}"
-use_ipv6 = false
-[metrics]
-prometheus_endpoint_address = "127.0.0.1:0"
-`)
-    return startProcess(process.execPath, [join(root, 'bin/run.js'), 'serve', 'ws', '-c', cfg], () => accepts(port))
-  }},
+  {name: 'tracker (ours)', start: (port, dir) => startOurs('ws', dir, port, () => accepts(port))},
   {name: 'bittorrent-tracker', start: port =>
-    startProcess(process.execPath, [dist('loadtest/bench/servers/bittorrent-tracker.js'), 'ws', String(port)], () => accepts(port))},
+    startProcess(process.execPath, [distPath('loadtest/bench/servers/bittorrent-tracker.js'), 'ws', String(port)], () => accepts(port))},
   {name: 'bare ws + JSON (ceiling)', start: port =>
-    startProcess(process.execPath, [dist('loadtest/bench/servers/ws-ceiling.js'), String(port)], () => accepts(port))},
+    startProcess(process.execPath, [distPath('loadtest/bench/servers/ws-ceiling.js'), String(port)], () => accepts(port))},
 ]
 
 /** Resident memory the server holds for `count` idle connections (clients in another process). */
 async function idleBytesPerConnection(pid: number, port: number, count: number): Promise<number> {
   const rss = () => [pid, ...descendants(pid)].reduce((sum, p) => sum + rssBytes(p), 0)
   const before = rss()
-  const clients = spawn(process.execPath, [dist('loadtest/bench/servers/ws-idle-clients.js'), `ws://127.0.0.1:${port}`, String(count)], {stdio: ['ignore', 'pipe', 'pipe']})
+  const clients = spawn(process.execPath, [distPath('loadtest/bench/servers/ws-idle-clients.js'), `ws://127.0.0.1:${port}`, String(count)], {stdio: ['ignore', 'pipe', 'pipe']})
   let out = ''
   clients.stdout.on('data', d => (out += d))
   clients.stderr.on('data', d => (out += d))

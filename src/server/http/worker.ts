@@ -13,11 +13,10 @@ import {
 } from '../../protocol/http/response.js'
 import {AnnounceRequest, AnnounceResult, AnnounceStatus, Swarm} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
-import {splitHostPort} from '../runtime.js'
 import {SwarmShard} from '../shard.js'
 import {ScrapeRouter} from '../scrape-router.js'
 import type {TlsMaterial} from '../tls.js'
-import {nodeHasReusePort} from '../udp/worker.js'
+import {listenTcp} from '../listen.js'
 
 const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape', 'other'] as const
 const RESPONSE_TYPES = ['announce', 'scrape', 'full_scrape', 'failure', 'not_found', 'bad_request'] as const
@@ -171,7 +170,6 @@ export class HttpWorker implements ProtocolWorker {
   }
 
   private listen(address: string, family: 4 | 6): Promise<number> {
-    const [host, port] = splitHostPort(address)
     const material = this.ctx.tls
     const server: Server = material
       // No allowHalfOpen with TLS: a client that closes during the handshake would leave the
@@ -184,18 +182,8 @@ export class HttpWorker implements ProtocolWorker {
       server.on('tlsClientError', () => this.stats.drops[DROP_TLS_ERROR]++)
     }
     this.servers.push(server)
-    const reusePort = this.ctx.count > 1 && nodeHasReusePort()
-    return new Promise((resolve, reject) => {
-      server.once('error', error => reject(new Error(`could not bind TCP ${address} ([network] address_ipv${family}): ${error.message}`)))
-      server.listen({
-        host, port, backlog: this.cfg.network.tcp_backlog, ipv6Only: family === 6 && this.cfg.network.set_only_ipv6,
-        exclusive: reusePort, ...(reusePort ? {reusePort: true} : {}),
-      }, () => {
-        server.removeAllListeners('error')
-        server.on('error', error => this.ctx.log.warn(`http server error: ${error.message}`))
-        resolve((server.address() as net.AddressInfo).port)
-      })
-    })
+    const network = this.cfg.network
+    return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers: this.ctx.count, log: this.ctx.log, what: 'http'})
   }
 
   setTls(material: TlsMaterial): void {

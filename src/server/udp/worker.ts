@@ -11,6 +11,7 @@ import type {UdpConfig} from '../../config/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {splitHostPort} from '../runtime.js'
 import {SwarmShard} from '../shard.js'
+import {nodeHasReusePort} from '../listen.js'
 import {ScrapeRouter} from '../scrape-router.js'
 
 export type UdpWorkerConfig = UdpConfig
@@ -27,12 +28,6 @@ const REFUSED_ACCESS = 0
 
 // Mesh frame type of an announce forwarded to its shard's owner (see scrape-router for scrapes).
 const FRAME_ANNOUNCE = 16
-
-/** Node >= 22.12 / 23.1 can give every worker its own socket on the same port. */
-export function nodeHasReusePort(versionText = process.versions.node): boolean {
-  const [major, minor] = versionText.split('.').map(Number)
-  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)
-}
 
 export function createWorker(ctx: WorkerContext<UdpWorkerConfig>): ProtocolWorker {
   return new UdpWorker(ctx)

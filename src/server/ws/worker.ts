@@ -12,10 +12,9 @@ import {
 } from '../../protocol/ws/message.js'
 import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WsCounts} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
-import {splitHostPort} from '../runtime.js'
 import {ScrapeRouter} from '../scrape-router.js'
 import type {TlsMaterial} from '../tls.js'
-import {nodeHasReusePort} from '../udp/worker.js'
+import {listenTcp} from '../listen.js'
 
 const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape'] as const
 const RESPONSE_TYPES = ['announce', 'scrape', 'full_scrape', 'offer', 'answer', 'error'] as const
@@ -143,7 +142,6 @@ export class WsWorker implements ProtocolWorker {
   }
 
   private listen(address: string, family: 4 | 6): Promise<number> {
-    const [host, port] = splitHostPort(address)
     const material = this.ctx.tls
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => this.onHttpRequest(req, res)
     const server = material ? https.createServer({cert: material.cert, key: material.key}, onRequest) : http.createServer(onRequest)
@@ -153,18 +151,8 @@ export class WsWorker implements ProtocolWorker {
     server.headersTimeout = this.cfg.connections.send_timeout * 1000
     server.requestTimeout = this.cfg.connections.send_timeout * 1000
     this.servers.push(server)
-    const reusePort = this.ctx.count > 1 && nodeHasReusePort()
-    return new Promise((resolve, reject) => {
-      server.once('error', error => reject(new Error(`could not bind TCP ${address} ([network] address_ipv${family}): ${error.message}`)))
-      server.listen({
-        host, port, backlog: this.cfg.network.tcp_backlog, ipv6Only: family === 6 && this.cfg.network.set_only_ipv6,
-        exclusive: reusePort, ...(reusePort ? {reusePort: true} : {}),
-      }, () => {
-        server.removeAllListeners('error')
-        server.on('error', error => this.ctx.log.warn(`ws server error: ${error.message}`))
-        resolve((server.address() as {port: number}).port)
-      })
-    })
+    const network = this.cfg.network
+    return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers: this.ctx.count, log: this.ctx.log, what: 'ws'})
   }
 
   setTls(material: TlsMaterial): void {
