@@ -97,10 +97,10 @@ export const distPath = (p: string): string => fileURLToPath(new URL(`../../${p}
 
 /**
  * Starts our `tracker serve PROTOCOL` with one worker on 127.0.0.1:PORT (no IPv6), quiet, metrics
- * on a free port; `extra` adds TOML lines to [network] and [protocol].
+ * on a free port (or `extra.metrics`); `extra` adds TOML lines to [network] and [protocol].
  */
 export function startOurs(protocol: 'udp' | 'http' | 'ws', dir: string, port: number, ready: () => Promise<boolean>,
-  extra: {network?: string; protocol?: string} = {}): Promise<Started> {
+  extra: {network?: string; protocol?: string; metrics?: string} = {}): Promise<Started> {
   const cfg = join(dir, `ours-${port}.toml`)
   writeFileSync(cfg, `socket_workers = 1
 log_level = "warn"
@@ -112,7 +112,7 @@ ${extra.network ?? ''}
 [protocol]
 ${extra.protocol ?? ''}
 [metrics]
-prometheus_endpoint_address = "127.0.0.1:0"
+prometheus_endpoint_address = "${extra.metrics ?? '127.0.0.1:0'}"
 `)
   return startProcess(process.execPath, [bin, 'serve', protocol, '-c', cfg], ready)
 }
