@@ -163,6 +163,8 @@ test('UDP tracker (IPv4): transmission-cli seeds, aria2c downloads a byte-identi
 test('HTTP tracker (IPv4): transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'http', host: '127.0.0.1', leecher: 'aria2c'}))
 test('HTTPS tracker (self-signed, trusted by both clients): transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'http', host: '127.0.0.1', tls: true, leecher: 'aria2c'}))
 test('HTTP tracker over IPv6 [::1]: transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'http', host: '[::1]', leecher: 'aria2c'}))
-test('UDP tracker over IPv6 [::1]: transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'udp', host: '[::1]', leecher: 'aria2c'}))
+// No UDP-over-IPv6 case: on a loopback-only machine neither client announces to a UDP tracker
+// over IPv6 (Transmission opens its IPv6 UDP socket only with a public IPv6 address; aria2c sends
+// UDP tracker traffic from its IPv4 DHT socket). Our own client covers UDP on ::1 (udp-server tests).
 test('HTTP tracker: transmission-cli seeds, rtorrent (headless) downloads', {skip}, () => transfer({protocol: 'http', host: '127.0.0.1', leecher: 'rtorrent'}))
 test('UDP tracker: transmission-cli seeds, rtorrent (headless) downloads', {skip}, () => transfer({protocol: 'udp', host: '127.0.0.1', leecher: 'rtorrent'}))
