@@ -303,12 +303,13 @@ export class WsWorker implements ProtocolWorker {
 
   private onMessage(conn: WsConnection, data: Buffer): void {
     this.stats.rxBytes[conn.family] += data.length
-    const text = data.toString()
     if (data.length > this.cfg.network.max_message_size) {
       this.stats.refusals[REFUSED_TOO_LARGE]++
-      this.fail(conn, `Message too large: ${data.length} bytes, the limit is ${this.cfg.network.max_message_size}`, peekAction(text))
+      // Only the start is decoded: enough to name the action.
+      this.fail(conn, `Message too large: ${data.length} bytes, the limit is ${this.cfg.network.max_message_size}`, peekAction(data.toString('utf8', 0, 256)))
       return
     }
+    const text = data.toString()
     let req: WsRequest
     try {
       req = parseWsMessage(text, this.cfg.protocol.max_offers, this.cfg.protocol.max_scrape_torrents)
