@@ -100,7 +100,7 @@ export const distPath = (p: string): string => fileURLToPath(new URL(`../../${p}
  * on a free port (or `extra.metrics`); `extra` adds TOML lines to [network] and [protocol].
  */
 export function startOurs(protocol: 'udp' | 'http' | 'ws', dir: string, port: number, ready: () => Promise<boolean>,
-  extra: {network?: string; protocol?: string; metrics?: string} = {}): Promise<Started> {
+  extra: {network?: string; protocol?: string; metrics?: string; env?: NodeJS.ProcessEnv} = {}): Promise<Started> {
   const cfg = join(dir, `ours-${port}.toml`)
   writeFileSync(cfg, `socket_workers = 1
 log_level = "warn"
@@ -114,5 +114,5 @@ ${extra.protocol ?? ''}
 [metrics]
 prometheus_endpoint_address = "${extra.metrics ?? '127.0.0.1:0'}"
 `)
-  return startProcess(process.execPath, [bin, 'serve', protocol, '-c', cfg], ready)
+  return startProcess(process.execPath, [bin, 'serve', protocol, '-c', cfg], ready, {env: {...process.env, ...extra.env}})
 }

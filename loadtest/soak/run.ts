@@ -14,7 +14,9 @@ import {runUdpLoadtest} from '../udp.js'
 import {runWsLoadtest} from '../ws.js'
 import {startOurs, stopProcess, type Started} from '../bench/proc.js'
 
-const {values} = parseArgs({options: {minutes: {type: 'string', default: '10'}}})
+// --node-options: NODE_OPTIONS for the three servers, e.g. "--max-semi-space-size=2" to keep V8's
+// young generation from resizing (its resizing moves RSS by 10 MiB and more).
+const {values} = parseArgs({options: {minutes: {type: 'string', default: '10'}, 'node-options': {type: 'string', default: ''}}})
 const minutes = Number(values.minutes)
 const dir = mkdtempSync(join(tmpdir(), 'tracker-soak-'))
 const base = 25_000 + (process.pid % 1000) * 10
@@ -35,7 +37,8 @@ async function read(metricsPort: number): Promise<{rss: number; lag: number; pee
 
 const ready = (port: number) => async () => (await read(port)) !== undefined
 for (const s of servers) {
-  s.proc = await startOurs(s.name, dir, s.port, ready(s.metrics), {metrics: `127.0.0.1:${s.metrics}`})
+  s.proc = await startOurs(s.name, dir, s.port, ready(s.metrics), {metrics: `127.0.0.1:${s.metrics}`,
+    env: values['node-options'] ? {NODE_OPTIONS: values['node-options']} : {}})
 }
 
 const seconds = minutes * 60
@@ -52,7 +55,7 @@ Object.assign(ws, {server_address: `127.0.0.1:${servers[2].port}`, duration: sec
 ws.network.connections = 32
 ws.requests.number_of_torrents = 1000
 
-process.stderr.write(`soak: ${minutes} min of mixed load on udp :${servers[0].port}, http :${servers[1].port}, ws :${servers[2].port}\n`)
+process.stderr.write(`soak: ${minutes} min${values['node-options'] ? ` (servers with NODE_OPTIONS=${values['node-options']})` : ''} of mixed load on udp :${servers[0].port}, http :${servers[1].port}, ws :${servers[2].port}\n`)
 const rows: string[] = []
 const rss: Record<string, number[]> = {udp: [], http: [], ws: []}
 const sampler = setInterval(async () => {
