@@ -8,29 +8,37 @@ export interface ShardConfig {
 }
 
 /**
- * A worker's shard of the swarm with the clock it runs on: seconds since the tracker's epoch,
- * read once a second (and at cleaning) rather than per request.
+ * The clock a worker runs on: seconds since the tracker's epoch (shared by all workers), read
+ * once a second (and at cleaning) rather than per request.
  */
-export class SwarmShard {
-  readonly swarm: Swarm
-  /** Seconds since the tracker's epoch (shared by all workers). */
+export class WorkerClock {
+  /** Seconds since the tracker's epoch. */
   now = 0
   /** Date.now() at the last tick. */
   nowMs = 0
 
+  constructor(private readonly epochMs: number) {
+    this.tick()
+  }
+
+  tick(): void {
+    this.nowMs = Date.now()
+    this.now = Math.floor((this.nowMs - this.epochMs) / 1000)
+  }
+}
+
+/** A worker's shard of the compact swarm (UDP and HTTP), with its clock. */
+export class SwarmShard extends WorkerClock {
+  readonly swarm: Swarm
+
   constructor(private readonly ctx: WorkerContext<ShardConfig & WorkerContext['config']>) {
+    super(ctx.epochMs)
     const cfg = ctx.config
     this.swarm = new Swarm({
       maxTorrents: cfg.limits.max_torrents,
       maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
       maxPeerAge: cfg.cleaning.max_peer_age,
     })
-    this.tick()
-  }
-
-  tick(): void {
-    this.nowMs = Date.now()
-    this.now = Math.floor((this.nowMs - this.ctx.epochMs) / 1000)
   }
 
   /** Expires peers, frees empty torrents and drops torrents the access list now refuses. */

@@ -62,6 +62,7 @@ const GET = Buffer.from('GET')
 
 const FAILURE_NOT_FOUND = failureBody('Not found: this tracker answers /announce and /scrape')
 const FAILURE_METHOD = failureBody('Only GET requests are answered')
+const FAILURE_TORRENT_LIMIT = failureBody(MESSAGE.torrentLimit)
 
 class Connection {
   /** Bytes received but not yet parsed (a partial or a waiting pipelined request). */
@@ -413,9 +414,8 @@ export class HttpWorker implements ProtocolWorker {
     res.peerIdBuf = withIds ? this.peerIdBuf : null
     res.peerIdBufOffset = 0
     if (this.swarm.announce(a, this.shard.now, res) === AnnounceStatus.TorrentLimit) {
-      const failure = failureBody(MESSAGE.torrentLimit)
-      failure.copy(this.body)
-      return failure.length
+      FAILURE_TORRENT_LIMIT.copy(this.body)
+      return FAILURE_TORRENT_LIMIT.length
     }
     const {peer_announce_interval: interval, peer_announce_min_interval: minInterval} = this.cfg.protocol
     return q.compact

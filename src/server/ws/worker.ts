@@ -13,6 +13,7 @@ import {
 import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WsCounts} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {ScrapeRouter} from '../scrape-router.js'
+import {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 import {listenTcp} from '../listen.js'
 
@@ -90,8 +91,7 @@ export class WsWorker implements ProtocolWorker {
   private readonly hashScratch = Buffer.alloc(20)
   private readonly counts: WsCounts = {complete: 0, incomplete: 0, downloaded: 0}
   private readonly ipScratch = new Uint8Array(16)
-  private now = 0
-  private nowMs = Date.now()
+  private readonly clock: WorkerClock
   private timers: NodeJS.Timeout[] = []
   private readonly fullScrapeParts: string[]
   private fullScrapeBody: string | null = null
@@ -108,14 +108,9 @@ export class WsWorker implements ProtocolWorker {
     })
     this.scrapes = new ScrapeRouter(ctx, {scrape: (b, o, out) => this.swarm.scrapeBytes(b, o, out)})
     this.fullScrapeParts = new Array(ctx.count).fill('')
-    this.tick()
+    this.clock = new WorkerClock(ctx.epochMs)
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.connections.size)
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
-  }
-
-  private tick(): void {
-    this.nowMs = Date.now()
-    this.now = Math.floor((this.nowMs - this.ctx.epochMs) / 1000)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -124,7 +119,7 @@ export class WsWorker implements ProtocolWorker {
   async start(): Promise<string[]> {
     const c = this.cfg.connections
     this.timers.push(setInterval(() => {
-      this.tick()
+      this.clock.tick()
       this.sweep()
     }, 1000))
     this.timers.push(setInterval(() => this.ping(), c.ping_interval * 1000))
@@ -182,7 +177,7 @@ export class WsWorker implements ProtocolWorker {
     // The IP version of the TCP peer picks the swarm map (IPv4-mapped IPv6 is IPv4).
     const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
     const id = this.nextId++ >>> 0
-    const conn = new WsConnection(id, ws, family, this.nowMs)
+    const conn = new WsConnection(id, ws, family, this.clock.nowMs)
     this.connections.set(id, conn)
     ws.on('message', (data: Buffer) => this.onMessage(conn, data))
     ws.on('pong', () => (conn.pongPending = false))
@@ -192,8 +187,8 @@ export class WsWorker implements ProtocolWorker {
 
   /** Once a second: close idle connections and those stuck behind a full queue. */
   private sweep(): void {
-    const idleBefore = this.nowMs - this.cfg.connections.max_connection_idle * 1000
-    const stuckBefore = this.nowMs - this.cfg.connections.send_timeout * 1000
+    const idleBefore = this.clock.nowMs - this.cfg.connections.max_connection_idle * 1000
+    const stuckBefore = this.clock.nowMs - this.cfg.connections.send_timeout * 1000
     const max = this.cfg.connections.max_buffered_bytes
     for (const conn of this.connections.values()) {
       if (conn.overSince !== 0) {
@@ -255,7 +250,7 @@ export class WsWorker implements ProtocolWorker {
     if (ws.readyState !== 1) return
     if (ws.bufferedAmount > this.cfg.connections.max_buffered_bytes) {
       this.stats.drops[DROP_SLOW]++
-      if (conn.overSince === 0) conn.overSince = this.nowMs
+      if (conn.overSince === 0) conn.overSince = this.clock.nowMs
       return
     }
     if (!conn.corked) {
@@ -266,7 +261,8 @@ export class WsWorker implements ProtocolWorker {
       if (this.corked.length === 1) setImmediate(this.uncorkAll)
     }
     ws.send(msg)
-    this.stats.txBytes[conn.family] += msg.length
+    // UTF-8 bytes, not characters: binary strings hold characters above U+007F.
+    this.stats.txBytes[conn.family] += Buffer.byteLength(msg)
     this.stats.responses[conn.family][type]++
   }
 
@@ -277,11 +273,10 @@ export class WsWorker implements ProtocolWorker {
       if (conn) this.send(conn, msg, type)
       return
     }
-    const text = Buffer.from(msg)
-    const frame = Buffer.allocUnsafe(5 + text.length)
+    const frame = Buffer.allocUnsafe(5 + Buffer.byteLength(msg))
     frame.writeUInt32LE(ref.id, 0)
     frame[4] = type
-    text.copy(frame, 5)
+    frame.write(msg, 5)
     this.ctx.mesh!.send(ref.worker, FRAME_DELIVER, frame)
   }
 
@@ -319,7 +314,7 @@ export class WsWorker implements ProtocolWorker {
       this.fail(conn, error.message, peekAction(text))
       return
     }
-    conn.lastActive = this.nowMs
+    conn.lastActive = this.clock.nowMs
     if (req.action === 'scrape') {
       this.scrape(conn, req.infoHashes)
       return
@@ -349,11 +344,11 @@ export class WsWorker implements ProtocolWorker {
       this.announce({worker: this.ctx.index, id: conn.id}, conn.family, req)
       return
     }
-    const body = Buffer.from(text)
-    const frame = Buffer.allocUnsafe(5 + body.length)
+    // The bytes as they came: no re-encoding of the text.
+    const frame = Buffer.allocUnsafe(5 + data.length)
     frame.writeUInt32LE(conn.id, 0)
     frame[4] = conn.family
-    body.copy(frame, 5)
+    data.copy(frame, 5)
     this.ctx.mesh!.send(owner, FRAME_REQUEST, frame)
   }
 
@@ -361,7 +356,7 @@ export class WsWorker implements ProtocolWorker {
   private announce(from: ConnectionRef, family: 0 | 1, req: WsAnnounce): void {
     const ihJson = jsonBinary(req.infoHash)
     const c = this.counts
-    const status = this.swarm.announce(family, req.infoHash, req.peerId, from, req.left === 0, req.event, this.now, c)
+    const status = this.swarm.announce(family, req.infoHash, req.peerId, from, req.left === 0, req.event, this.clock.now, c)
     if (status === WsAnnounceStatus.PeerIdTaken) {
       this.stats.refusals[REFUSED_PEER_ID]++
       this.deliver(from, failureMessage('Peer id is in use by another connection', 'announce', req.infoHash), RES_ERROR)
@@ -379,14 +374,14 @@ export class WsWorker implements ProtocolWorker {
     if (req.event === WS_EVENT_STOPPED) return
     const peerIdJson = jsonBinary(req.peerId)
     if (req.offers.length > 0 && status === WsAnnounceStatus.Ok) {
-      const targets = this.swarm.offerTargets(family, req.infoHash, req.peerId, req.offers.map(o => o.offerId), this.now)
+      const targets = this.swarm.offerTargets(family, req.infoHash, req.peerId, req.offers.map(o => o.offerId), this.clock.now)
       for (let i = 0; i < targets.length; i++) {
         const o = req.offers[i]
         this.deliver(targets[i].conn, offerMessage(ihJson, peerIdJson, o.offerId, o.offerJson), RES_OFFER)
       }
     }
     if (req.answerJson !== null) {
-      const target = this.swarm.answerTarget(family, req.infoHash, req.peerId, req.toPeerId!, req.offerId!, this.now)
+      const target = this.swarm.answerTarget(family, req.infoHash, req.peerId, req.toPeerId!, req.offerId!, this.clock.now)
       if (target === AnswerStatus.NoPeer) {
         this.stats.drops[DROP_TARGET_GONE]++
       } else if (target === AnswerStatus.NoOffer) {
@@ -475,9 +470,9 @@ export class WsWorker implements ProtocolWorker {
   // -------------------------------------------------------------------------------------------
 
   clean(): void {
-    this.tick()
+    this.clock.tick()
     const list = this.ctx.accessList
-    this.swarm.clean(this.now, list.mode === 'off' ? undefined : infoHash => {
+    this.swarm.clean(this.clock.now, list.mode === 'off' ? undefined : infoHash => {
       this.hashScratch.write(infoHash, 0, 20, 'latin1')
       return list.allows(this.hashScratch, 0)
     })
