@@ -45,6 +45,10 @@ export default class Top extends Command {
     // Ink and React load only here, so that other commands start fast; React's production build
     // must be chosen before anything imports React (a second build would not render).
     process.env.NODE_ENV ??= 'production'
+    // Ink draws nothing until exit when CI or CONTINUOUS_INTEGRATION is set; a terminal is here,
+    // so the dashboard must draw (shells inside CI jobs and some containers export CI=true).
+    delete process.env.CI
+    delete process.env.CONTINUOUS_INTEGRATION
     const {runDashboard} = await import('../src/top/app.js')
     await runDashboard(url, fetchMetricsText, flags.interval * 1000)
   }
