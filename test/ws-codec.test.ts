@@ -17,8 +17,8 @@ test('announces with offers and answers round-trip: every byte value in binary s
       const msg: Record<string, unknown> = {...extra, action: 'announce', info_hash: infoHash, peer_id: peerId, left, event,
         offers: offers.map(([id, s]) => ({offer_id: id, offer: {type: 'offer', sdp: s}}))}
       if (answer) Object.assign(msg, {to_peer_id: answer[0], offer_id: answer[1], answer: {type: 'answer', sdp: answer[2]}})
-      const text = JSON.stringify(msg)
-      const r = ws.parseWsMessage(text, 5, 10)
+      const bytes = Buffer.from(JSON.stringify(msg))
+      const r = ws.parseWsMessage(bytes, 5, 10)
       assert.equal(r.action, 'announce')
       if (r.action !== 'announce') return
       assert.equal(r.infoHash, infoHash)
@@ -27,17 +27,19 @@ test('announces with offers and answers round-trip: every byte value in binary s
       assert.equal(r.offers.length, offers.length)
       r.offers.forEach((o, i) => {
         assert.equal(o.offerId, offers[i][0])
-        // The raw text of the offer object is valid JSON equal to what was sent.
-        assert.deepEqual(JSON.parse(o.offerJson), {type: 'offer', sdp: offers[i][1]})
-        const relayed = JSON.parse(ws.offerMessage(ws.jsonBinary(infoHash), ws.jsonBinary(peerId), o.offerId, o.offerJson))
+        // The raw bytes of the offer object are valid JSON equal to what was sent.
+        assert.deepEqual(JSON.parse(bytes.toString('utf8', o.start, o.end)), {type: 'offer', sdp: offers[i][1]})
+        const relayed = JSON.parse(ws.writeRelay(new ws.MessageWriter(), 'offer', infoHash, peerId, o.offerId, bytes, o.start, o.end).toString())
         assert.deepEqual(relayed, {action: 'announce', info_hash: infoHash, peer_id: peerId, offer_id: offers[i][0], offer: {type: 'offer', sdp: offers[i][1]}})
       })
       if (answer) {
         assert.equal(r.toPeerId, answer[0])
         assert.equal(r.offerId, answer[1])
-        assert.deepEqual(JSON.parse(r.answerJson!), {type: 'answer', sdp: answer[2]})
+        assert.deepEqual(JSON.parse(bytes.toString('utf8', r.answerStart, r.answerEnd)), {type: 'answer', sdp: answer[2]})
+        const relayed = JSON.parse(ws.writeRelay(new ws.MessageWriter(), 'answer', infoHash, peerId, answer[1], bytes, r.answerStart, r.answerEnd).toString())
+        assert.deepEqual(relayed, {action: 'announce', info_hash: infoHash, peer_id: peerId, offer_id: answer[1], answer: {type: 'answer', sdp: answer[2]}})
       } else {
-        assert.equal(r.answerJson, null)
+        assert.equal(r.answerStart, -1)
       }
     },
   ))
@@ -45,7 +47,7 @@ test('announces with offers and answers round-trip: every byte value in binary s
 
 test('outgoing messages are valid JSON for every binary string', () => {
   fc.assert(fc.property(binary, fc.nat(), fc.nat(), binary, (ih, c, i, other) => {
-    assert.deepEqual(JSON.parse(ws.announceResponse(ws.jsonBinary(ih), c, i, 120)), {action: 'announce', interval: 120, info_hash: ih, complete: c, incomplete: i})
+    assert.deepEqual(JSON.parse(ws.writeAnnounceResponse(new ws.MessageWriter(), ih, c, i, 120).toString()), {action: 'announce', interval: 120, info_hash: ih, complete: c, incomplete: i})
     const s = JSON.parse(ws.scrapeResponse([{infoHash: ih, complete: c, incomplete: i, downloaded: 1}, {infoHash: other, complete: 0, incomplete: 0, downloaded: 0}]))
     assert.deepEqual(s.files[ih], {complete: c, incomplete: i, downloaded: 1})
     assert.deepEqual(JSON.parse(ws.failureMessage('x "y"', 'announce', ih)), {'failure reason': 'x "y"', action: 'announce', info_hash: ih})
@@ -57,7 +59,7 @@ test('random and mutated input never throws anything but a MessageError', () => 
   fc.assert(fc.property(fc.string({maxLength: 300}), fc.nat(base.length), fc.nat(base.length), fc.string({maxLength: 5}), (noise, at, cut, insert) => {
     for (const text of [noise, base.slice(0, at) + insert + base.slice(at), base.slice(0, cut), '['.repeat(at) + ']'.repeat(at)]) {
       try {
-        ws.parseWsMessage(text, 10, 10)
+        ws.parseWsMessage(Buffer.from(text), 10, 10)
       } catch (error) {
         assert.ok(error instanceof ws.MessageError, `${String(error)} for ${JSON.stringify(text)}`)
       }
@@ -78,7 +80,7 @@ test('the scanner accepts exactly what JSON.parse accepts, for object-shaped tex
     }
     let ours = true
     try {
-      ws.parseWsMessage(text, 10, 10)
+      ws.parseWsMessage(Buffer.from(text), 10, 10)
     } catch {
       ours = false
     }

@@ -147,9 +147,9 @@ export function fuzzParsers(count: number, seed = 1): FuzzResult[] {
   })
   const wsIn = wsSeeds(new Rng(seed)).map(s => Buffer.from(s))
   run('parser: websocket message', m => {
-    const text = m.mutate(wsIn[m.rng.int(wsIn.length)]).toString()
+    const bytes = m.mutate(wsIn[m.rng.int(wsIn.length)])
     try {
-      ws.parseWsMessage(text, 10, 255)
+      ws.parseWsMessage(bytes, 10, 255)
     } catch (error) {
       if (!(error instanceof ws.MessageError)) throw error
     }

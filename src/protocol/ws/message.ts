@@ -1,14 +1,15 @@
 /**
  * WebTorrent tracker messages (JSON over WebSocket). Pure: no sockets, no state.
  *
- * Incoming messages are read by a small JSON scanner rather than JSON.parse: it validates the
- * fields a tracker uses and keeps the offers' and answers' SDP objects as raw JSON text, so that
- * relaying them is splicing text, never parsing and re-serialising the SDP. Everything else in a
- * message (unknown keys, their values) is skipped but must still be well-formed JSON.
+ * Incoming messages are read from their UTF-8 bytes by a small JSON scanner rather than
+ * JSON.parse: it validates the fields a tracker uses and keeps the offers' and answers' SDP
+ * objects as byte ranges of the message, so that relaying them is copying bytes, never decoding,
+ * parsing and re-serialising the SDP. Everything else in a message (unknown keys, their values) is
+ * skipped but must still be well-formed JSON.
  *
  * `info_hash`, `peer_id` and `offer_id` are "binary strings": JSON strings of 20 characters each
- * U+0000-U+00FF (one per byte). They are kept as JS strings of 20 chars, and written back with
- * the escaping JSON needs.
+ * U+0000-U+00FF (one per byte). They are kept as JS strings of 20 chars (latin1), and written back
+ * with the escaping JSON needs.
  */
 
 export class MessageError extends Error {}
@@ -22,153 +23,248 @@ const enum C {
   CloseBrace = 125,
   OpenBracket = 91,
   CloseBracket = 93,
+  Minus = 45,
+  Plus = 43,
+  Dot = 46,
+  Zero = 48,
+  Nine = 57,
 }
 
 function isSpace(c: number): boolean {
   return c === 32 || c === 10 || c === 13 || c === 9
 }
 
-/** The characters that end or interrupt a JSON string's plain run. */
-const SPECIAL = /["\\\x00-\x1f]/g
+function isDigit(c: number): boolean {
+  return c >= C.Zero && c <= C.Nine
+}
 
-/** Scans JSON text; every method returns a new position or throws MessageError. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  if (c >= 97 && c <= 102) return c - 87
+  if (c >= 65 && c <= 70) return c - 55
+  return -1
+}
+
+/** The keys the tracker reads; any other key is skipped. */
+const KEYS = ['action', 'info_hash', 'peer_id', 'left', 'event', 'offers', 'answer', 'to_peer_id', 'offer_id', 'offer', 'type', 'sdp'] as const
+const K_ACTION = 0
+const K_INFO_HASH = 1
+const K_PEER_ID = 2
+const K_LEFT = 3
+const K_EVENT = 4
+const K_OFFERS = 5
+const K_ANSWER = 6
+const K_TO_PEER_ID = 7
+const K_OFFER_ID = 8
+const K_OFFER = 9
+const K_TYPE = 10
+const K_SDP = 11
+const KEY_BYTES = KEYS.map(k => Buffer.from(k))
+
+/** Scans JSON in UTF-8 bytes; every method returns a new position or throws MessageError. */
 class Scanner {
-  constructor(readonly text: string) {}
+  readonly end: number
+
+  constructor(readonly b: Uint8Array) {
+    this.end = b.length
+  }
 
   fail(what: string): never {
     throw new MessageError(what)
   }
 
   space(i: number): number {
-    const t = this.text
-    while (i < t.length && isSpace(t.charCodeAt(i))) i++
+    const b = this.b
+    while (i < this.end && isSpace(b[i])) i++
     return i
   }
 
   expect(i: number, c: number, what: string): number {
     i = this.space(i)
-    if (this.text.charCodeAt(i) !== c) this.fail(what)
+    if (this.b[i] !== c) this.fail(what)
     return i + 1
   }
 
   /** End of the string token starting at `i` (a quote), just past its closing quote. */
   stringEnd(i: number): number {
-    const t = this.text
-    // Jump from one quote, backslash or control character to the next (SDP is long).
-    const special = SPECIAL
-    special.lastIndex = i + 1
-    for (;;) {
-      const m = special.exec(t)
-      if (!m) return this.fail('Invalid request: unterminated string')
-      const k = m.index
-      const c = t.charCodeAt(k)
+    const b = this.b
+    const end = this.end
+    for (let k = i + 1; k < end; k++) {
+      const c = b[k]
       if (c === C.Quote) return k + 1
-      if (c !== C.Backslash) this.fail('Invalid request: control character in a string')
-      const e = t.charCodeAt(k + 1)
-      // \" \\ \/ \b \f \n \r \t or \uXXXX
-      if (e === 117) {
-        if (!/^[0-9a-fA-F]{4}$/.test(t.slice(k + 2, k + 6))) this.fail('Invalid request: bad \\u escape')
-        special.lastIndex = k + 6
-      } else if (e === 34 || e === 92 || e === 47 || e === 98 || e === 102 || e === 110 || e === 114 || e === 116) {
-        special.lastIndex = k + 2
-      } else {
-        this.fail('Invalid request: bad escape in a string')
+      if (c === C.Backslash) {
+        const e = b[k + 1]
+        // \" \\ \/ \b \f \n \r \t or \uXXXX
+        if (e === 117) {
+          if (k + 5 >= end || hexValue(b[k + 2]) < 0 || hexValue(b[k + 3]) < 0 || hexValue(b[k + 4]) < 0 || hexValue(b[k + 5]) < 0) {
+            this.fail('Invalid request: bad \\u escape')
+          }
+          k += 5
+        } else if (e === 34 || e === 92 || e === 47 || e === 98 || e === 102 || e === 110 || e === 114 || e === 116) {
+          k++
+        } else {
+          this.fail('Invalid request: bad escape in a string')
+        }
+      } else if (c < 32) {
+        this.fail('Invalid request: control character in a string')
       }
     }
+    return this.fail('Invalid request: unterminated string')
   }
 
   /** End of any JSON value starting at `i` (after spaces). */
   valueEnd(i: number, depth = 0): number {
     if (depth > 32) this.fail('Invalid request: nested too deeply')
-    const t = this.text
+    const b = this.b
     i = this.space(i)
-    const c = t.charCodeAt(i)
+    const c = b[i]
     if (c === C.Quote) return this.stringEnd(i)
     if (c === C.OpenBrace || c === C.OpenBracket) {
       const close = c === C.OpenBrace ? C.CloseBrace : C.CloseBracket
       let k = this.space(i + 1)
-      if (t.charCodeAt(k) === close) return k + 1
+      if (b[k] === close) return k + 1
       for (;;) {
         if (c === C.OpenBrace) {
           k = this.space(k)
-          if (t.charCodeAt(k) !== C.Quote) this.fail('Invalid request: object key expected')
+          if (b[k] !== C.Quote) this.fail('Invalid request: object key expected')
           k = this.expect(this.stringEnd(k), C.Colon, 'Invalid request: ":" expected')
         }
         k = this.space(this.valueEnd(k, depth + 1))
-        const d = t.charCodeAt(k)
+        const d = b[k]
         if (d === close) return k + 1
         if (d !== C.Comma) this.fail('Invalid request: "," expected')
         k++
       }
     }
-    // number, true, false, null
+    if (c === C.Minus || isDigit(c)) return this.numberEnd(i)
+    if (this.word(i, 'true') || this.word(i, 'null')) return i + 4
+    if (this.word(i, 'false')) return i + 5
+    return this.fail(i >= this.end ? 'Invalid request: value expected' : 'Invalid request: bad literal')
+  }
+
+  word(i: number, w: string): boolean {
+    if (i + w.length > this.end) return false
+    for (let k = 0; k < w.length; k++) if (this.b[i + k] !== w.charCodeAt(k)) return false
+    return true
+  }
+
+  /** End of a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+  private numberEnd(i: number): number {
+    const b = this.b
     let k = i
-    while (k < t.length) {
-      const d = t.charCodeAt(k)
-      if ((d >= 48 && d <= 57) || d === 45 || d === 43 || d === 46 || d === 101 || d === 69 || (d >= 97 && d <= 122)) k++
-      else break
+    if (b[k] === C.Minus) k++
+    if (b[k] === C.Zero) k++
+    else if (isDigit(b[k])) while (isDigit(b[k])) k++
+    else this.fail('Invalid request: bad literal')
+    if (b[k] === C.Dot) {
+      k++
+      if (!isDigit(b[k])) this.fail('Invalid request: bad literal')
+      while (isDigit(b[k])) k++
     }
-    if (k === i) this.fail('Invalid request: value expected')
-    const word = t.slice(i, k)
-    if (word !== 'true' && word !== 'false' && word !== 'null' && !/^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/.test(word)) this.fail('Invalid request: bad literal')
+    if (b[k] === 101 || b[k] === 69) {
+      k++
+      if (b[k] === C.Plus || b[k] === C.Minus) k++
+      if (!isDigit(b[k])) this.fail('Invalid request: bad literal')
+      while (isDigit(b[k])) k++
+    }
+    // A number runs into the next token: "1x" or "01" is not JSON.
+    const d = b[k]
+    if (k < this.end && (isDigit(d) || (d >= 97 && d <= 122) || (d >= 65 && d <= 90) || d === C.Dot)) this.fail('Invalid request: bad literal')
     return k
   }
 
-  /** Calls `onKey(key, valueStart, valueEnd)` for each member of the object at `i`; returns its end. */
-  object(i: number, onKey: (key: string, start: number, end: number) => void): number {
-    const t = this.text
-    i = this.expect(i, C.OpenBrace, 'Invalid request: a JSON object expected')
-    let k = this.space(i)
-    if (t.charCodeAt(k) === C.CloseBrace) return k + 1
-    for (;;) {
-      k = this.space(k)
-      if (t.charCodeAt(k) !== C.Quote) this.fail('Invalid request: object key expected')
-      const keyEnd = this.stringEnd(k)
-      const key = this.stringValue(k, keyEnd)
-      const vs = this.expect(keyEnd, C.Colon, 'Invalid request: ":" expected')
-      const start = this.space(vs)
-      const end = this.valueEnd(start)
-      onKey(key, start, end)
-      k = this.space(end)
-      const d = t.charCodeAt(k)
-      if (d === C.CloseBrace) return k + 1
-      if (d !== C.Comma) this.fail('Invalid request: "," expected')
-      k++
+  /** Which of KEYS the string token [start, end) names, or -1. */
+  key(start: number, end: number): number {
+    const b = this.b
+    const length = end - start - 2
+    let escaped = false
+    for (let k = start + 1; k < end - 1; k++) if (b[k] === C.Backslash) escaped = true
+    if (escaped) return (KEYS as readonly string[]).indexOf(this.stringValue(start, end))
+    next: for (let id = 0; id < KEY_BYTES.length; id++) {
+      const key = KEY_BYTES[id]
+      if (key.length !== length) continue
+      for (let k = 0; k < length; k++) if (key[k] !== b[start + 1 + k]) continue next
+      return id
     }
+    return -1
   }
 
-  /** The decoded value of the string token text[start..end). */
+  /** The decoded value of the string token [start, end). */
   stringValue(start: number, end: number): string {
-    const raw = this.text.slice(start + 1, end - 1)
-    if (raw.indexOf('\\') < 0) return raw
+    const b = this.b
+    let escaped = false
+    for (let k = start + 1; k < end - 1; k++) if (b[k] === C.Backslash) escaped = true
+    const raw = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+    if (!escaped) return raw.toString('utf8', start + 1, end - 1)
     try {
-      return JSON.parse(this.text.slice(start, end)) as string
+      return JSON.parse(raw.toString('utf8', start, end)) as string
     } catch {
       return this.fail('Invalid request: bad escape in a string')
     }
   }
 
+  /** Whether the string token [start, end) holds exactly the ASCII text `text`, unescaped. */
+  isText(start: number, end: number, text: string): boolean {
+    if (end - start - 2 !== text.length || this.b[start] !== C.Quote) return false
+    for (let k = 0; k < text.length; k++) if (this.b[start + 1 + k] !== text.charCodeAt(k)) return false
+    return true
+  }
+
   isString(start: number): boolean {
-    return this.text.charCodeAt(start) === C.Quote
+    return this.b[start] === C.Quote
   }
 
   isNull(start: number, end: number): boolean {
-    return end - start === 4 && this.text.startsWith('null', start)
+    return end - start === 4 && this.word(start, 'null')
   }
 }
+
+/** Decoded binary strings land here before becoming JS strings. */
+const binaryScratch = Buffer.alloc(20)
 
 /** A 20-character binary string; throws naming the field otherwise. */
 function binary20(s: Scanner, start: number, end: number, field: string): string {
   if (!s.isString(start)) s.fail(`Invalid ${field}: expected a string of 20 characters`)
-  const v = s.stringValue(start, end)
-  if (v.length !== 20) s.fail(`Invalid ${field}: expected 20 characters, got ${v.length}`)
-  for (let i = 0; i < 20; i++) if (v.charCodeAt(i) > 255) s.fail(`Invalid ${field}: characters must be U+0000 to U+00FF`)
-  return v
+  const b = s.b
+  let count = 0
+  let wide = false
+  for (let k = start + 1; k < end - 1; count++) {
+    let c = b[k]
+    if (c === C.Backslash) {
+      const e = b[k + 1]
+      if (e === 117) {
+        c = (hexValue(b[k + 2]) << 12) | (hexValue(b[k + 3]) << 8) | (hexValue(b[k + 4]) << 4) | hexValue(b[k + 5])
+        k += 6
+      } else {
+        c = e === 98 ? 8 : e === 102 ? 12 : e === 110 ? 10 : e === 114 ? 13 : e === 116 ? 9 : e
+        k += 2
+      }
+    } else if (c < 0x80) {
+      k++
+    } else if ((c & 0xe0) === 0xc0) {
+      c = ((c & 0x1f) << 6) | (b[k + 1] & 0x3f)
+      k += 2
+    } else {
+      // Three or four UTF-8 bytes: a character past U+07FF (the message was checked as UTF-8).
+      k += (c & 0xf0) === 0xe0 ? 3 : 4
+      c = 0x10000
+    }
+    if (c > 0xff) wide = true
+    else if (count < 20) binaryScratch[count] = c
+  }
+  if (count !== 20) s.fail(`Invalid ${field}: expected 20 characters, got ${count}`)
+  if (wide) s.fail(`Invalid ${field}: characters must be U+0000 to U+00FF`)
+  return binaryScratch.toString('latin1')
 }
 
 function number(s: Scanner, start: number, end: number, field: string): number {
-  const v = Number(s.text.slice(start, end))
-  if (s.isString(start) || !Number.isFinite(v) || v < 0) s.fail(`Invalid ${field}: expected a non-negative number`)
+  if (s.isString(start) || s.b[start] === C.Minus || !isDigit(s.b[start])) s.fail(`Invalid ${field}: expected a non-negative number`)
+  const b = s.b
+  let v = 0
+  let k = start
+  for (; k < end && isDigit(b[k]) && k - start < 15; k++) v = v * 10 + b[k] - C.Zero
+  if (k < end) v = Number(Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', start, end))
+  if (!Number.isFinite(v)) s.fail(`Invalid ${field}: expected a non-negative number`)
   return v
 }
 
@@ -179,8 +275,9 @@ export const WS_EVENT_STOPPED = 3
 
 export interface WsOffer {
   offerId: string
-  /** The `offer` value as raw JSON text (an object with type and sdp). */
-  offerJson: string
+  /** The `offer` value (an object with type and sdp): its byte range in the message. */
+  start: number
+  end: number
 }
 
 export interface WsAnnounce {
@@ -193,8 +290,9 @@ export interface WsAnnounce {
   offers: WsOffer[]
   /** The offers array held more than `maxOffers` entries (only the first ones were kept). */
   offersTruncated: boolean
-  /** Answer relay fields: all three present, or the announce carries no answer. */
-  answerJson: string | null
+  /** Answer relay fields: all present, or the announce carries no answer (answerStart -1). */
+  answerStart: number
+  answerEnd: number
   toPeerId: string | null
   offerId: string | null
 }
@@ -207,111 +305,198 @@ export interface WsScrape {
 
 export type WsRequest = WsAnnounce | WsScrape
 
-/** An SDP object: {"type": "offer"|"answer", "sdp": string}, kept as raw text. */
-function sdpObject(s: Scanner, start: number, end: number, type: 'offer' | 'answer'): string {
+/** An SDP object {"type": "offer"|"answer", "sdp": string} at `start`; returns its end. */
+function sdpObject(s: Scanner, start: number, type: 'offer' | 'answer'): number {
   let seenType = false
   let seenSdp = false
-  s.object(start, (key, vs, ve) => {
-    if (key === 'type') {
-      if (!s.isString(vs) || s.stringValue(vs, ve) !== type) s.fail(`Invalid ${type}: "type" must be "${type}"`)
+  const b = s.b
+  let k = s.expect(start, C.OpenBrace, `Invalid ${type}: expected an object`)
+  k = s.space(k)
+  if (b[k] === C.CloseBrace) s.fail(`Invalid ${type}: it needs "type" and "sdp"`)
+  for (;;) {
+    k = s.space(k)
+    if (b[k] !== C.Quote) s.fail('Invalid request: object key expected')
+    const keyEnd = s.stringEnd(k)
+    const key = s.key(k, keyEnd)
+    const vs = s.space(s.expect(keyEnd, C.Colon, 'Invalid request: ":" expected'))
+    const ve = s.valueEnd(vs)
+    if (key === K_TYPE) {
+      if (!s.isText(vs, ve, type) && !(s.isString(vs) && s.stringValue(vs, ve) === type)) s.fail(`Invalid ${type}: "type" must be "${type}"`)
       seenType = true
-    } else if (key === 'sdp') {
+    } else if (key === K_SDP) {
       if (!s.isString(vs)) s.fail(`Invalid ${type}: "sdp" must be a string`)
       seenSdp = true
     }
-  })
+    k = s.space(ve)
+    if (b[k] === C.CloseBrace) break
+    if (b[k] !== C.Comma) s.fail('Invalid request: "," expected')
+    k++
+  }
   if (!seenType || !seenSdp) s.fail(`Invalid ${type}: it needs "type" and "sdp"`)
-  return s.text.slice(start, end)
+  return k + 1
+}
+
+/** Value ranges of the top-level keys of the message being parsed (-1: absent). */
+const ranges = new Int32Array(2 * KEYS.length)
+
+/** The offers array at `start`, into `out`; returns its end. */
+function offersArray(s: Scanner, start: number, maxOffers: number, out: WsAnnounce): number {
+  const b = s.b
+  out.offers = []
+  out.offersTruncated = false
+  if (b[start] !== C.OpenBracket) s.fail('Invalid offers: expected an array')
+  let k = s.space(start + 1)
+  if (b[k] === C.CloseBracket) return k + 1
+  for (;;) {
+    k = s.expect(k, C.OpenBrace, 'Invalid offers: each must be an object')
+    let offerId: string | undefined
+    let os = -1
+    let oe = -1
+    k = s.space(k)
+    if (b[k] !== C.CloseBrace) {
+      for (;;) {
+        k = s.space(k)
+        if (b[k] !== C.Quote) s.fail('Invalid request: object key expected')
+        const keyEnd = s.stringEnd(k)
+        const key = s.key(k, keyEnd)
+        const vs = s.space(s.expect(keyEnd, C.Colon, 'Invalid request: ":" expected'))
+        let ve: number
+        if (key === K_OFFER_ID) {
+          ve = s.valueEnd(vs)
+          offerId = binary20(s, vs, ve, 'offer_id')
+        } else if (key === K_OFFER) {
+          ve = sdpObject(s, vs, 'offer')
+          os = vs
+          oe = ve
+        } else {
+          ve = s.valueEnd(vs)
+        }
+        k = s.space(ve)
+        if (b[k] === C.CloseBrace) break
+        if (b[k] !== C.Comma) s.fail('Invalid request: "," expected')
+        k++
+      }
+    }
+    k++
+    if (offerId === undefined || os < 0) s.fail('Invalid offers: each needs "offer_id" and "offer"')
+    if (out.offers.length < maxOffers) out.offers.push({offerId, start: os, end: oe})
+    else out.offersTruncated = true
+    k = s.space(k)
+    if (b[k] === C.CloseBracket) return k + 1
+    if (b[k] !== C.Comma) s.fail('Invalid offers: "," expected')
+    k++
+  }
 }
 
 /**
- * Parses one incoming message. Throws MessageError with a failure reason a client can read; the
- * error's `infoHash` and `action` are set when they were read before the problem.
+ * Parses one incoming message from its UTF-8 bytes. Throws MessageError with a failure reason a
+ * client can read. Byte ranges in the result index into `bytes`.
  */
-export function parseWsMessage(text: string, maxOffers: number, maxScrape: number): WsRequest {
-  const s: Scanner = new Scanner(text)
-  let action: string | undefined
-  const ranges = new Map<string, [number, number]>()
-  const end = s.object(0, (key, vs, ve) => {
-    ranges.set(key, [vs, ve])
-    if (key === 'action') {
-      if (!s.isString(vs)) s.fail('Invalid request: "action" must be a string')
-      action = s.stringValue(vs, ve)
+export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: number): WsRequest {
+  const s = new Scanner(bytes)
+  const b = bytes
+  ranges.fill(-1)
+  // Offers and answers are read where they stand, so their SDP is scanned once.
+  const out: WsAnnounce = {
+    action: 'announce', infoHash: '', peerId: '', left: -1, event: WS_EVENT_NONE, offers: [], offersTruncated: false,
+    answerStart: -1, answerEnd: -1, toPeerId: null, offerId: null,
+  }
+  let k = s.expect(0, C.OpenBrace, 'Invalid request: a JSON object expected')
+  k = s.space(k)
+  if (b[k] === C.CloseBrace) k++
+  else {
+    for (;;) {
+      k = s.space(k)
+      if (b[k] !== C.Quote) s.fail('Invalid request: object key expected')
+      const keyEnd = s.stringEnd(k)
+      const key = s.key(k, keyEnd)
+      const vs = s.space(s.expect(keyEnd, C.Colon, 'Invalid request: ":" expected'))
+      let ve: number
+      if (key === K_OFFERS && !s.word(vs, 'null')) ve = offersArray(s, vs, maxOffers, out)
+      else if (key === K_ANSWER && !s.word(vs, 'null')) ve = sdpObject(s, vs, 'answer')
+      else ve = s.valueEnd(vs)
+      if (key >= 0) {
+        ranges[2 * key] = vs
+        ranges[2 * key + 1] = ve
+      }
+      k = s.space(ve)
+      if (b[k] === C.CloseBrace) {
+        k++
+        break
+      }
+      if (b[k] !== C.Comma) s.fail('Invalid request: "," expected')
+      k++
     }
-  })
-  if (s.space(end) !== text.length) s.fail('Invalid request: trailing characters after the JSON object')
-  const get = (key: string) => ranges.get(key)
-  if (action === 'scrape') {
-    const r = get('info_hash')
+  }
+  if (s.space(k) !== bytes.length) s.fail('Invalid request: trailing characters after the JSON object')
+  const has = (key: number) => ranges[2 * key] >= 0 && !s.isNull(ranges[2 * key], ranges[2 * key + 1])
+  const as = ranges[2 * K_ACTION]
+  const ae = ranges[2 * K_ACTION + 1]
+  if (as < 0) s.fail('Invalid request: "action" is missing')
+  if (!s.isString(as)) s.fail('Invalid request: "action" must be a string')
+  if (!s.isText(as, ae, 'announce')) {
+    const action = s.isText(as, ae, 'scrape') ? 'scrape' : s.stringValue(as, ae)
+    if (action !== 'scrape') {
+      if (action === 'announce') return announce(s, out)
+      s.fail(`Unknown action "${action}": expected announce or scrape`)
+    }
     const infoHashes: string[] = []
-    if (r && !s.isNull(r[0], r[1])) {
-      if (s.text.charCodeAt(r[0]) === C.OpenBracket) {
+    if (has(K_INFO_HASH)) {
+      const start = ranges[2 * K_INFO_HASH]
+      if (b[start] === C.OpenBracket) {
         // An array of binary strings.
-        let k = s.space(r[0] + 1)
-        if (s.text.charCodeAt(k) !== C.CloseBracket) {
+        let i = s.space(start + 1)
+        if (b[i] !== C.CloseBracket) {
           for (;;) {
-            k = s.space(k)
-            const e = s.valueEnd(k)
-            if (infoHashes.length < maxScrape) infoHashes.push(binary20(s, k, e, 'info_hash'))
-            k = s.space(e)
-            if (s.text.charCodeAt(k) === C.CloseBracket) break
-            k++
+            i = s.space(i)
+            const e = s.valueEnd(i)
+            if (infoHashes.length < maxScrape) infoHashes.push(binary20(s, i, e, 'info_hash'))
+            i = s.space(e)
+            if (b[i] === C.CloseBracket) break
+            i++
           }
         }
       } else {
-        infoHashes.push(binary20(s, r[0], r[1], 'info_hash'))
+        infoHashes.push(binary20(s, start, ranges[2 * K_INFO_HASH + 1], 'info_hash'))
       }
     }
     return {action: 'scrape', infoHashes}
   }
-  if (action !== 'announce') s.fail(action === undefined ? 'Invalid request: "action" is missing' : `Unknown action "${action}": expected announce or scrape`)
-  const ih = get('info_hash')
-  const pid = get('peer_id')
+  return announce(s, out)
+}
+
+/** The announce fields of the message just scanned, into `out` (which holds its offers). */
+function announce(s: Scanner, out: WsAnnounce): WsAnnounce {
+  const range = (key: number): [number, number] | undefined => ranges[2 * key] < 0 ? undefined : [ranges[2 * key], ranges[2 * key + 1]]
+  const ih = range(K_INFO_HASH)
+  const pid = range(K_PEER_ID)
   if (!ih) s.fail('Invalid request: "info_hash" is missing')
   if (!pid) s.fail('Invalid request: "peer_id" is missing')
-  const out: WsAnnounce = {
-    action: 'announce', infoHash: binary20(s, ih[0], ih[1], 'info_hash'), peerId: binary20(s, pid[0], pid[1], 'peer_id'),
-    left: -1, event: WS_EVENT_NONE, offers: [], offersTruncated: false, answerJson: null, toPeerId: null, offerId: null,
-  }
-  const left = get('left')
+  out.infoHash = binary20(s, ih[0], ih[1], 'info_hash')
+  out.peerId = binary20(s, pid[0], pid[1], 'peer_id')
+  const left = range(K_LEFT)
   if (left && !s.isNull(left[0], left[1])) out.left = number(s, left[0], left[1], 'left')
-  const event = get('event')
+  const event = range(K_EVENT)
   if (event && !s.isNull(event[0], event[1])) {
-    const e = s.isString(event[0]) ? s.stringValue(event[0], event[1]) : ''
-    if (e === 'started') out.event = WS_EVENT_STARTED
-    else if (e === 'stopped') out.event = WS_EVENT_STOPPED
-    else if (e === 'completed') out.event = WS_EVENT_COMPLETED
-    else if (e !== 'update' && e !== '' && e !== 'empty') s.fail('Invalid event: expected started, stopped, completed or update')
-  }
-  const offers = get('offers')
-  if (offers && !s.isNull(offers[0], offers[1])) {
-    if (s.text.charCodeAt(offers[0]) !== C.OpenBracket) s.fail('Invalid offers: expected an array')
-    let k = s.space(offers[0] + 1)
-    if (s.text.charCodeAt(k) !== C.CloseBracket) {
-      for (;;) {
-        k = s.space(k)
-        let offerId: string | undefined
-        let offerJson: string | undefined
-        const e = s.object(k, (key, vs, ve) => {
-          if (key === 'offer_id') offerId = binary20(s, vs, ve, 'offer_id')
-          else if (key === 'offer') offerJson = sdpObject(s, vs, ve, 'offer')
-        })
-        if (offerId === undefined || offerJson === undefined) s.fail('Invalid offers: each needs "offer_id" and "offer"')
-        if (out.offers.length < maxOffers) out.offers.push({offerId: offerId as string, offerJson: offerJson as string})
-        else out.offersTruncated = true
-        k = s.space(e)
-        if (s.text.charCodeAt(k) === C.CloseBracket) break
-        if (s.text.charCodeAt(k) !== C.Comma) s.fail('Invalid offers: "," expected')
-        k++
-      }
+    const [es, ee] = event
+    if (s.isText(es, ee, 'started')) out.event = WS_EVENT_STARTED
+    else if (s.isText(es, ee, 'stopped')) out.event = WS_EVENT_STOPPED
+    else if (s.isText(es, ee, 'completed')) out.event = WS_EVENT_COMPLETED
+    else {
+      const e = s.isString(es) ? s.stringValue(es, ee) : '?'
+      if (e === 'started') out.event = WS_EVENT_STARTED
+      else if (e === 'stopped') out.event = WS_EVENT_STOPPED
+      else if (e === 'completed') out.event = WS_EVENT_COMPLETED
+      else if (e !== 'update' && e !== '' && e !== 'empty') s.fail('Invalid event: expected started, stopped, completed or update')
     }
   }
-  const answer = get('answer')
+  const answer = range(K_ANSWER)
   if (answer && !s.isNull(answer[0], answer[1])) {
-    const to = get('to_peer_id')
-    const oid = get('offer_id')
+    const to = range(K_TO_PEER_ID)
+    const oid = range(K_OFFER_ID)
     if (!to || !oid) s.fail('Invalid answer: it needs "to_peer_id" and "offer_id"')
-    out.answerJson = sdpObject(s, answer[0], answer[1], 'answer')
+    out.answerStart = answer[0]
+    out.answerEnd = answer[1]
     out.toPeerId = binary20(s, to[0], to[1], 'to_peer_id')
     out.offerId = binary20(s, oid[0], oid[1], 'offer_id')
   }
@@ -319,8 +504,9 @@ export function parseWsMessage(text: string, maxOffers: number, maxScrape: numbe
 }
 
 /** The action a message names, for the failure that answers it (read without validating). */
-export function peekAction(text: string): 'announce' | 'scrape' | undefined {
-  return /"action"\s*:\s*"(announce|scrape)"/.exec(text)?.[1] as 'announce' | 'scrape' | undefined
+export function peekAction(bytes: Uint8Array): 'announce' | 'scrape' | undefined {
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 256)).toString('latin1')
+  return /"action"\s*:\s*"(announce|scrape)"/.exec(head)?.[1] as 'announce' | 'scrape' | undefined
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,17 +525,107 @@ export function jsonBinary(v: string): string {
   return plain ? `"${v}"` : JSON.stringify(v)
 }
 
-export function announceResponse(infoHashJson: string, complete: number, incomplete: number, interval: number): string {
-  return `{"action":"announce","interval":${interval},"info_hash":${infoHashJson},"complete":${complete},"incomplete":${incomplete}}`
+const HEX = '0123456789abcdef'
+
+/**
+ * Builds one outgoing message in UTF-8 in a reused buffer: the relay path writes fixed text,
+ * binary strings and spliced SDP bytes without making strings.
+ */
+export class MessageWriter {
+  buf = Buffer.allocUnsafe(4096)
+  length = 0
+
+  /** Starts a new message. */
+  reset(): this {
+    this.length = 0
+    return this
+  }
+
+  private room(bytes: number): void {
+    if (this.length + bytes <= this.buf.length) return
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + bytes))
+    this.buf.copy(grown, 0, 0, this.length)
+    this.buf = grown
+  }
+
+  /** ASCII text (the fixed parts of messages). */
+  ascii(text: string): this {
+    this.room(text.length)
+    this.length += this.buf.write(text, this.length, 'latin1')
+    return this
+  }
+
+  /** Any text, as UTF-8. */
+  text(text: string): this {
+    this.room(3 * text.length)
+    this.length += this.buf.write(text, this.length, 'utf8')
+    return this
+  }
+
+  int(n: number): this {
+    return this.ascii(String(n))
+  }
+
+  /** A binary string (chars U+0000-U+00FF) as a JSON string literal in UTF-8. */
+  binary(v: string): this {
+    this.room(2 + 6 * v.length)
+    const buf = this.buf
+    let at = this.length
+    buf[at++] = C.Quote
+    for (let i = 0; i < v.length; i++) {
+      const c = v.charCodeAt(i)
+      if (c >= 0x80) {
+        buf[at++] = 0xc0 | (c >> 6)
+        buf[at++] = 0x80 | (c & 0x3f)
+      } else if (c === C.Quote || c === C.Backslash) {
+        buf[at++] = C.Backslash
+        buf[at++] = c
+      } else if (c < 32) {
+        buf[at++] = C.Backslash
+        buf[at++] = 117
+        buf[at++] = 48
+        buf[at++] = 48
+        buf[at++] = HEX.charCodeAt(c >> 4)
+        buf[at++] = HEX.charCodeAt(c & 15)
+      } else {
+        buf[at++] = c
+      }
+    }
+    buf[at++] = C.Quote
+    this.length = at
+    return this
+  }
+
+  bytes(src: Uint8Array, start: number, end: number): this {
+    this.room(end - start)
+    this.buf.set(src.subarray(start, end), this.length)
+    this.length += end - start
+    return this
+  }
+
+  /** The message so far (valid until the next write). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.length)
+  }
+
+  toString(): string {
+    return this.buf.toString('utf8', 0, this.length)
+  }
 }
 
-/** An offer relayed to one peer: the offerer's SDP object spliced in as it came. */
-export function offerMessage(infoHashJson: string, fromPeerIdJson: string, offerId: string, offerJson: string): string {
-  return `{"action":"announce","info_hash":${infoHashJson},"peer_id":${fromPeerIdJson},"offer_id":${jsonBinary(offerId)},"offer":${offerJson}}`
+export function writeAnnounceResponse(w: MessageWriter, infoHash: string, complete: number, incomplete: number, interval: number): MessageWriter {
+  return w.reset().ascii('{"action":"announce","interval":').int(interval).ascii(',"info_hash":').binary(infoHash)
+    .ascii(',"complete":').int(complete).ascii(',"incomplete":').int(incomplete).ascii('}')
 }
 
-export function answerMessage(infoHashJson: string, fromPeerIdJson: string, offerId: string, answerJson: string): string {
-  return `{"action":"announce","info_hash":${infoHashJson},"peer_id":${fromPeerIdJson},"offer_id":${jsonBinary(offerId)},"answer":${answerJson}}`
+/**
+ * An offer or answer relayed to one peer: `src[start, end)` is the offerer's (or answerer's) SDP
+ * object spliced in as it came.
+ */
+export function writeRelay(w: MessageWriter, kind: 'offer' | 'answer', infoHash: string, fromPeerId: string, offerId: string,
+  src: Uint8Array, start: number, end: number): MessageWriter {
+  return w.reset().ascii('{"action":"announce","info_hash":').binary(infoHash).ascii(',"peer_id":').binary(fromPeerId)
+    .ascii(',"offer_id":').binary(offerId).ascii(kind === 'offer' ? ',"offer":' : ',"answer":').bytes(src, start, end).ascii('}')
 }
 
 export interface ScrapeEntry {

@@ -1,14 +1,13 @@
 import http from 'node:http'
 import https from 'node:https'
 import type {Duplex} from 'node:stream'
-import {WebSocketServer, type WebSocket} from 'ws'
 import type {WsConfig} from '../../config/index.js'
 import {TrafficStats, registerWorkerMetrics} from '../../metrics/index.js'
 import {parseIpInto} from '../../net/ip.js'
 import {MESSAGE} from '../../protocol/messages.js'
 import {
-  announceResponse, answerMessage, failureMessage, jsonBinary, MessageError, offerMessage, parseWsMessage, peekAction,
-  scrapeResponse, WS_EVENT_NONE, WS_EVENT_STOPPED, type WsAnnounce, type WsRequest,
+  failureMessage, jsonBinary, MessageError, MessageWriter, parseWsMessage, peekAction, scrapeResponse, writeAnnounceResponse,
+  writeRelay, WS_EVENT_NONE, WS_EVENT_STOPPED, type WsAnnounce, type WsRequest,
 } from '../../protocol/ws/message.js'
 import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WsCounts} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
@@ -16,6 +15,7 @@ import {ScrapeRouter} from '../scrape-router.js'
 import {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 import {listenTcp} from '../listen.js'
+import {acceptHandshake, CLOSE_NORMAL, FlushQueue, WsSocket, type WsSocketHandler} from './socket.js'
 
 const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape'] as const
 const RESPONSE_TYPES = ['announce', 'scrape', 'full_scrape', 'offer', 'answer', 'error'] as const
@@ -57,20 +57,19 @@ const HARD_LIMIT_FACTOR = 4
 
 export const NO_OFFER_MESSAGE = 'Could not find the offer corresponding to your answer. It may have expired.'
 
-class WsConnection {
+/** A WebSocket and what the tracker knows of it. */
+class WsConnection extends WsSocket {
   /** Torrents this connection announced, with the peer id it used: one per torrent. */
   readonly announced = new Map<string, string>()
   lastActive: number
   pongPending = false
   /** Since when (ms) the outgoing queue has been over its limit; 0 when it is not. */
   overSince = 0
-  corked = false
-  /** The TCP (or TLS) socket under the WebSocket, for corking. */
-  readonly socket: Duplex
 
-  constructor(readonly id: number, readonly ws: WebSocket, readonly family: 0 | 1, now: number) {
+  constructor(readonly id: number, readonly family: 0 | 1, now: number,
+    socket: Duplex, handler: WsSocketHandler, flushQueue: FlushQueue, maxPayload: number, head: Buffer) {
+    super(socket, handler, flushQueue, maxPayload, head)
     this.lastActive = now
-    this.socket = (ws as unknown as {_socket: Duplex})._socket
   }
 }
 
@@ -78,14 +77,15 @@ export function createWorker(ctx: WorkerContext<WsConfig>): ProtocolWorker {
   return new WsWorker(ctx)
 }
 
-export class WsWorker implements ProtocolWorker {
+export class WsWorker implements ProtocolWorker, WsSocketHandler {
   readonly stats = new TrafficStats(REQUEST_TYPES, RESPONSE_TYPES, DROP_REASONS, REFUSAL_REASONS)
   readonly swarm: WebTorrentSwarm
   private readonly cfg: WsConfig
   private readonly servers: (http.Server | https.Server)[] = []
-  private readonly wss: WebSocketServer
   private readonly connections = new Map<number, WsConnection>()
-  private corked: WsConnection[] = []
+  private readonly flushQueue = new FlushQueue()
+  /** Outgoing messages are built here, then copied into their connection's frames. */
+  private readonly writer = new MessageWriter()
   private nextId = 1
   private readonly scrapes: ScrapeRouter
   private readonly hashScratch = Buffer.alloc(20)
@@ -101,10 +101,6 @@ export class WsWorker implements ProtocolWorker {
     this.swarm = new WebTorrentSwarm({
       maxTorrents: cfg.limits.max_torrents, maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
       maxPeerAge: cfg.cleaning.max_peer_age, maxOfferAge: cfg.cleaning.max_offer_age,
-    })
-    this.wss = new WebSocketServer({
-      noServer: true, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: true,
-      maxPayload: cfg.network.max_message_size * HARD_LIMIT_FACTOR,
     })
     this.scrapes = new ScrapeRouter(ctx, {scrape: (b, o, out) => this.swarm.scrapeBytes(b, o, out)})
     this.fullScrapeParts = new Array(ctx.count).fill('')
@@ -170,19 +166,17 @@ export class WsWorker implements ProtocolWorker {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
-    this.wss.handleUpgrade(req, socket, head, ws => this.accept(ws, req))
-  }
-
-  private accept(ws: WebSocket, req: http.IncomingMessage): void {
+    if (!acceptHandshake(req, socket)) return
     // The IP version of the TCP peer picks the swarm map (IPv4-mapped IPv6 is IPv4).
     const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
     const id = this.nextId++ >>> 0
-    const conn = new WsConnection(id, ws, family, this.clock.nowMs)
+    const conn = new WsConnection(id, family, this.clock.nowMs, socket, this, this.flushQueue,
+      this.cfg.network.max_message_size * HARD_LIMIT_FACTOR, head)
     this.connections.set(id, conn)
-    ws.on('message', (data: Buffer) => this.onMessage(conn, data))
-    ws.on('pong', () => (conn.pongPending = false))
-    ws.on('error', () => ws.terminate())
-    ws.on('close', () => this.onClose(conn))
+  }
+
+  onPong(conn: WsSocket): void {
+    (conn as WsConnection).pongPending = false
   }
 
   /** Once a second: close idle connections and those stuck behind a full queue. */
@@ -192,16 +186,16 @@ export class WsWorker implements ProtocolWorker {
     const max = this.cfg.connections.max_buffered_bytes
     for (const conn of this.connections.values()) {
       if (conn.overSince !== 0) {
-        if (conn.ws.bufferedAmount <= max) conn.overSince = 0
+        if (conn.bufferedAmount <= max) conn.overSince = 0
         else if (conn.overSince < stuckBefore) {
           this.stats.drops[DROP_SEND_TIMEOUT]++
-          conn.ws.terminate()
+          conn.terminate()
           continue
         }
       }
-      if (conn.lastActive < idleBefore) {
+      if (conn.lastActive < idleBefore && conn.open) {
         this.stats.drops[DROP_IDLE]++
-        conn.ws.close(1000, 'idle')
+        conn.close(CLOSE_NORMAL, 'idle')
         // A client that does not answer the close is cut off by the next ping round.
       }
     }
@@ -211,15 +205,17 @@ export class WsWorker implements ProtocolWorker {
     for (const conn of this.connections.values()) {
       if (conn.pongPending) {
         this.stats.drops[DROP_PING]++
-        conn.ws.terminate()
+        conn.terminate()
         continue
       }
+      // A connection that was asked to close is not pinged; if it is still there next round, it is cut off.
       conn.pongPending = true
-      conn.ws.ping()
+      conn.ping()
     }
   }
 
-  private onClose(conn: WsConnection): void {
+  onClose(socket: WsSocket): void {
+    const conn = socket as WsConnection
     this.connections.delete(conn.id)
     // The connection's peers leave their swarms at once.
     const ref: ConnectionRef = {worker: this.ctx.index, id: conn.id}
@@ -244,49 +240,50 @@ export class WsWorker implements ProtocolWorker {
     return this.ctx.ownerOf(this.hashScratch, 0)
   }
 
-  /** Queues `msg` unless the connection's queue is over its limit (then it is dropped and counted). */
-  private send(conn: WsConnection, msg: string, type: number): void {
-    const ws = conn.ws
-    if (ws.readyState !== 1) return
-    if (ws.bufferedAmount > this.cfg.connections.max_buffered_bytes) {
+  /** Whether a message may be queued to `conn`; a full queue drops it (counted). */
+  private admits(conn: WsConnection): boolean {
+    if (!conn.open) return false
+    if (conn.bufferedAmount > this.cfg.connections.max_buffered_bytes) {
       this.stats.drops[DROP_SLOW]++
       if (conn.overSince === 0) conn.overSince = this.clock.nowMs
-      return
+      return false
     }
-    if (!conn.corked) {
-      // Messages to one connection within a turn of the event loop leave in one write.
-      conn.socket.cork()
-      conn.corked = true
-      this.corked.push(conn)
-      if (this.corked.length === 1) setImmediate(this.uncorkAll)
-    }
-    ws.send(msg)
+    return true
+  }
+
+  /** Queues a text message (messages to one connection in a turn of the event loop leave in one write). */
+  private send(conn: WsConnection, msg: string, type: number): void {
+    if (!this.admits(conn)) return
+    conn.sendText(msg)
     // UTF-8 bytes, not characters: binary strings hold characters above U+007F.
     this.stats.txBytes[conn.family] += Buffer.byteLength(msg)
     this.stats.responses[conn.family][type]++
   }
 
-  /** Sends to a connection on any worker. */
-  private deliver(ref: ConnectionRef, msg: string, type: number): void {
-    if (ref.worker === this.ctx.index) {
-      const conn = this.connections.get(ref.id)
-      if (conn) this.send(conn, msg, type)
-      return
-    }
-    const frame = Buffer.allocUnsafe(5 + Buffer.byteLength(msg))
-    frame.writeUInt32LE(ref.id, 0)
-    frame[4] = type
-    frame.write(msg, 5)
-    this.ctx.mesh!.send(ref.worker, FRAME_DELIVER, frame)
+  /** Queues the message held in `bytes[start, end)` (UTF-8). */
+  private sendBytes(conn: WsConnection, bytes: Uint8Array, start: number, end: number, type: number): void {
+    if (!this.admits(conn)) return
+    conn.sendBytes(bytes, start, end)
+    this.stats.txBytes[conn.family] += end - start
+    this.stats.responses[conn.family][type]++
   }
 
-  private readonly uncorkAll = (): void => {
-    const list = this.corked
-    this.corked = []
-    for (const conn of list) {
-      conn.corked = false
-      conn.socket.uncork()
+  /** Sends the message in `this.writer`, or a text, to a connection on any worker. */
+  private deliver(ref: ConnectionRef, msg: MessageWriter | string, type: number): void {
+    if (ref.worker === this.ctx.index) {
+      const conn = this.connections.get(ref.id)
+      if (!conn) return
+      if (typeof msg === 'string') this.send(conn, msg, type)
+      else this.sendBytes(conn, msg.buf, 0, msg.length, type)
+      return
     }
+    const length = typeof msg === 'string' ? Buffer.byteLength(msg) : msg.length
+    const frame = Buffer.allocUnsafe(5 + length)
+    frame.writeUInt32LE(ref.id, 0)
+    frame[4] = type
+    if (typeof msg === 'string') frame.write(msg, 5)
+    else msg.buf.copy(frame, 5, 0, length)
+    this.ctx.mesh!.send(ref.worker, FRAME_DELIVER, frame)
   }
 
   private fail(conn: WsConnection, reason: string, action?: string, infoHash?: string): void {
@@ -296,22 +293,22 @@ export class WsWorker implements ProtocolWorker {
   // -------------------------------------------------------------------------------------------
   // Requests
 
-  private onMessage(conn: WsConnection, data: Buffer): void {
+  onMessage(socket: WsSocket, data: Buffer): void {
+    const conn = socket as WsConnection
     this.stats.rxBytes[conn.family] += data.length
     if (data.length > this.cfg.network.max_message_size) {
       this.stats.refusals[REFUSED_TOO_LARGE]++
-      // Only the start is decoded: enough to name the action.
-      this.fail(conn, `Message too large: ${data.length} bytes, the limit is ${this.cfg.network.max_message_size}`, peekAction(data.toString('utf8', 0, 256)))
+      // Only the start is read: enough to name the action.
+      this.fail(conn, `Message too large: ${data.length} bytes, the limit is ${this.cfg.network.max_message_size}`, peekAction(data))
       return
     }
-    const text = data.toString()
     let req: WsRequest
     try {
-      req = parseWsMessage(text, this.cfg.protocol.max_offers, this.cfg.protocol.max_scrape_torrents)
+      req = parseWsMessage(data, this.cfg.protocol.max_offers, this.cfg.protocol.max_scrape_torrents)
     } catch (error) {
       if (!(error instanceof MessageError)) throw error
       this.stats.refusals[REFUSED_INVALID]++
-      this.fail(conn, error.message, peekAction(text))
+      this.fail(conn, error.message, peekAction(data))
       return
     }
     conn.lastActive = this.clock.nowMs
@@ -341,7 +338,7 @@ export class WsWorker implements ProtocolWorker {
     else conn.announced.set(req.infoHash, req.peerId)
     const owner = this.ownerOf(req.infoHash)
     if (owner === this.ctx.index) {
-      this.announce({worker: this.ctx.index, id: conn.id}, conn.family, req)
+      this.announce({worker: this.ctx.index, id: conn.id}, conn.family, req, data)
       return
     }
     // The bytes as they came: no re-encoding of the text.
@@ -352,9 +349,11 @@ export class WsWorker implements ProtocolWorker {
     this.ctx.mesh!.send(owner, FRAME_REQUEST, frame)
   }
 
-  /** Runs an announce on this worker's shard; `from` is the announcing connection, on any worker. */
-  private announce(from: ConnectionRef, family: 0 | 1, req: WsAnnounce): void {
-    const ihJson = jsonBinary(req.infoHash)
+  /**
+   * Runs an announce on this worker's shard; `from` is the announcing connection, on any worker,
+   * and `bytes` the message the announce was parsed from (its SDP is relayed from there).
+   */
+  private announce(from: ConnectionRef, family: 0 | 1, req: WsAnnounce, bytes: Uint8Array): void {
     const c = this.counts
     const status = this.swarm.announce(family, req.infoHash, req.peerId, from, req.left === 0, req.event, this.clock.now, c)
     if (status === WsAnnounceStatus.PeerIdTaken) {
@@ -368,19 +367,19 @@ export class WsWorker implements ProtocolWorker {
     }
     // An announce that only carries an answer gets no response (as bittorrent-tracker does, and
     // its client expects none): it saves a message per relayed offer.
-    if (req.answerJson === null || req.offers.length > 0 || req.event !== WS_EVENT_NONE) {
-      this.deliver(from, announceResponse(ihJson, c.complete, c.incomplete, this.cfg.protocol.peer_announce_interval), RES_ANNOUNCE)
+    const w = this.writer
+    if (req.answerStart < 0 || req.offers.length > 0 || req.event !== WS_EVENT_NONE) {
+      this.deliver(from, writeAnnounceResponse(w, req.infoHash, c.complete, c.incomplete, this.cfg.protocol.peer_announce_interval), RES_ANNOUNCE)
     }
     if (req.event === WS_EVENT_STOPPED) return
-    const peerIdJson = jsonBinary(req.peerId)
     if (req.offers.length > 0 && status === WsAnnounceStatus.Ok) {
       const targets = this.swarm.offerTargets(family, req.infoHash, req.peerId, req.offers.map(o => o.offerId), this.clock.now)
       for (let i = 0; i < targets.length; i++) {
         const o = req.offers[i]
-        this.deliver(targets[i].conn, offerMessage(ihJson, peerIdJson, o.offerId, o.offerJson), RES_OFFER)
+        this.deliver(targets[i].conn, writeRelay(w, 'offer', req.infoHash, req.peerId, o.offerId, bytes, o.start, o.end), RES_OFFER)
       }
     }
-    if (req.answerJson !== null) {
+    if (req.answerStart >= 0) {
       const target = this.swarm.answerTarget(family, req.infoHash, req.peerId, req.toPeerId!, req.offerId!, this.clock.now)
       if (target === AnswerStatus.NoPeer) {
         this.stats.drops[DROP_TARGET_GONE]++
@@ -388,7 +387,7 @@ export class WsWorker implements ProtocolWorker {
         this.stats.refusals[REFUSED_NO_OFFER]++
         this.deliver(from, failureMessage(NO_OFFER_MESSAGE, 'announce', req.infoHash), RES_ERROR)
       } else {
-        this.deliver(target.conn, answerMessage(ihJson, peerIdJson, req.offerId!, req.answerJson), RES_ANSWER)
+        this.deliver(target.conn, writeRelay(w, 'answer', req.infoHash, req.peerId, req.offerId!, bytes, req.answerStart, req.answerEnd), RES_ANSWER)
       }
     }
   }
@@ -409,7 +408,6 @@ export class WsWorker implements ProtocolWorker {
     const hashes = Buffer.from(unique.join(''), 'latin1')
     this.scrapes.scrape(hashes, 0, unique.length, counts => {
       const entries = unique.map((infoHash, i) => ({infoHash, complete: counts[3 * i], downloaded: counts[3 * i + 1], incomplete: counts[3 * i + 2]}))
-      if (!conn.ws || conn.ws.readyState !== 1) return
       this.send(conn, scrapeResponse(entries), RES_SCRAPE)
     })
   }
@@ -422,18 +420,18 @@ export class WsWorker implements ProtocolWorker {
     if (type === FRAME_REQUEST) {
       const id = buf.readUInt32LE(offset)
       const family = buf[offset + 4] as 0 | 1
-      const text = buf.toString('utf8', offset + 5, offset + length)
+      const bytes = buf.subarray(offset + 5, offset + length)
       // Checked by the connection's worker already; parsed again here, where the swarm is.
       let req: WsRequest
       try {
-        req = parseWsMessage(text, this.cfg.protocol.max_offers, this.cfg.protocol.max_scrape_torrents)
+        req = parseWsMessage(bytes, this.cfg.protocol.max_offers, this.cfg.protocol.max_scrape_torrents)
       } catch {
         return
       }
-      if (req.action === 'announce') this.announce({worker: from, id}, family, req)
+      if (req.action === 'announce') this.announce({worker: from, id}, family, req, bytes)
     } else if (type === FRAME_DELIVER) {
       const conn = this.connections.get(buf.readUInt32LE(offset))
-      if (conn) this.send(conn, buf.toString('utf8', offset + 5, offset + length), buf[offset + 4])
+      if (conn) this.sendBytes(conn, buf, offset + 5, offset + length, buf[offset + 4])
     } else if (type === FRAME_REMOVE) {
       const id = buf.readUInt32LE(offset)
       const family = buf[offset + 4] as 0 | 1
@@ -480,7 +478,7 @@ export class WsWorker implements ProtocolWorker {
 
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t)
-    for (const conn of this.connections.values()) conn.ws.terminate()
+    for (const conn of this.connections.values()) conn.terminate()
     await Promise.all(this.servers.map(s => new Promise<void>(resolve => {
       s.close(() => resolve())
       s.closeAllConnections()

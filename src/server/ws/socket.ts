@@ -1,0 +1,394 @@
+/**
+ * The server side of RFC 6455 on a plain or TLS socket, lean enough for a tracker's relay path:
+ * no per-message objects or events, incoming frames unmasked in place, and each connection's
+ * outgoing messages gathered into one buffer and one write per turn of the event loop.
+ *
+ * What it does not do: extensions (permessage-deflate is never negotiated, so RSV bits are a
+ * protocol error) and subprotocols (none is selected).
+ */
+import {createHash} from 'node:crypto'
+import {isUtf8} from 'node:buffer'
+import type http from 'node:http'
+import type {Duplex} from 'node:stream'
+import bufferUtil from 'bufferutil'
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+
+const OP_CONTINUATION = 0
+const OP_TEXT = 1
+const OP_BINARY = 2
+const OP_CLOSE = 8
+const OP_PING = 9
+const OP_PONG = 10
+
+/** Close codes (RFC 6455 section 7.4.1). */
+export const CLOSE_NORMAL = 1000
+export const CLOSE_PROTOCOL_ERROR = 1002
+export const CLOSE_INVALID_DATA = 1007
+export const CLOSE_TOO_BIG = 1009
+
+const enum State {
+  Open,
+  /** Our close frame is sent; waiting for the peer's. */
+  Closing,
+  Closed,
+}
+
+/** What a connection reports to its owner. */
+export interface WsSocketHandler {
+  /** A whole message (text or binary, valid UTF-8); `data` is only valid during the call. */
+  onMessage(socket: WsSocket, data: Buffer): void
+  onPong(socket: WsSocket): void
+  /** Once, when the underlying socket is gone. */
+  onClose(socket: WsSocket): void
+}
+
+/**
+ * Checks an upgrade request and, when it is a valid WebSocket handshake, answers 101 and returns
+ * true. Otherwise answers with an HTTP error that says what was wrong, and returns false.
+ */
+export function acceptHandshake(req: http.IncomingMessage, socket: Duplex): boolean {
+  const key = req.headers['sec-websocket-key']
+  const refuse = (status: string, why: string, extra = ''): false => {
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(why)}\r\n${extra}\r\n${why}`)
+    return false
+  }
+  if (req.method !== 'GET') return refuse('405 Method Not Allowed', 'A WebSocket handshake is a GET request.\n')
+  if (!/\bwebsocket\b/i.test(req.headers.upgrade ?? '')) return refuse('400 Bad Request', 'Upgrade: websocket expected.\n')
+  if (req.headers['sec-websocket-version'] !== '13') {
+    return refuse('426 Upgrade Required', 'Only WebSocket version 13 is supported.\n', 'Sec-WebSocket-Version: 13\r\n')
+  }
+  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return refuse('400 Bad Request', 'Invalid Sec-WebSocket-Key.\n')
+  const accept = createHash('sha1').update(key + GUID).digest('base64')
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+  return true
+}
+
+/** Bytes of a server frame header for a payload of `length` bytes. */
+function headerLength(length: number): number {
+  return length < 126 ? 2 : length < 65_536 ? 4 : 10
+}
+
+/** Writes an unmasked, final frame header at `at`; returns where the payload starts. */
+function writeHeader(target: Buffer, at: number, opcode: number, length: number): number {
+  target[at] = 0x80 | opcode
+  if (length < 126) {
+    target[at + 1] = length
+    return at + 2
+  }
+  if (length < 65_536) {
+    target[at + 1] = 126
+    target.writeUInt16BE(length, at + 2)
+    return at + 4
+  }
+  target[at + 1] = 127
+  target.writeUInt32BE(Math.floor(length / 2 ** 32), at + 2)
+  target.writeUInt32BE(length >>> 0, at + 6)
+  return at + 10
+}
+
+/**
+ * Connections with output gathered this turn; one `flush` per connection once the current I/O
+ * phase is over, so messages to one connection leave in one write.
+ */
+export class FlushQueue {
+  private queue: WsSocket[] = []
+
+  add(socket: WsSocket): void {
+    this.queue.push(socket)
+    if (this.queue.length === 1) setImmediate(this.flushAll)
+  }
+
+  private readonly flushAll = (): void => {
+    const list = this.queue
+    this.queue = []
+    for (const socket of list) socket.flush()
+  }
+}
+
+export class WsSocket {
+  private state = State.Open
+  /** Bytes received but not yet a whole frame, and how many are needed before parsing again. */
+  private stash: Buffer[] = []
+  private stashed = 0
+  private need = 0
+  /** Fragments of a message still being received. */
+  private fragments: Buffer[] = []
+  private fragmented = 0
+  private fragmentOpcode = -1
+  /** Frames gathered for the next write. */
+  private out: Buffer | null = null
+  private outLength = 0
+  private queued = false
+
+  constructor(
+    readonly socket: Duplex,
+    private readonly handler: WsSocketHandler,
+    private readonly flushQueue: FlushQueue,
+    /** The largest message accepted; a larger one closes the connection with 1009. */
+    private readonly maxPayload: number,
+    head: Buffer,
+  ) {
+    const s = socket as Duplex & {setNoDelay?(on: boolean): void; setTimeout?(ms: number): void}
+    s.setNoDelay?.(true)
+    s.setTimeout?.(0)
+    socket.on('data', (chunk: Buffer) => this.receive(chunk))
+    socket.on('error', () => socket.destroy())
+    socket.on('end', () => socket.end())
+    socket.on('close', () => {
+      this.state = State.Closed
+      this.out = null
+      this.handler.onClose(this)
+    })
+    if (head.length > 0) this.receive(head)
+    socket.resume()
+  }
+
+  get open(): boolean {
+    return this.state === State.Open
+  }
+
+  /** Bytes waiting to leave: gathered this turn plus those the socket has not written yet. */
+  get bufferedAmount(): number {
+    return this.outLength + this.socket.writableLength
+  }
+
+  /** Queues a text message; `data[start, end)` is copied. */
+  sendBytes(data: Uint8Array, start: number, end: number): void {
+    if (this.state !== State.Open) return
+    const length = end - start
+    const at = this.reserve(headerLength(length) + length)
+    const p = writeHeader(this.out!, at, OP_TEXT, length)
+    this.out!.set(data.subarray(start, end), p)
+  }
+
+  /** Queues a text message. */
+  sendText(text: string): void {
+    if (this.state !== State.Open) return
+    const length = Buffer.byteLength(text)
+    const at = this.reserve(headerLength(length) + length)
+    const p = writeHeader(this.out!, at, OP_TEXT, length)
+    this.out!.write(text, p, 'utf8')
+  }
+
+  ping(): void {
+    if (this.state !== State.Open) return
+    const at = this.reserve(2)
+    writeHeader(this.out!, at, OP_PING, 0)
+  }
+
+  /** Starts the closing handshake; the socket ends when the peer answers (or is terminated). */
+  close(code: number, reason = ''): void {
+    if (this.state !== State.Open) return
+    this.sendClose(code, reason)
+    this.state = State.Closing
+  }
+
+  /** Drops the connection at once. */
+  terminate(): void {
+    this.state = State.Closed
+    this.socket.destroy()
+  }
+
+  /** Writes what was gathered; called by the FlushQueue. */
+  flush(): void {
+    this.queued = false
+    const out = this.out
+    if (out === null || this.socket.destroyed) return
+    this.out = null
+    const length = this.outLength
+    this.outLength = 0
+    this.socket.write(length === out.length ? out : out.subarray(0, length))
+  }
+
+  /** Room for `bytes` more in the output; returns its offset. */
+  private reserve(bytes: number): number {
+    const at = this.outLength
+    const needed = at + bytes
+    if (this.out === null) {
+      this.out = Buffer.allocUnsafe(Math.max(needed, 1024))
+    } else if (needed > this.out.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, this.out.length * 2))
+      this.out.copy(grown, 0, 0, at)
+      this.out = grown
+    }
+    this.outLength = needed
+    if (!this.queued) {
+      this.queued = true
+      this.flushQueue.add(this)
+    }
+    return at
+  }
+
+  private sendClose(code: number, reason: string): void {
+    const length = 2 + Buffer.byteLength(reason)
+    const at = this.reserve(headerLength(length) + length)
+    const p = writeHeader(this.out!, at, OP_CLOSE, length)
+    this.out!.writeUInt16BE(code, p)
+    this.out!.write(reason, p + 2, 'utf8')
+  }
+
+  /** Fails the connection: a close frame with `code`, then the socket ends. */
+  private fail(code: number, reason: string): void {
+    if (this.state === State.Open) this.sendClose(code, reason)
+    this.state = State.Closed
+    this.stash = []
+    this.fragments = []
+    this.flush()
+    this.socket.end()
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Incoming frames
+
+  private receive(chunk: Buffer): void {
+    if (this.state === State.Closed) return
+    let data = chunk
+    if (this.stashed > 0) {
+      this.stash.push(chunk)
+      this.stashed += chunk.length
+      // Concatenate only once the awaited frame is whole: a message in many small pieces is
+      // copied once, not once a piece.
+      if (this.stashed < this.need) return
+      data = Buffer.concat(this.stash, this.stashed)
+      this.stash = []
+      this.stashed = 0
+    }
+    let pos = 0
+    while (pos < data.length && this.isReading()) {
+      const used = this.frame(data, pos)
+      if (used === 0) {
+        const rest = data.subarray(pos)
+        this.stash = [rest]
+        this.stashed = rest.length
+        return
+      }
+      pos += used
+    }
+  }
+
+  private isReading(): boolean {
+    return this.state !== State.Closed
+  }
+
+  /** Handles the frame at `pos`; returns the bytes it took, or 0 when it is not whole yet. */
+  private frame(data: Buffer, pos: number): number {
+    const available = data.length - pos
+    if (available < 2) {
+      this.need = 2
+      return 0
+    }
+    const b0 = data[pos]
+    const b1 = data[pos + 1]
+    const fin = (b0 & 0x80) !== 0
+    const opcode = b0 & 0x0f
+    if ((b0 & 0x70) !== 0) return this.protocolError('RSV bits set without an extension')
+    if ((b1 & 0x80) === 0) return this.protocolError('client frames must be masked')
+    let length = b1 & 0x7f
+    let header = 6
+    if (length === 126) {
+      header = 8
+      if (available < 4) {
+        this.need = 4
+        return 0
+      }
+      length = data.readUInt16BE(pos + 2)
+    } else if (length === 127) {
+      header = 14
+      if (available < 10) {
+        this.need = 10
+        return 0
+      }
+      const high = data.readUInt32BE(pos + 2)
+      length = high > 0x1f_ffff ? Infinity : high * 2 ** 32 + data.readUInt32BE(pos + 6)
+    }
+    if (opcode >= OP_CLOSE) {
+      if (!fin || length > 125) return this.protocolError('control frames must be whole and at most 125 bytes')
+    } else if (length + this.fragmented > this.maxPayload) {
+      this.fail(CLOSE_TOO_BIG, 'Message too big')
+      return available
+    }
+    if (available < header + length) {
+      this.need = header + length
+      return 0
+    }
+    const start = pos + header
+    const payload = data.subarray(start, start + length)
+    if (length >= 32) bufferUtil.unmask(payload, data.subarray(start - 4, start))
+    // The native call costs more than it saves on short frames (as in `ws`).
+    else for (let i = 0; i < length; i++) payload[i] ^= data[start - 4 + (i & 3)]
+    switch (opcode) {
+      case OP_TEXT:
+      case OP_BINARY:
+        if (this.fragmentOpcode !== -1) return this.protocolError('a new message began before the last one ended')
+        if (fin) this.message(payload)
+        else {
+          this.fragmentOpcode = opcode
+          this.fragments.push(Buffer.from(payload))
+          this.fragmented = length
+        }
+        break
+      case OP_CONTINUATION:
+        if (this.fragmentOpcode === -1) return this.protocolError('a continuation frame without a message')
+        this.fragments.push(Buffer.from(payload))
+        this.fragmented += length
+        if (fin) {
+          const whole = Buffer.concat(this.fragments, this.fragmented)
+          this.fragments = []
+          this.fragmented = 0
+          this.fragmentOpcode = -1
+          this.message(whole)
+        }
+        break
+      case OP_CLOSE:
+        this.onCloseFrame(payload)
+        break
+      case OP_PING:
+        if (this.state === State.Open) {
+          const at = this.reserve(2 + length)
+          this.out!.set(payload, writeHeader(this.out!, at, OP_PONG, length))
+        }
+        break
+      case OP_PONG:
+        this.handler.onPong(this)
+        break
+      default:
+        return this.protocolError(`unknown opcode ${opcode}`)
+    }
+    return header + length
+  }
+
+  private message(payload: Buffer): void {
+    if (this.state !== State.Open) return
+    // Messages are relayed byte for byte into other peers' text frames, so they must be UTF-8.
+    if (!isUtf8(payload)) {
+      this.fail(CLOSE_INVALID_DATA, 'Invalid UTF-8')
+      return
+    }
+    this.handler.onMessage(this, payload)
+  }
+
+  private onCloseFrame(payload: Buffer): void {
+    if (this.state === State.Open) {
+      let code = CLOSE_NORMAL
+      if (payload.length >= 2) {
+        const asked = payload.readUInt16BE(0)
+        // Echo a valid code; answer an invalid one as a protocol error.
+        const valid = (asked >= 1000 && asked <= 1014 && asked !== 1004 && asked !== 1005 && asked !== 1006) || (asked >= 3000 && asked <= 4999)
+        code = valid ? asked : CLOSE_PROTOCOL_ERROR
+      } else if (payload.length === 1) {
+        code = CLOSE_PROTOCOL_ERROR
+      }
+      this.sendClose(code, '')
+    }
+    this.state = State.Closed
+    this.flush()
+    this.socket.end()
+  }
+
+  private protocolError(why: string): number {
+    this.fail(CLOSE_PROTOCOL_ERROR, why)
+    // Nothing after a protocol error is read.
+    return Number.MAX_SAFE_INTEGER
+  }
+}
