@@ -10,6 +10,7 @@ import {workerData} from 'node:worker_threads'
 import WebSocket from 'ws'
 import type {LoadtestWsConfig} from '../src/config/index.js'
 import {parseSocketAddress} from '../src/config/address.js'
+import {jsonBinary} from '../src/protocol/ws/message.js'
 import {LatencyHistogram, Rng, SwarmModel} from './model.js'
 import {emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
 
@@ -27,11 +28,14 @@ class Peer {
   ws!: WebSocket
   sentAt = 0
   waiting = false
-  timer?: NodeJS.Timeout
   /** The torrent of the announce waiting for its response. */
   pendingInfoHash = ''
+  /** The peer id as a JSON string literal (messages are built from pre-serialised parts). */
+  readonly peerIdJson: string
 
-  constructor(readonly peerId: string, readonly seeder: boolean) {}
+  constructor(readonly peerId: string, readonly seeder: boolean) {
+    this.peerIdJson = jsonBinary(peerId)
+  }
 }
 
 class WsGenerator implements LoadGenerator {
@@ -42,10 +46,14 @@ class WsGenerator implements LoadGenerator {
   private readonly infoHashes: string[]
   private readonly latency = new LatencyHistogram()
   private readonly scrapeShare: number
-  private readonly offerSdp: string
-  private readonly answerSdp: string
+  /** The offer and answer SDP objects, serialised once. */
+  private readonly offerJson: string
+  private readonly answerJson: string
+  private readonly offerIdBytes = Buffer.alloc(20)
   private stats: ThreadStats = emptyStats(RESPONSE_TYPES)
   private running = false
+  /** Finds announces unanswered for TIMEOUT_MS (one timer for all connections). */
+  private sweeper?: NodeJS.Timeout
 
   constructor(private readonly cfg: LoadtestWsConfig, index: number) {
     const r = cfg.requests
@@ -59,8 +67,9 @@ class WsGenerator implements LoadGenerator {
     this.url = `${cfg.network.tls ? 'wss' : 'ws'}://${host}:${address.port}`
     // SDP-like text of the configured size (lines of printable ASCII, as real SDP is).
     const line = 'a=candidate:1 1 UDP 2122252543 192.0.2.1 54321 typ host\r\n'
-    this.offerSdp = ('v=0\r\n' + line.repeat(Math.ceil(r.sdp_size / line.length))).slice(0, r.sdp_size)
-    this.answerSdp = this.offerSdp
+    const sdp = ('v=0\r\n' + line.repeat(Math.ceil(r.sdp_size / line.length))).slice(0, r.sdp_size)
+    this.offerJson = JSON.stringify({type: 'offer', sdp})
+    this.answerJson = JSON.stringify({type: 'answer', sdp})
     const share = Math.floor(cfg.network.connections / cfg.workers) + (index < cfg.network.connections % cfg.workers ? 1 : 0)
     this.infoHashes = Array.from({length: r.number_of_torrents}, (_, i) => Buffer.from(this.model.infoHash(i)).toString('latin1'))
     for (let i = 0; i < Math.max(1, share); i++) this.peers.push(new Peer(randomBytes(20).toString('latin1'), this.rng.next() < r.peer_seeder_probability))
@@ -81,7 +90,23 @@ class WsGenerator implements LoadGenerator {
 
   run(): void {
     this.running = true
+    this.sweeper = setInterval(() => {
+      const before = performance.now() - TIMEOUT_MS
+      for (const p of this.peers) {
+        if (p.waiting && p.sentAt < before) {
+          this.stats.unanswered++
+          p.waiting = false
+          this.next(p)
+        }
+      }
+    }, 250)
     for (const p of this.peers) this.next(p)
+  }
+
+  /** A fresh random offer id (from the thread's generator: cheaper than crypto, as random for this). */
+  private offerId(): string {
+    this.rng.fill(this.offerIdBytes)
+    return jsonBinary(this.offerIdBytes.toString('latin1'))
   }
 
   private next(p: Peer): void {
@@ -89,28 +114,21 @@ class WsGenerator implements LoadGenerator {
     p.waiting = true
     p.sentAt = performance.now()
     this.stats.sent++
-    p.timer = setTimeout(() => {
-      this.stats.unanswered++
-      this.next(p)
-    }, TIMEOUT_MS)
     const infoHash = this.infoHashes[this.model.popularity.sample(this.rng)]
     p.pendingInfoHash = infoHash
     if (this.rng.next() < this.scrapeShare) {
       p.ws.send(JSON.stringify({action: 'scrape', info_hash: [infoHash]}))
       return
     }
-    const offers = Array.from({length: this.cfg.requests.offers_per_announce}, () =>
-      ({offer_id: randomBytes(20).toString('latin1'), offer: {type: 'offer', sdp: this.offerSdp}}))
-    p.ws.send(JSON.stringify({
-      action: 'announce', info_hash: infoHash, peer_id: p.peerId, left: p.seeder ? 0 : 1_000_000,
-      numwant: this.cfg.requests.announce_peers_wanted, uploaded: 0, downloaded: 0, offers,
-    }))
+    const offers: string[] = []
+    for (let i = 0; i < this.cfg.requests.offers_per_announce; i++) offers.push(`{"offer_id":${this.offerId()},"offer":${this.offerJson}}`)
+    p.ws.send(`{"action":"announce","info_hash":${jsonBinary(infoHash)},"peer_id":${p.peerIdJson},"left":${p.seeder ? 0 : 1_000_000},` +
+      `"numwant":${this.cfg.requests.announce_peers_wanted},"uploaded":0,"downloaded":0,"offers":[${offers.join(',')}]}`)
   }
 
   private done(p: Peer): void {
     if (!p.waiting) return
     p.waiting = false
-    clearTimeout(p.timer)
     this.latency.record((performance.now() - p.sentAt) * 1000)
     this.next(p)
   }
@@ -136,10 +154,8 @@ class WsGenerator implements LoadGenerator {
       this.stats.responses.offer++
       // Answer as a browser would: an announce carrying the answer.
       if (this.running && p.ws.readyState === WebSocket.OPEN) {
-        p.ws.send(JSON.stringify({
-          action: 'announce', info_hash: m.info_hash, peer_id: p.peerId, to_peer_id: m.peer_id, offer_id: m.offer_id,
-          answer: {type: 'answer', sdp: this.answerSdp},
-        }))
+        p.ws.send(`{"action":"announce","info_hash":${JSON.stringify(m.info_hash)},"peer_id":${p.peerIdJson},` +
+          `"to_peer_id":${JSON.stringify(m.peer_id)},"offer_id":${JSON.stringify(m.offer_id)},"answer":${this.answerJson}}`)
       }
     } else if (m.answer !== undefined) {
       this.stats.responses.answer++
@@ -160,10 +176,10 @@ class WsGenerator implements LoadGenerator {
 
   async stop(): Promise<ThreadStats> {
     this.running = false
+    clearInterval(this.sweeper)
     await new Promise(resolve => setTimeout(resolve, 300))
     const stats = this.takeStats()
     for (const p of this.peers) {
-      clearTimeout(p.timer)
       if (p.waiting) stats.unanswered++
       p.ws.terminate()
     }
