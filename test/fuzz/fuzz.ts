@@ -6,6 +6,7 @@
  */
 import dgram from 'node:dgram'
 import net from 'node:net'
+import {randomBytes} from 'node:crypto'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -352,8 +353,10 @@ export async function fuzzWsServer(count: number, port: number, seed = 4): Promi
         })
         while (open && socket.readyState === WebSocket.OPEN && sent < count) {
           for (let i = 0; i < 200 && sent < count; i++, sent++) {
-            const b = m.mutate(seeds[m.rng.int(seeds.length)])
-            // Text and binary frames both reach the parser.
+            let b = m.mutate(seeds[m.rng.int(seeds.length)])
+            // Most inputs are kept valid UTF-8 so that they reach the JSON scanner; the rest test
+            // the WebSocket layer's 1007 close. Text and binary frames both reach the parser.
+            if (m.rng.int(8) !== 0) b = Buffer.from(b.toString())
             socket.send(b, {binary: m.rng.int(4) === 0})
           }
           await new Promise(resolve => setImmediate(resolve))
@@ -362,7 +365,25 @@ export async function fuzzWsServer(count: number, port: number, seed = 4): Promi
         socket.terminate()
       }
     }
-    await Promise.all(Array.from({length: 8}, lane))
+    // Raw frames with mutated headers, masks and lengths, straight at the WebSocket layer.
+    const frameLane = async () => {
+      while (sent < count && server.child.exitCode === null) {
+        const socket = net.connect({port, host: '127.0.0.1'})
+        socket.on('error', () => {})
+        const closed = new Promise<void>(resolve => socket.once('close', () => resolve()))
+        socket.write(`GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+        for (let i = 0; i < 200 && sent < count && !socket.destroyed; i++, sent++) {
+          const payload = seeds[m.rng.int(seeds.length)]
+          const mask = randomBytes(4)
+          const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
+          socket.write(m.mutate(Buffer.concat([head, mask, Buffer.from(payload.map((x, j) => x ^ mask[j & 3]))])))
+        }
+        socket.end()
+        await Promise.race([closed, new Promise(resolve => setTimeout(resolve, 200))])
+        socket.destroy()
+      }
+    }
+    await Promise.all([...Array.from({length: 6}, lane), frameLane(), frameLane()])
     await new Promise(resolve => setTimeout(resolve, 300))
     const alive = server.child.exitCode === null && await wsAnswers(port)
     return {target: 'live: websocket server', inputs: sent, crashes: alive ? 0 : 1, seconds: (performance.now() - t0) / 1000, aliveAfter: alive, errorOutput: server.output().trim()}

@@ -217,6 +217,44 @@ class Scanner {
   isNull(start: number, end: number): boolean {
     return end - start === 4 && this.word(start, 'null')
   }
+
+  /** Where the value of the member read by `member` starts. */
+  valueStart = 0
+
+  /**
+   * Opens the object at `i`: returns the position of its first member, or -1 when it is empty
+   * (then `valueStart` is just past the closing brace).
+   */
+  open(i: number, what: string): number {
+    const k = this.space(this.expect(i, C.OpenBrace, what))
+    if (this.b[k] !== C.CloseBrace) return k
+    this.valueStart = k + 1
+    return -1
+  }
+
+  /** Reads `"key":` at `k`: returns which of KEYS it is (or -1); `valueStart` gets its value's start. */
+  member(k: number): number {
+    k = this.space(k)
+    if (this.b[k] !== C.Quote) this.fail('Invalid request: object key expected')
+    const keyEnd = this.stringEnd(k)
+    const key = this.key(k, keyEnd)
+    this.valueStart = this.space(this.expect(keyEnd, C.Colon, 'Invalid request: ":" expected'))
+    return key
+  }
+
+  /**
+   * After a member's value ending at `ve`: the next member's position, or -1 when the object
+   * closed (then `valueStart` is just past the closing brace).
+   */
+  nextMember(ve: number): number {
+    const k = this.space(ve)
+    if (this.b[k] === C.CloseBrace) {
+      this.valueStart = k + 1
+      return -1
+    }
+    if (this.b[k] !== C.Comma) this.fail('Invalid request: "," expected')
+    return k + 1
+  }
 }
 
 /** Decoded binary strings land here before becoming JS strings. */
@@ -309,16 +347,9 @@ export type WsRequest = WsAnnounce | WsScrape
 function sdpObject(s: Scanner, start: number, type: 'offer' | 'answer'): number {
   let seenType = false
   let seenSdp = false
-  const b = s.b
-  let k = s.expect(start, C.OpenBrace, `Invalid ${type}: expected an object`)
-  k = s.space(k)
-  if (b[k] === C.CloseBrace) s.fail(`Invalid ${type}: it needs "type" and "sdp"`)
-  for (;;) {
-    k = s.space(k)
-    if (b[k] !== C.Quote) s.fail('Invalid request: object key expected')
-    const keyEnd = s.stringEnd(k)
-    const key = s.key(k, keyEnd)
-    const vs = s.space(s.expect(keyEnd, C.Colon, 'Invalid request: ":" expected'))
+  for (let k = s.open(start, `Invalid ${type}: expected an object`); k >= 0;) {
+    const key = s.member(k)
+    const vs = s.valueStart
     const ve = s.valueEnd(vs)
     if (key === K_TYPE) {
       if (!s.isText(vs, ve, type) && !(s.isString(vs) && s.stringValue(vs, ve) === type)) s.fail(`Invalid ${type}: "type" must be "${type}"`)
@@ -327,13 +358,10 @@ function sdpObject(s: Scanner, start: number, type: 'offer' | 'answer'): number 
       if (!s.isString(vs)) s.fail(`Invalid ${type}: "sdp" must be a string`)
       seenSdp = true
     }
-    k = s.space(ve)
-    if (b[k] === C.CloseBrace) break
-    if (b[k] !== C.Comma) s.fail('Invalid request: "," expected')
-    k++
+    k = s.nextMember(ve)
   }
   if (!seenType || !seenSdp) s.fail(`Invalid ${type}: it needs "type" and "sdp"`)
-  return k + 1
+  return s.valueStart
 }
 
 /** Value ranges of the top-level keys of the message being parsed (-1: absent). */
@@ -348,36 +376,26 @@ function offersArray(s: Scanner, start: number, maxOffers: number, out: WsAnnoun
   let k = s.space(start + 1)
   if (b[k] === C.CloseBracket) return k + 1
   for (;;) {
-    k = s.expect(k, C.OpenBrace, 'Invalid offers: each must be an object')
     let offerId: string | undefined
     let os = -1
     let oe = -1
-    k = s.space(k)
-    if (b[k] !== C.CloseBrace) {
-      for (;;) {
-        k = s.space(k)
-        if (b[k] !== C.Quote) s.fail('Invalid request: object key expected')
-        const keyEnd = s.stringEnd(k)
-        const key = s.key(k, keyEnd)
-        const vs = s.space(s.expect(keyEnd, C.Colon, 'Invalid request: ":" expected'))
-        let ve: number
-        if (key === K_OFFER_ID) {
-          ve = s.valueEnd(vs)
-          offerId = binary20(s, vs, ve, 'offer_id')
-        } else if (key === K_OFFER) {
-          ve = sdpObject(s, vs, 'offer')
-          os = vs
-          oe = ve
-        } else {
-          ve = s.valueEnd(vs)
-        }
-        k = s.space(ve)
-        if (b[k] === C.CloseBrace) break
-        if (b[k] !== C.Comma) s.fail('Invalid request: "," expected')
-        k++
+    for (let m = s.open(k, 'Invalid offers: each must be an object'); m >= 0;) {
+      const key = s.member(m)
+      const vs = s.valueStart
+      let ve: number
+      if (key === K_OFFER_ID) {
+        ve = s.valueEnd(vs)
+        offerId = binary20(s, vs, ve, 'offer_id')
+      } else if (key === K_OFFER) {
+        ve = sdpObject(s, vs, 'offer')
+        os = vs
+        oe = ve
+      } else {
+        ve = s.valueEnd(vs)
       }
+      m = s.nextMember(ve)
     }
-    k++
+    k = s.valueStart
     if (offerId === undefined || os < 0) s.fail('Invalid offers: each needs "offer_id" and "offer"')
     if (out.offers.length < maxOffers) out.offers.push({offerId, start: os, end: oe})
     else out.offersTruncated = true
@@ -401,34 +419,20 @@ export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: 
     action: 'announce', infoHash: '', peerId: '', left: -1, event: WS_EVENT_NONE, offers: [], offersTruncated: false,
     answerStart: -1, answerEnd: -1, toPeerId: null, offerId: null,
   }
-  let k = s.expect(0, C.OpenBrace, 'Invalid request: a JSON object expected')
-  k = s.space(k)
-  if (b[k] === C.CloseBrace) k++
-  else {
-    for (;;) {
-      k = s.space(k)
-      if (b[k] !== C.Quote) s.fail('Invalid request: object key expected')
-      const keyEnd = s.stringEnd(k)
-      const key = s.key(k, keyEnd)
-      const vs = s.space(s.expect(keyEnd, C.Colon, 'Invalid request: ":" expected'))
-      let ve: number
-      if (key === K_OFFERS && !s.word(vs, 'null')) ve = offersArray(s, vs, maxOffers, out)
-      else if (key === K_ANSWER && !s.word(vs, 'null')) ve = sdpObject(s, vs, 'answer')
-      else ve = s.valueEnd(vs)
-      if (key >= 0) {
-        ranges[2 * key] = vs
-        ranges[2 * key + 1] = ve
-      }
-      k = s.space(ve)
-      if (b[k] === C.CloseBrace) {
-        k++
-        break
-      }
-      if (b[k] !== C.Comma) s.fail('Invalid request: "," expected')
-      k++
+  for (let k = s.open(0, 'Invalid request: a JSON object expected'); k >= 0;) {
+    const key = s.member(k)
+    const vs = s.valueStart
+    let ve: number
+    if (key === K_OFFERS && !s.word(vs, 'null')) ve = offersArray(s, vs, maxOffers, out)
+    else if (key === K_ANSWER && !s.word(vs, 'null')) ve = sdpObject(s, vs, 'answer')
+    else ve = s.valueEnd(vs)
+    if (key >= 0) {
+      ranges[2 * key] = vs
+      ranges[2 * key + 1] = ve
     }
+    k = s.nextMember(ve)
   }
-  if (s.space(k) !== bytes.length) s.fail('Invalid request: trailing characters after the JSON object')
+  if (s.space(s.valueStart) !== bytes.length) s.fail('Invalid request: trailing characters after the JSON object')
   const has = (key: number) => ranges[2 * key] >= 0 && !s.isNull(ranges[2 * key], ranges[2 * key + 1])
   const as = ranges[2 * K_ACTION]
   const ae = ranges[2 * K_ACTION + 1]
