@@ -96,6 +96,20 @@ export const isOffer = (m: Msg): boolean => 'offer' in m
 export const isAnswer = (m: Msg): boolean => 'answer' in m
 export const isFailure = (m: Msg): boolean => 'failure reason' in m
 
+/** A client's text frame (masked) holding `msg` as JSON. */
+export function maskedFrame(msg: Msg): Buffer {
+  const payload = Buffer.from(JSON.stringify(msg))
+  const mask = randomBytes(4)
+  const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length])
+    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
+  return Buffer.concat([head, mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))])
+}
+
+/** The upgrade request of a WebSocket handshake, as a client sends it. */
+export function handshakeRequest(): string {
+  return `GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+}
+
 /**
  * A WebSocket client that stops reading after the handshake: the tracker's queue to it fills up.
  * Sends masked text frames by hand.
@@ -109,19 +123,14 @@ export class StalledClient {
       socket.once('connect', () => resolve())
       socket.once('error', reject)
     })
-    socket.write(`GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    socket.write(handshakeRequest())
     await new Promise<void>(resolve => socket.once('data', () => resolve()))
     socket.pause()
     return new StalledClient(socket)
   }
 
   send(msg: Msg): void {
-    const payload = Buffer.from(JSON.stringify(msg))
-    const mask = randomBytes(4)
-    const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length])
-      : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
-    const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))
-    this.socket.write(Buffer.concat([head, mask, body]))
+    this.socket.write(maskedFrame(msg))
   }
 
   closedByServer(): Promise<boolean> {

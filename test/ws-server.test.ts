@@ -1,9 +1,11 @@
 /** The WebTorrent tracker over real WebSockets: relay, bookkeeping, limits, workers, TLS. */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
+import net from 'node:net'
+import {once} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fetchMetrics, sample, startWsTracker, tempDir} from './harness.js'
-import {binaryId, isAnnounceResponse, isAnswer, isFailure, isOffer, StalledClient, WsTestClient, type Msg} from './ws-client.js'
+import {binaryId, handshakeRequest, isAnnounceResponse, isAnswer, isFailure, isOffer, maskedFrame, StalledClient, WsTestClient, type Msg} from './ws-client.js'
 import {makeCertificate} from './certs.js'
 
 const sdp = (n: number, tag = '') => `v=0\r\no=- ${tag} "quoted" \\ ünïcödé ${'a'.repeat(n)}\r\n`
@@ -150,6 +152,25 @@ test('bad messages get a failure reason and the connection stays usable', async 
     assert.ok((sample(text, 'tracker_refusals_total{reason="invalid_request",worker_index="0"}') ?? 0) >= 10)
   } finally {
     c.close()
+    await t.stop()
+  }
+})
+
+test('messages sent in the same packet as the handshake are answered', async () => {
+  const t = await startWsTracker()
+  const socket = net.connect({port: t.port4, host: '127.0.0.1'})
+  try {
+    await once(socket, 'connect')
+    let got = ''
+    socket.on('data', d => (got += d.toString('latin1')))
+    const ih = binaryId()
+    socket.write(Buffer.concat([Buffer.from(handshakeRequest()), maskedFrame(announce(ih, binaryId())), maskedFrame({action: 'scrape', info_hash: ih})]))
+    for (let i = 0; i < 50 && !(got.includes('"interval"') && got.includes('"files"')); i++) await sleep(20)
+    assert.match(got, /^HTTP\/1\.1 101 /)
+    assert.match(got, /"action":"announce","interval":/)
+    assert.match(got, /"action":"scrape","files":/)
+  } finally {
+    socket.destroy()
     await t.stop()
   }
 })

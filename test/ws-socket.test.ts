@@ -34,7 +34,7 @@ async function startEcho(maxPayload = 1024): Promise<Echo> {
   }
   const server = http.createServer((_req, res) => res.end())
   server.on('upgrade', (req, socket, head) => {
-    if (acceptHandshake(req, socket)) new WsSocket(socket, handler, queue, maxPayload, head)
+    if (acceptHandshake(req, socket)) new WsSocket(socket, handler, queue, maxPayload).start(head)
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')

@@ -127,7 +127,6 @@ export class WsSocket {
     private readonly flushQueue: FlushQueue,
     /** The largest message accepted; a larger one closes the connection with 1009. */
     private readonly maxPayload: number,
-    head: Buffer,
   ) {
     const s = socket as Duplex & {setNoDelay?(on: boolean): void; setTimeout?(ms: number): void}
     s.setNoDelay?.(true)
@@ -140,8 +139,15 @@ export class WsSocket {
       this.out = null
       this.handler.onClose(this)
     })
+  }
+
+  /**
+   * Starts reading, beginning with `head` (bytes that came with the handshake). Separate from the
+   * constructor so that messages reach a fully built connection (a subclass's fields included).
+   */
+  start(head: Buffer): void {
     if (head.length > 0) this.receive(head)
-    socket.resume()
+    this.socket.resume()
   }
 
   get open(): boolean {

@@ -67,8 +67,8 @@ class WsConnection extends WsSocket {
   overSince = 0
 
   constructor(readonly id: number, readonly family: 0 | 1, now: number,
-    socket: Duplex, handler: WsSocketHandler, flushQueue: FlushQueue, maxPayload: number, head: Buffer) {
-    super(socket, handler, flushQueue, maxPayload, head)
+    socket: Duplex, handler: WsSocketHandler, flushQueue: FlushQueue, maxPayload: number) {
+    super(socket, handler, flushQueue, maxPayload)
     this.lastActive = now
   }
 }
@@ -171,8 +171,9 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
     const id = this.nextId++ >>> 0
     const conn = new WsConnection(id, family, this.clock.nowMs, socket, this, this.flushQueue,
-      this.cfg.network.max_message_size * HARD_LIMIT_FACTOR, head)
+      this.cfg.network.max_message_size * HARD_LIMIT_FACTOR)
     this.connections.set(id, conn)
+    conn.start(head)
   }
 
   onPong(conn: WsSocket): void {
