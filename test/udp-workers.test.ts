@@ -37,8 +37,11 @@ test('2 workers: one consistent swarm, ids valid across workers, every request a
     assert.ok(s.action === 2)
     if (s.action === 2) assert.deepEqual(s.torrents.map(x => x.leechers), hashes.map(() => N))
     const text = await fetchMetrics(t.metricsUrl)
+    // Which worker reads a datagram is the kernel's choice: a burst of 40 connects may all land on
+    // one. Announces then land on both, so ids issued by one worker are checked by the other.
+    const connects = ['0', '1'].map(w => sample(text, `tracker_requests_total{type="connect",ip_version="4",worker_index="${w}"}`) ?? 0)
+    assert.ok(connects[0] + connects[1] >= N, 'every client connected')
     for (const w of ['0', '1']) {
-      assert.ok((sample(text, `tracker_requests_total{type="connect",ip_version="4",worker_index="${w}"}`) ?? 0) > 0, `worker ${w} served connects`)
       assert.ok((sample(text, `tracker_responses_total{type="announce",ip_version="4",worker_index="${w}"}`) ?? 0) > 0, `worker ${w} served announces`)
       assert.ok((sample(text, `tracker_torrents{worker_index="${w}"}`) ?? 0) > 0, `worker ${w} owns torrents`)
     }
