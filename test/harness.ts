@@ -37,7 +37,7 @@ function testConfig<C extends {pid_file: string; log_level: string; network: {ad
 
 async function startTracker<C extends UdpConfig | HttpConfig | WsConfig>(protocol: 'udp' | 'http' | 'ws', config: C): Promise<TestTracker<C>> {
   const tracker = await runTracker({protocol, config, workerModule: new URL(`../src/server/${protocol}/worker.js`, import.meta.url).href})
-  const port = (host: string) => Number(/:(\d+)(\/announce)?$/.exec(tracker.listening.find(l => !l.startsWith('metrics ') && l.includes(host))!)![1])
+  const port = (host: string) => Number(/:(\d+)(\/announce)?( \(.*\))?$/.exec(tracker.listening.find(l => !l.startsWith('metrics ') && l.includes(host))!)![1])
   const metrics = tracker.listening.find(l => l.startsWith('metrics '))
   return {
     tracker, config,

@@ -6,12 +6,27 @@ import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import * as udp from '../src/protocol/udp/index.js'
 import {fetchMetrics, sample, startUdpTracker, tempDir, UdpClient, type TestTracker} from './harness.js'
+import {batchIo} from '../src/server/udp/link.js'
 import {nastyId} from './helpers.js'
 
-describe('UDP tracker over real sockets', () => {
+test('on Linux the batched I/O addon is built and used by default; batched_io = false uses node:dgram', async () => {
+  if (process.platform !== 'linux') return
+  assert.ok(batchIo(), 'native/build/Release/udp_batch.node loads (npm ci builds it)')
+  for (const [batched, kind] of [[true, 'batched I/O'], [false, 'node:dgram']] as const) {
+    const t = await startUdpTracker({network: {batched_io: batched}})
+    try {
+      assert.ok(t.tracker.listening.filter(l => l.startsWith('udp ')).every(l => l.endsWith(`(${kind})`)), t.tracker.listening.join('\n'))
+    } finally {
+      await t.stop()
+    }
+  }
+})
+
+// Every test of the socket path runs on both: the batched addon and node:dgram.
+for (const batched of [true, false]) describe(`UDP tracker over real sockets (${batched ? 'batched I/O' : 'node:dgram'})`, () => {
   let t: TestTracker
   before(async () => {
-    t = await startUdpTracker({protocol: {max_scrape_torrents: 3, max_response_peers: 50, peer_announce_interval: 900}})
+    t = await startUdpTracker({network: {batched_io: batched}, protocol: {max_scrape_torrents: 3, max_response_peers: 50, peer_announce_interval: 900}})
   })
   after(() => t.stop())
 

@@ -3,8 +3,10 @@ import assert from 'node:assert/strict'
 import {fetchMetrics, sample, startUdpTracker, UdpClient} from './harness.js'
 import {nastyId} from './helpers.js'
 
-test('2 workers: one consistent swarm, ids valid across workers, every request answered', async () => {
-  const t = await startUdpTracker({socket_workers: 2, protocol: {max_response_peers: 100, max_scrape_torrents: 70, peer_announce_interval: 900}})
+// Both socket paths: the batched addon (each worker binds its own socket, SO_REUSEPORT) and
+// node:dgram (on Node 20 the cluster primary shares one socket).
+for (const batched of [true, false]) test(`2 workers (${batched ? 'batched I/O' : 'node:dgram'}): one consistent swarm, ids valid across workers, every request answered`, async () => {
+  const t = await startUdpTracker({socket_workers: 2, network: {batched_io: batched}, protocol: {max_response_peers: 100, max_scrape_torrents: 70, peer_announce_interval: 900}})
   const N = 40
   const clients: UdpClient[] = []
   try {

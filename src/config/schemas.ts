@@ -87,6 +87,9 @@ export const udpSchema = schema('udp', 'UDP BitTorrent tracker (BEP 15)', server
     socket_recv_buffer_size: int(8_000_000, `Receive buffer size of each socket in bytes; 0 = OS default. A large buffer
 keeps bursts from being dropped. Linux caps it at net.core.rmem_max, e.g.
   sudo sysctl -w net.core.rmem_max=8000000`, 0, 1 << 30),
+    batched_io: bool(true, `Read and answer datagrams in batches (recvmmsg/sendmmsg, through the addon built at
+install on Linux): one syscall per batch instead of one per packet. Without the addon,
+or when false, node:dgram is used.`),
   }),
   protocol: {
     help: 'Protocol limits and timings.',

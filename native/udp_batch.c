@@ -1,0 +1,335 @@
+// Batched UDP socket I/O for the tracker (Linux): recvmmsg and sendmmsg on a socket of our own,
+// polled by libuv. One JS call per batch of up to BATCH datagrams instead of one per datagram,
+// and one syscall per batch each way. Packets and addresses live in ArrayBuffers shared with JS.
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <uv.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BATCH 64
+#define SLOT 8192
+// Batches read per readiness event before yielding to the event loop.
+#define MAX_ROUNDS 16
+
+typedef struct {
+  int fd;
+  int family;
+  int closing;
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref on_batch;
+  napi_ref self;
+  napi_async_context async_context;
+  // Receive slots: data, and per packet [length, port, family(4|6)] and 16 address bytes.
+  uint8_t *in;
+  int32_t *in_meta;
+  uint8_t *in_addr;
+  // Send slots, the same layout, filled by JS.
+  uint8_t *out;
+  int32_t *out_meta;
+  uint8_t *out_addr;
+  struct mmsghdr rmsgs[BATCH];
+  struct iovec riov[BATCH];
+  struct sockaddr_in6 raddr[BATCH];
+  struct mmsghdr smsgs[BATCH];
+  struct iovec siov[BATCH];
+  struct sockaddr_in6 saddr[BATCH];
+} Sock;
+
+static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+#define CHECK(call)                                     \
+  do {                                                  \
+    if ((call) != napi_ok) {                            \
+      napi_throw_error(env, NULL, "udp_batch: " #call); \
+      return NULL;                                      \
+    }                                                   \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char text[256];
+  snprintf(text, sizeof text, "%s: %s", what, strerror(err));
+  napi_value msg, code, error;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, err == EADDRINUSE ? "EADDRINUSE" : err == EACCES ? "EACCES" : err == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : "EIO", NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  Sock *s = (Sock *)handle->data;
+  if (s->closing || status < 0) return;
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  for (int round = 0; round < MAX_ROUNDS && !s->closing; round++) {
+    for (int i = 0; i < BATCH; i++) {
+      s->riov[i].iov_base = s->in + (size_t)i * SLOT;
+      s->riov[i].iov_len = SLOT;
+      memset(&s->rmsgs[i].msg_hdr, 0, sizeof(struct msghdr));
+      s->rmsgs[i].msg_hdr.msg_iov = &s->riov[i];
+      s->rmsgs[i].msg_hdr.msg_iovlen = 1;
+      s->rmsgs[i].msg_hdr.msg_name = &s->raddr[i];
+      s->rmsgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in6);
+    }
+    int n = recvmmsg(s->fd, s->rmsgs, BATCH, MSG_DONTWAIT, NULL);
+    if (n <= 0) break;
+    for (int i = 0; i < n; i++) {
+      int32_t *meta = s->in_meta + 3 * i;
+      uint8_t *addr = s->in_addr + 16 * i;
+      // A datagram longer than a slot is cut: mark it so JS drops it (no tracker request is that long).
+      meta[0] = (s->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->rmsgs[i].msg_len;
+      struct sockaddr *sa = (struct sockaddr *)&s->raddr[i];
+      if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)sa;
+        meta[1] = ntohs(a4->sin_port);
+        meta[2] = 4;
+        memcpy(addr, &a4->sin_addr, 4);
+      } else {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)sa;
+        meta[1] = ntohs(a6->sin6_port);
+        if (memcmp(&a6->sin6_addr, V4_MAPPED, 12) == 0) {
+          meta[2] = 4;
+          memcpy(addr, ((uint8_t *)&a6->sin6_addr) + 12, 4);
+        } else {
+          meta[2] = 6;
+          memcpy(addr, &a6->sin6_addr, 16);
+        }
+      }
+    }
+    napi_value callback, recv, argv[1], result;
+    napi_get_reference_value(env, s->on_batch, &callback);
+    napi_get_reference_value(env, s->self, &recv);
+    napi_create_int32(env, n, &argv[0]);
+    // make_callback runs microtasks and reports exceptions as uncaught, as libuv callbacks do.
+    if (napi_make_callback(env, s->async_context, recv, callback, 1, argv, &result) != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value error;
+        napi_get_and_clear_last_exception(env, &error);
+        napi_fatal_exception(env, error);
+      }
+      break;
+    }
+    if (n < BATCH) break;
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_close(uv_handle_t *handle) {
+  // The packet buffers belong to JS; only the struct is ours.
+  free(handle->data);
+}
+
+// open(family 4|6, host, port, reusePort, v6only, recvBufferSize, sendBufferSize, onBatch)
+//   -> {handle, in, inMeta, inAddr, out, outMeta, outAddr, port, batch, slot}
+static napi_value Open(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8], this_arg;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, &this_arg, NULL));
+  int32_t family, port, recv_buf, send_buf;
+  bool reuse, v6only;
+  char host[64];
+  size_t host_len;
+  CHECK(napi_get_value_int32(env, argv[0], &family));
+  CHECK(napi_get_value_string_utf8(env, argv[1], host, sizeof host, &host_len));
+  CHECK(napi_get_value_int32(env, argv[2], &port));
+  CHECK(napi_get_value_bool(env, argv[3], &reuse));
+  CHECK(napi_get_value_bool(env, argv[4], &v6only));
+  CHECK(napi_get_value_int32(env, argv[5], &recv_buf));
+  CHECK(napi_get_value_int32(env, argv[6], &send_buf));
+
+  struct sockaddr_in6 bind_addr;
+  socklen_t bind_len;
+  memset(&bind_addr, 0, sizeof bind_addr);
+  if (family == 4) {
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&bind_addr;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) return throw_errno(env, "invalid IPv4 address", EINVAL);
+    bind_len = sizeof(struct sockaddr_in);
+  } else {
+    bind_addr.sin6_family = AF_INET6;
+    bind_addr.sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, host, &bind_addr.sin6_addr) != 1) return throw_errno(env, "invalid IPv6 address", EINVAL);
+    bind_len = sizeof(struct sockaddr_in6);
+  }
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  int one = 1;
+  if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "SO_REUSEPORT", err);
+  }
+  if (family == 6) {
+    int only = v6only ? 1 : 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
+  }
+  if (recv_buf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &recv_buf, sizeof recv_buf);
+  if (send_buf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buf, sizeof send_buf);
+  if (bind(fd, (struct sockaddr *)&bind_addr, bind_len) != 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "bind", err);
+  }
+  struct sockaddr_in6 local;
+  socklen_t local_len = sizeof local;
+  getsockname(fd, (struct sockaddr *)&local, &local_len);
+  int local_port = ntohs(local.sin6_port);  // sin_port and sin6_port share their offset
+
+  Sock *s = calloc(1, sizeof(Sock));
+  s->fd = fd;
+  s->family = family;
+  s->env = env;
+  napi_value in_ab, in_meta_ab, in_addr_ab, out_ab, out_meta_ab, out_addr_ab;
+  void *p;
+  CHECK(napi_create_arraybuffer(env, (size_t)BATCH * SLOT, &p, &in_ab));
+  s->in = p;
+  CHECK(napi_create_arraybuffer(env, BATCH * 3 * sizeof(int32_t), &p, &in_meta_ab));
+  s->in_meta = p;
+  CHECK(napi_create_arraybuffer(env, BATCH * 16, &p, &in_addr_ab));
+  s->in_addr = p;
+  CHECK(napi_create_arraybuffer(env, (size_t)BATCH * SLOT, &p, &out_ab));
+  s->out = p;
+  CHECK(napi_create_arraybuffer(env, BATCH * 3 * sizeof(int32_t), &p, &out_meta_ab));
+  s->out_meta = p;
+  CHECK(napi_create_arraybuffer(env, BATCH * 16, &p, &out_addr_ab));
+  s->out_addr = p;
+  // The buffers belong to JS (kept alive by the returned object); `s` must not free them.
+  napi_value result, handle, port_value, batch_value, slot_value, resource_name;
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_external(env, s, NULL, NULL, &handle));
+  CHECK(napi_create_int32(env, local_port, &port_value));
+  CHECK(napi_create_int32(env, BATCH, &batch_value));
+  CHECK(napi_create_int32(env, SLOT, &slot_value));
+  CHECK(napi_set_named_property(env, result, "handle", handle));
+  CHECK(napi_set_named_property(env, result, "in", in_ab));
+  CHECK(napi_set_named_property(env, result, "inMeta", in_meta_ab));
+  CHECK(napi_set_named_property(env, result, "inAddr", in_addr_ab));
+  CHECK(napi_set_named_property(env, result, "out", out_ab));
+  CHECK(napi_set_named_property(env, result, "outMeta", out_meta_ab));
+  CHECK(napi_set_named_property(env, result, "outAddr", out_addr_ab));
+  CHECK(napi_set_named_property(env, result, "port", port_value));
+  CHECK(napi_set_named_property(env, result, "batch", batch_value));
+  CHECK(napi_set_named_property(env, result, "slot", slot_value));
+  CHECK(napi_create_reference(env, argv[7], 1, &s->on_batch));
+  CHECK(napi_create_reference(env, result, 1, &s->self));
+  CHECK(napi_create_string_utf8(env, "UDPBATCH", NAPI_AUTO_LENGTH, &resource_name));
+  CHECK(napi_async_init(env, NULL, resource_name, &s->async_context));
+
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  uv_poll_init(loop, &s->poll, fd);
+  s->poll.data = s;
+  uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  return result;
+}
+
+// send(handle, count) -> datagrams the kernel took (the rest are dropped: UDP may lose them)
+static napi_value Send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Sock *s;
+  int32_t count;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&s));
+  CHECK(napi_get_value_int32(env, argv[1], &count));
+  if (count > BATCH) count = BATCH;
+  int sent = 0;
+  if (!s->closing && count > 0) {
+    for (int i = 0; i < count; i++) {
+      int32_t *meta = s->out_meta + 3 * i;
+      uint8_t *addr = s->out_addr + 16 * i;
+      memset(&s->saddr[i], 0, sizeof(struct sockaddr_in6));
+      socklen_t len;
+      if (meta[2] == 4) {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&s->saddr[i];
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)meta[1]);
+        memcpy(&a4->sin_addr, addr, 4);
+        len = sizeof(struct sockaddr_in);
+        // On an IPv6 socket an IPv4 peer is addressed as IPv4-mapped.
+        if (s->family == 6) {
+          struct sockaddr_in6 *a6 = &s->saddr[i];
+          uint8_t v4[4];
+          memcpy(v4, addr, 4);
+          memset(a6, 0, sizeof *a6);
+          a6->sin6_family = AF_INET6;
+          a6->sin6_port = htons((uint16_t)meta[1]);
+          memcpy(&a6->sin6_addr, V4_MAPPED, 12);
+          memcpy(((uint8_t *)&a6->sin6_addr) + 12, v4, 4);
+          len = sizeof(struct sockaddr_in6);
+        }
+      } else {
+        struct sockaddr_in6 *a6 = &s->saddr[i];
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)meta[1]);
+        memcpy(&a6->sin6_addr, addr, 16);
+        len = sizeof(struct sockaddr_in6);
+      }
+      s->siov[i].iov_base = s->out + (size_t)i * SLOT;
+      s->siov[i].iov_len = (size_t)meta[0];
+      memset(&s->smsgs[i].msg_hdr, 0, sizeof(struct msghdr));
+      s->smsgs[i].msg_hdr.msg_iov = &s->siov[i];
+      s->smsgs[i].msg_hdr.msg_iovlen = 1;
+      s->smsgs[i].msg_hdr.msg_name = &s->saddr[i];
+      s->smsgs[i].msg_hdr.msg_namelen = len;
+    }
+    while (sent < count) {
+      int n = sendmmsg(s->fd, s->smsgs + sent, count - sent, MSG_DONTWAIT);
+      if (n > 0) {
+        sent += n;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      // EAGAIN (send buffer full) or an error for the next datagram: skip it, as a lost packet.
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        count--;  // the one that failed is not counted as sent
+        memmove(s->smsgs + sent, s->smsgs + sent + 1, sizeof(struct mmsghdr) * (size_t)(count - sent));
+        continue;
+      }
+      break;
+    }
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, sent, &result));
+  return result;
+}
+
+static napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Sock *s;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&s));
+  if (s->closing) return NULL;
+  s->closing = 1;
+  uv_poll_stop(&s->poll);
+  close(s->fd);
+  napi_delete_reference(env, s->on_batch);
+  napi_delete_reference(env, s->self);
+  napi_async_destroy(env, s->async_context);
+  uv_close((uv_handle_t *)&s->poll, on_close);
+  return NULL;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
+    {"send", NULL, Send, NULL, NULL, NULL, napi_default, NULL},
+    {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, 3, props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
