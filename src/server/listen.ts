@@ -18,6 +18,14 @@ export interface TcpListenOptions {
   log: Logger
   /** For messages: "http", "ws". */
   what: string
+  /** WorkerContext.ports. */
+  ports?: {ipv4?: number; ipv6?: number}
+}
+
+/** The port to bind: the configured one, or worker 0's when the configured one is 0 and this worker binds a socket of its own. */
+export function portToBind(configured: number, family: 4 | 6, ownSocket: boolean, ports?: {ipv4?: number; ipv6?: number}): number {
+  if (configured !== 0 || !ownSocket) return configured
+  return (family === 4 ? ports?.ipv4 : ports?.ipv6) ?? 0
 }
 
 /**
@@ -29,7 +37,7 @@ export function listenTcp(server: Server, o: TcpListenOptions): Promise<number> 
   const reusePort = o.workers > 1 && nodeHasReusePort()
   return new Promise((resolve, reject) => {
     server.once('error', error => reject(new Error(`could not bind TCP ${o.address} ([network] address_ipv${o.family}): ${error.message}`)))
-    server.listen({host, port, backlog: o.backlog, ipv6Only: o.ipv6Only, exclusive: reusePort, ...(reusePort ? {reusePort: true} : {})}, () => {
+    server.listen({host, port: portToBind(port, o.family, reusePort, o.ports), backlog: o.backlog, ipv6Only: o.ipv6Only, exclusive: reusePort, ...(reusePort ? {reusePort: true} : {})}, () => {
       server.removeAllListeners('error')
       server.on('error', error => o.log.warn(`${o.what} server error: ${error.message}`))
       resolve((server.address() as {port: number}).port)

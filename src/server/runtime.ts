@@ -24,6 +24,8 @@ export interface RuntimeConfig {
   privileges: {drop_privileges: boolean; user: string; group: string}
   access_list: {mode: AccessListMode; path: string}
   cleaning: {torrent_cleaning_interval: number}
+  /** Every protocol listens on an IPv4 and an IPv6 address ("host:port"). */
+  network: {address_ipv4: string; address_ipv6: string}
 }
 
 /** What a protocol worker gets from the runtime. */
@@ -35,6 +37,12 @@ export interface WorkerContext<C extends RuntimeConfig = RuntimeConfig> {
   secret: Buffer
   /** Time base shared by all workers, in ms since the Unix epoch. */
   epochMs: number
+  /**
+   * Where the configured port is 0 and there are several workers: the ports worker 0 bound. A
+   * worker that binds a socket of its own (SO_REUSEPORT) must use them; a socket shared through
+   * cluster keeps port 0 (the primary shares one socket for it).
+   */
+  ports?: {ipv4?: number; ipv6?: number}
   accessList: AccessList
   log: Logger
   /** This worker's metrics registry (merged across workers by the primary). */
@@ -128,6 +136,8 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
   let cleaningTimer: NodeJS.Timeout | undefined
   let workers: Worker[] = []
   let meshDir: string | undefined
+  // Declared before the workers start: a failing worker shuts down through code that reads it.
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined
   let listening: string[] = []
   let pending = 0
   const replies = new Map<number, (msg: WorkerReply) => void>()
@@ -192,14 +202,28 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
     const meshUp = waitPhase('mesh-listening')
     for (const w of workers) w.send({type: 'mesh-listen'} satisfies PrimaryMessage)
     await meshUp
-    const started = waitPhase('listening')
-    for (const w of workers) w.send({type: 'start'} satisfies PrimaryMessage)
-    const replies0 = await started
+    let replies0: WorkerReply[]
+    const net = config.network
+    if (splitHostPort(net.address_ipv4)[1] === 0 || splitHostPort(net.address_ipv6)[1] === 0) {
+      // Ephemeral ports: worker 0 binds first, and a worker that binds a socket of its own takes
+      // the ports it got (it would get other ones otherwise).
+      const first = new Promise<WorkerReply>(resolve => phase.set(0, resolve))
+      workers[0].send({type: 'start'} satisfies PrimaryMessage)
+      const reply = await first
+      if (reply.type !== 'listening') throw new Error(`worker 0: unexpected ${reply.type}`)
+      const ports = portsOf(reply.listening ?? [])
+      const rest = Promise.all(workers.slice(1).map((_, j) => new Promise<WorkerReply>(resolve => phase.set(j + 1, resolve))))
+      for (const w of workers.slice(1)) w.send({type: 'start', ports} satisfies PrimaryMessage)
+      replies0 = [reply, ...await rest]
+    } else {
+      const started = waitPhase('listening')
+      for (const w of workers) w.send({type: 'start'} satisfies PrimaryMessage)
+      replies0 = await started
+    }
     // Every worker binds the same addresses; list them once.
     listening = [...new Set(replies0.flatMap(r => r.listening ?? []))]
   }
 
-  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined
   if (config.metrics.run_prometheus_endpoint) {
     const [host, port] = splitHostPort(config.metrics.prometheus_endpoint_address)
     const render = count === 1
@@ -321,6 +345,18 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
   return {listening, done, stop: () => shutdown(0), reloadAccessList}
 }
 
+/** The IPv4 and IPv6 ports in "listening" lines (`udp 1.2.3.4:6969 (...)`, `http://[::1]:80/announce`). */
+export function portsOf(lines: string[]): {ipv4?: number; ipv6?: number} {
+  const out: {ipv4?: number; ipv6?: number} = {}
+  for (const line of lines) {
+    const m = /(\[[0-9a-fA-F:.]*\]|\d+\.\d+\.\d+\.\d+):(\d+)/.exec(line)
+    if (!m) continue
+    if (m[1].startsWith('[')) out.ipv6 ??= Number(m[2])
+    else out.ipv4 ??= Number(m[2])
+  }
+  return out
+}
+
 export function splitHostPort(address: string): [string, number] {
   const at = address.lastIndexOf(':')
   const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1')
@@ -346,7 +382,8 @@ export type PrimaryMessage =
   | {type: 'access-list'; id?: number; generation: number; hashes?: Buffer | Uint8Array}
   | {type: 'tls'; id?: number; cert: Buffer | Uint8Array; key: Buffer | Uint8Array}
   | {type: 'mesh-listen'}
-  | {type: 'start'}
+  /** `ports`: the ports worker 0 got for a configured port 0 (see WorkerContext.ports). */
+  | {type: 'start'; ports?: {ipv4?: number; ipv6?: number}}
   | {type: 'metrics'; id: number}
   | {type: 'drop-privileges'}
   | {type: 'shutdown'}
@@ -411,6 +448,7 @@ export async function runWorkerProcess(boot: Required<WorkerBoot>): Promise<void
           send({type: 'mesh-listening'})
           return
         case 'start': {
+          ctx.ports = msg.ports
           await mesh.connect()
           const {createWorker} = (await import(boot.workerModule)) as {createWorker: WorkerFactory<RuntimeConfig>}
           worker = await createWorker(ctx)

@@ -184,7 +184,7 @@ export class HttpWorker implements ProtocolWorker {
     }
     this.servers.push(server)
     const network = this.cfg.network
-    return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers: this.ctx.count, log: this.ctx.log, what: 'http'})
+    return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers: this.ctx.count, log: this.ctx.log, what: 'http', ports: this.ctx.ports})
   }
 
   setTls(material: TlsMaterial): void {

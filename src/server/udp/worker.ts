@@ -9,7 +9,7 @@ import type {UdpConfig} from '../../config/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {splitHostPort} from '../runtime.js'
 import {SwarmShard} from '../shard.js'
-import {nodeHasReusePort} from '../listen.js'
+import {nodeHasReusePort, portToBind} from '../listen.js'
 import {ScrapeRouter} from '../scrape-router.js'
 import {BatchLink, DgramLink, PeerAddress, type LinkOptions, type UdpLink} from './link.js'
 
@@ -90,9 +90,15 @@ export class UdpWorker implements ProtocolWorker {
     }
     const where = `UDP ${address} ([network] address_ipv${family === 0 ? 4 : 6})`
     let link: UdpLink | null = null
+    const ipVersion = family === 0 ? 4 : 6
     try {
-      if (net.batched_io) link = BatchLink.open(options, count => (this.stats.drops[DROP_SEND_FAILED] += count))
-      link ??= await DgramLink.open({...options, reusePort: this.ctx.count > 1 && nodeHasReusePort()}, error => this.ctx.log.warn(`udp socket error: ${error.message}`))
+      if (net.batched_io) {
+        link = BatchLink.open({...options, port: portToBind(port, ipVersion, options.reusePort, this.ctx.ports)},
+          count => (this.stats.drops[DROP_SEND_FAILED] += count))
+      }
+      const reusePort = this.ctx.count > 1 && nodeHasReusePort()
+      link ??= await DgramLink.open({...options, reusePort, port: portToBind(port, ipVersion, reusePort, this.ctx.ports)},
+        error => this.ctx.log.warn(`udp socket error: ${error.message}`))
     } catch (error) {
       throw new Error(`could not bind ${where}: ${(error as Error).message}`)
     }

@@ -143,7 +143,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     server.requestTimeout = this.cfg.connections.send_timeout * 1000
     this.servers.push(server)
     const network = this.cfg.network
-    return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers: this.ctx.count, log: this.ctx.log, what: 'ws'})
+    return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers: this.ctx.count, log: this.ctx.log, what: 'ws', ports: this.ctx.ports})
   }
 
   setTls(material: TlsMaterial): void {
