@@ -5,6 +5,7 @@
 #include <node_api.h>
 #include <uv.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -159,6 +160,13 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   } else {
     bind_addr.sin6_family = AF_INET6;
     bind_addr.sin6_port = htons((uint16_t)port);
+    // A link-local address may carry a zone: "fe80::1%eth0" or "fe80::1%2".
+    char *zone = strchr(host, '%');
+    if (zone != NULL) {
+      *zone++ = 0;
+      unsigned index = if_nametoindex(zone);
+      bind_addr.sin6_scope_id = index != 0 ? index : (unsigned)strtoul(zone, NULL, 10);
+    }
     if (inet_pton(AF_INET6, host, &bind_addr.sin6_addr) != 1) return throw_errno(env, "invalid IPv6 address", EINVAL);
     bind_len = sizeof(struct sockaddr_in6);
   }
