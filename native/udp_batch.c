@@ -259,29 +259,23 @@ static napi_value Send(napi_env env, napi_callback_info info) {
       uint8_t *addr = s->out_addr + 16 * i;
       memset(&s->saddr[i], 0, sizeof(struct sockaddr_in6));
       socklen_t len;
-      if (meta[2] == 4) {
+      if (s->family == 4) {
         struct sockaddr_in *a4 = (struct sockaddr_in *)&s->saddr[i];
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)meta[1]);
         memcpy(&a4->sin_addr, addr, 4);
         len = sizeof(struct sockaddr_in);
-        // On an IPv6 socket an IPv4 peer is addressed as IPv4-mapped.
-        if (s->family == 6) {
-          struct sockaddr_in6 *a6 = &s->saddr[i];
-          uint8_t v4[4];
-          memcpy(v4, addr, 4);
-          memset(a6, 0, sizeof *a6);
-          a6->sin6_family = AF_INET6;
-          a6->sin6_port = htons((uint16_t)meta[1]);
-          memcpy(&a6->sin6_addr, V4_MAPPED, 12);
-          memcpy(((uint8_t *)&a6->sin6_addr) + 12, v4, 4);
-          len = sizeof(struct sockaddr_in6);
-        }
       } else {
+        // On an IPv6 socket an IPv4 peer is addressed as IPv4-mapped.
         struct sockaddr_in6 *a6 = &s->saddr[i];
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons((uint16_t)meta[1]);
-        memcpy(&a6->sin6_addr, addr, 16);
+        if (meta[2] == 4) {
+          memcpy(&a6->sin6_addr, V4_MAPPED, 12);
+          memcpy(((uint8_t *)&a6->sin6_addr) + 12, addr, 4);
+        } else {
+          memcpy(&a6->sin6_addr, addr, 16);
+        }
         len = sizeof(struct sockaddr_in6);
       }
       s->siov[i].iov_base = s->out + (size_t)i * SLOT;

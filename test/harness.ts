@@ -42,7 +42,7 @@ async function startTracker<C extends UdpConfig | HttpConfig | WsConfig>(protoco
   return {
     tracker, config,
     port4: config.network.use_ipv4 ? port('127.0.0.1') : 0,
-    port6: config.network.use_ipv6 ? port('[::1]') : 0,
+    port6: config.network.use_ipv6 ? port('[::') : 0,
     metricsUrl: metrics ? metrics.slice('metrics '.length) : '',
     stop: () => tracker.stop(),
   }

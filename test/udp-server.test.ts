@@ -226,6 +226,29 @@ test('access list: allow mode refuses unlisted hashes; a reload swaps it; a bad 
   }
 })
 
+for (const batched of [true, false]) {
+  test(`a dual-stack IPv6 socket (set_only_ipv6 = false) serves IPv4 clients as IPv4 peers (${batched ? 'batched I/O' : 'node:dgram'})`, async () => {
+    const t = await startUdpTracker({network: {batched_io: batched, use_ipv4: false, address_ipv6: '[::]:0', set_only_ipv6: false}})
+    try {
+      const hash = nastyId()
+      const [a, b] = await Promise.all([UdpClient.open(4, t.port6), UdpClient.open(4, t.port6)])
+      await a.connect()
+      await b.connect()
+      await a.announce({infoHash: hash, peerId: nastyId(), port: 6001})
+      const r = await b.announce({infoHash: hash, peerId: nastyId(), port: 6002})
+      assert.equal(r.peers.length, 1)
+      assert.deepEqual([...r.peers[0].ip], [127, 0, 0, 1], 'a 6-byte IPv4 peer, not an IPv4-mapped IPv6 one')
+      assert.equal(r.peers[0].port, 6001)
+      const text = await fetchMetrics(t.metricsUrl)
+      assert.ok((sample(text, 'tracker_requests_total{type="announce",ip_version="4",worker_index="0"}') ?? 0) >= 2, 'counted as IPv4')
+      a.close()
+      b.close()
+    } finally {
+      await t.stop()
+    }
+  })
+}
+
 test('a tracker with only IPv4 serves IPv4', async () => {
   const t = await startUdpTracker({network: {use_ipv6: false} as never})
   try {
