@@ -87,12 +87,28 @@ function writeHeader(target: Buffer, at: number, opcode: number, length: number)
   return at + 10
 }
 
+/** Output buffers are this big unless a turn's messages need more; so many are kept for reuse. */
+const SPARE_SIZE = 16_384
+const MAX_SPARES = 64
+
 /**
  * Connections with output gathered this turn; one `flush` per connection once the current I/O
  * phase is over, so messages to one connection leave in one write.
  */
 export class FlushQueue {
   private queue: WsSocket[] = []
+  /** Output buffers the socket gave back (written synchronously), for any connection to reuse. */
+  private readonly spare: Buffer[] = []
+
+  /** A buffer of at least `bytes`: a spare one when it fits. */
+  take(bytes: number): Buffer {
+    if (bytes <= SPARE_SIZE && this.spare.length > 0) return this.spare.pop()!
+    return Buffer.allocUnsafeSlow(Math.max(bytes, SPARE_SIZE))
+  }
+
+  give(buffer: Buffer): void {
+    if (buffer.length === SPARE_SIZE && this.spare.length < MAX_SPARES) this.spare.push(buffer)
+  }
 
   add(socket: WsSocket): void {
     this.queue.push(socket)
@@ -204,7 +220,10 @@ export class WsSocket {
     this.out = null
     const length = this.outLength
     this.outLength = 0
-    this.socket.write(length === out.length ? out : out.subarray(0, length))
+    this.socket.write(out.subarray(0, length))
+    // Nothing left in the stream means the kernel took it all at once: the socket keeps no
+    // reference to `out`, so the next turn (of any connection) can fill it again.
+    if (this.socket.writableLength === 0) this.flushQueue.give(out)
   }
 
   /** Room for `bytes` more in the output; returns its offset. */
@@ -212,9 +231,9 @@ export class WsSocket {
     const at = this.outLength
     const needed = at + bytes
     if (this.out === null) {
-      this.out = Buffer.allocUnsafe(Math.max(needed, 1024))
+      this.out = this.flushQueue.take(needed)
     } else if (needed > this.out.length) {
-      const grown = Buffer.allocUnsafe(Math.max(needed, this.out.length * 2))
+      const grown = Buffer.allocUnsafeSlow(Math.max(needed, this.out.length * 2))
       this.out.copy(grown, 0, 0, at)
       this.out = grown
     }
