@@ -9,8 +9,9 @@ import {fetchMetrics, sample, startUdpTracker, tempDir, UdpClient, type TestTrac
 import {batchIo} from '../src/server/udp/link.js'
 import {nastyId} from './helpers.js'
 
-test('on Linux the batched I/O addon is built and used by default; batched_io = false uses node:dgram', async () => {
-  if (process.platform !== 'linux') return
+test('on Linux the batched I/O addon is built and used by default; batched_io = false uses node:dgram', {
+  skip: process.platform === 'linux' ? false : 'the addon is built on Linux only',
+}, async () => {
   assert.ok(batchIo(), 'native/build/Release/udp_batch.node loads (npm ci builds it)')
   for (const [batched, kind] of [[true, 'batched I/O'], [false, 'node:dgram']] as const) {
     const t = await startUdpTracker({network: {batched_io: batched}})

@@ -82,23 +82,19 @@ export class UdpWorker implements ProtocolWorker {
   private async bind(address: string, family: 0 | 1): Promise<UdpLink> {
     const [host, port] = splitHostPort(address)
     const net = this.cfg.network
-    const options: LinkOptions = {
-      family, host, port, ipv6Only: family === 1 && net.set_only_ipv6, recvBufferSize: net.socket_recv_buffer_size, outSize: this.outSize,
-      // The batched sockets are our own: with more than one worker each binds its own (SO_REUSEPORT).
-      reusePort: this.ctx.count > 1 && (net.batched_io || nodeHasReusePort()),
-      onPacket: (link, msg, peer) => this.onPacket(link, msg, peer),
-    }
-    const where = `UDP ${address} ([network] address_ipv${family === 0 ? 4 : 6})`
-    let link: UdpLink | null = null
     const ipVersion = family === 0 ? 4 : 6
+    // With several workers each binds a socket of its own (SO_REUSEPORT): always with batched
+    // I/O, with node:dgram only where Node has reusePort (else cluster shares one socket).
+    const options = (reusePort: boolean): LinkOptions => ({
+      family, host, ipv6Only: family === 1 && net.set_only_ipv6, recvBufferSize: net.socket_recv_buffer_size, outSize: this.outSize,
+      reusePort, port: portToBind(port, ipVersion, reusePort, this.ctx.ports),
+      onPacket: (link, msg, peer) => this.onPacket(link, msg, peer),
+    })
+    const where = `UDP ${address} ([network] address_ipv${ipVersion})`
+    let link: UdpLink | null = null
     try {
-      if (net.batched_io) {
-        link = BatchLink.open({...options, port: portToBind(port, ipVersion, options.reusePort, this.ctx.ports)},
-          count => (this.stats.drops[DROP_SEND_FAILED] += count))
-      }
-      const reusePort = this.ctx.count > 1 && nodeHasReusePort()
-      link ??= await DgramLink.open({...options, reusePort, port: portToBind(port, ipVersion, reusePort, this.ctx.ports)},
-        error => this.ctx.log.warn(`udp socket error: ${error.message}`))
+      if (net.batched_io) link = BatchLink.open(options(this.ctx.count > 1), count => (this.stats.drops[DROP_SEND_FAILED] += count))
+      link ??= await DgramLink.open(options(this.ctx.count > 1 && nodeHasReusePort()), error => this.ctx.log.warn(`udp socket error: ${error.message}`))
     } catch (error) {
       throw new Error(`could not bind ${where}: ${(error as Error).message}`)
     }
