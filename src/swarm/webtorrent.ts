@@ -13,17 +13,28 @@ export interface ConnectionRef {
 }
 
 export class WebTorrentPeer {
-  /** Offers sent on this peer's behalf, waiting for an answer: `${targetPeerId}${offerId}` -> expiry. */
-  readonly expecting = new Map<string, number>()
-  /** Position in the torrent's peer list (for random choice and O(1) removal). */
+  /** Position in the torrent's peer list (for random choice and O(1) removal); -1 once removed. */
   index = 0
 
-  constructor(readonly peerId: string, readonly conn: ConnectionRef, public seeder: boolean, public expires: number) {}
+  constructor(readonly peerId: string, readonly conn: ConnectionRef, public seeder: boolean, public expires: number,
+    readonly torrent: Torrent) {}
+}
+
+/** An offer relayed to `targetId` on behalf of `offerer`, waiting for its answer until `expires`. */
+class PendingOffer {
+  constructor(readonly offerer: WebTorrentPeer, readonly targetId: string, readonly expires: number) {}
 }
 
 class Torrent {
   readonly peers = new Map<string, WebTorrentPeer>()
   readonly list: WebTorrentPeer[] = []
+  /**
+   * Offers relayed in this torrent and not answered yet, by offer id: one map per torrent rather
+   * than one per peer (a map per peer cost memory and a key concatenation per offer). Offer ids are
+   * the offerers' random 20 bytes; a reused id replaces the older offer, and only the peer the
+   * older one was sent to can know it.
+   */
+  readonly offers = new Map<string, PendingOffer>()
   seeders = 0
   completed = 0
 }
@@ -70,14 +81,14 @@ export class WebTorrentSwarm {
 
   constructor(readonly limits: WebTorrentLimits, private random: () => number = Math.random) {}
 
+  /** The peer the last `announce` stored or updated (undefined when it stored none): its offers go out next. */
+  announced: WebTorrentPeer | undefined = undefined
+
   private counts(infoHash: string, out: WsCounts): WsCounts {
     out.complete = out.incomplete = out.downloaded = 0
     for (const map of this.families) {
       const t = map.get(infoHash)
-      if (!t) continue
-      out.complete += t.seeders
-      out.incomplete += t.peers.size - t.seeders
-      out.downloaded += t.completed
+      if (t) addCounts(t, out)
     }
     return out
   }
@@ -89,19 +100,22 @@ export class WebTorrentSwarm {
   announce(family: 0 | 1, infoHash: string, peerId: string, conn: ConnectionRef, seeder: boolean, event: number, now: number, out: WsCounts): WsAnnounceStatus {
     const map = this.families[family]
     let t = map.get(infoHash)
-    const existing = t?.peers.get(peerId)
+    const existing = t === undefined ? undefined : t.peers.get(peerId)
+    this.announced = undefined
     if (existing && (existing.conn.worker !== conn.worker || existing.conn.id !== conn.id)) return WsAnnounceStatus.PeerIdTaken
     let status = WsAnnounceStatus.Ok
+    let self: WebTorrentPeer | undefined
     if (event === 3) {
-      if (existing && t) this.remove(map, infoHash, t, existing)
+      if (existing) this.remove(map, infoHash, existing)
     } else if (existing) {
       if (event === 1 && !existing.seeder) {
-        t!.completed++
+        existing.torrent.completed++
         this.completedTotal++
       }
-      if (existing.seeder !== seeder) t!.seeders += seeder ? 1 : -1
+      if (existing.seeder !== seeder) existing.torrent.seeders += seeder ? 1 : -1
       existing.seeder = seeder
       existing.expires = now + this.limits.maxPeerAge
+      self = existing
     } else {
       if (!t) {
         // Entries in both maps: a torrent with IPv4 and IPv6 peers counts twice (cheap and safe).
@@ -121,30 +135,39 @@ export class WebTorrentSwarm {
         this.refusedPeerLimit++
         status = WsAnnounceStatus.PeerLimit
       } else {
-        const peer = new WebTorrentPeer(peerId, conn, seeder, now + this.limits.maxPeerAge)
-        peer.index = t.list.length
-        t.list.push(peer)
-        t.peers.set(peerId, peer)
+        self = new WebTorrentPeer(peerId, conn, seeder, now + this.limits.maxPeerAge, t)
+        self.index = t.list.length
+        t.list.push(self)
+        t.peers.set(peerId, self)
         if (seeder) t.seeders++
       }
     }
-    this.counts(infoHash, out)
+    // This family's torrent is at hand; the other family's map is only read when it has torrents.
+    out.complete = out.incomplete = out.downloaded = 0
+    if (t !== undefined) addCounts(t, out)
+    const other = this.families[family ^ 1]
+    if (other.size !== 0) {
+      const o = other.get(infoHash)
+      if (o) addCounts(o, out)
+    }
     // The announcer is not counted.
-    const self = event === 3 ? undefined : t?.peers.get(peerId)
     if (self) {
       if (self.seeder) out.complete--
       else out.incomplete--
     }
+    this.announced = self
     return status
   }
 
-  private remove(map: Map<string, Torrent>, infoHash: string, t: Torrent, peer: WebTorrentPeer): void {
+  private remove(map: Map<string, Torrent>, infoHash: string, peer: WebTorrentPeer): void {
+    const t = peer.torrent
     t.peers.delete(peer.peerId)
     const last = t.list.pop()!
     if (last !== peer) {
       t.list[peer.index] = last
       last.index = peer.index
     }
+    peer.index = -1
     if (peer.seeder) t.seeders--
     // A torrent with a completed count is kept until cleaning, like the other engine.
     if (t.peers.size === 0 && t.completed === 0) map.delete(infoHash)
@@ -153,34 +176,33 @@ export class WebTorrentSwarm {
   /** Removes the peer if `conn` owns it (a closed connection's peers leave at once). */
   removePeer(family: 0 | 1, infoHash: string, peerId: string, conn: ConnectionRef): boolean {
     const map = this.families[family]
-    const t = map.get(infoHash)
-    const peer = t?.peers.get(peerId)
-    if (!t || !peer || peer.conn.worker !== conn.worker || peer.conn.id !== conn.id) return false
-    this.remove(map, infoHash, t, peer)
+    const peer = map.get(infoHash)?.peers.get(peerId)
+    if (!peer || peer.conn.worker !== conn.worker || peer.conn.id !== conn.id) return false
+    this.remove(map, infoHash, peer)
     return true
   }
 
   /**
-   * Up to `n` distinct random other peers of the torrent in `family` to send offers to, and
-   * records each (target, offer id) as expected by the offerer until `now + maxOfferAge`.
+   * Up to one distinct random other peer of `from`'s torrent per offer (same IP family), each
+   * recorded as awaiting that offer's answer until `now + maxOfferAge`. `from` is the peer an
+   * announce just stored (`announced`).
    */
-  offerTargets(family: 0 | 1, infoHash: string, fromPeerId: string, offerIds: string[], now: number): WebTorrentPeer[] {
-    const t = this.families[family].get(infoHash)
-    const from = t?.peers.get(fromPeerId)
-    if (!t || !from) return []
-    const others = t.list.length - 1
-    const n = Math.min(offerIds.length, others)
+  offerTargets(from: WebTorrentPeer, offers: readonly {offerId: string}[], now: number): WebTorrentPeer[] {
+    const t = from.torrent
     const out: WebTorrentPeer[] = []
+    if (from.index < 0) return out
+    const len = t.list.length
+    const n = Math.min(offers.length, len - 1)
     if (n <= 0) return out
     // A random start and a stride coprime to the list length visit distinct peers.
-    const len = t.list.length
     let p = Math.floor(this.random() * len)
     let stride = 1 + Math.floor(this.random() * (len - 1))
     while (gcd(stride, len) !== 1) stride = stride + 1 === len ? 1 : stride + 1
+    const expires = now + this.limits.maxOfferAge
     while (out.length < n) {
       const peer = t.list[p]
       if (peer !== from) {
-        from.expecting.set(peer.peerId + offerIds[out.length], now + this.limits.maxOfferAge)
+        t.offers.set(offers[out.length].offerId, new PendingOffer(from, peer.peerId, expires))
         out.push(peer)
       }
       p = (p + stride) % len
@@ -188,15 +210,17 @@ export class WebTorrentSwarm {
     return out
   }
 
-  /** The offerer an answer goes to, if it is waiting for it (the expectation is used up). */
+  /** The offerer an answer goes to, if it is waiting for it (the offer is used up). */
   answerTarget(family: 0 | 1, infoHash: string, fromPeerId: string, toPeerId: string, offerId: string, now: number): WebTorrentPeer | AnswerStatus {
-    const target = this.families[family].get(infoHash)?.peers.get(toPeerId)
-    if (!target) return AnswerStatus.NoPeer
-    const key = fromPeerId + offerId
-    const until = target.expecting.get(key)
-    if (until === undefined || until < now) return AnswerStatus.NoOffer
-    target.expecting.delete(key)
-    return target
+    const t = this.families[family].get(infoHash)
+    if (t === undefined) return AnswerStatus.NoPeer
+    const offer = t.offers.get(offerId)
+    if (offer !== undefined && offer.targetId === fromPeerId && offer.offerer.peerId === toPeerId) {
+      t.offers.delete(offerId)
+      if (offer.offerer.index < 0) return AnswerStatus.NoPeer
+      if (offer.expires >= now) return offer.offerer
+    }
+    return t.peers.has(toPeerId) ? AnswerStatus.NoOffer : AnswerStatus.NoPeer
   }
 
   scrape(infoHash: string, out: WsCounts): WsCounts {
@@ -238,14 +262,13 @@ export class WebTorrentSwarm {
           const peer = t.list[i]
           if (peer.expires < now) {
             this.peersExpired++
-            this.remove(map, infoHash, t, peer)
-            continue
+            this.remove(map, infoHash, peer)
           }
-          for (const [key, until] of peer.expecting) {
-            if (until < now) {
-              peer.expecting.delete(key)
-              this.offersExpired++
-            }
+        }
+        for (const [offerId, offer] of t.offers) {
+          if (offer.expires < now) {
+            t.offers.delete(offerId)
+            this.offersExpired++
           }
         }
         if (t.peers.size === 0) map.delete(infoHash)
@@ -284,6 +307,12 @@ export class WebTorrentSwarm {
       refusals: () => ({torrent_limit: this.refusedTorrentLimit, peer_limit: this.refusedPeerLimit}),
     }
   }
+}
+
+function addCounts(t: Torrent, out: WsCounts): void {
+  out.complete += t.seeders
+  out.incomplete += t.peers.size - t.seeders
+  out.downloaded += t.completed
 }
 
 function gcd(a: number, b: number): number {

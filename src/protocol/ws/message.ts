@@ -63,10 +63,14 @@ const KEY_BYTES = KEYS.map(k => Buffer.from(k))
 
 /** Scans JSON in UTF-8 bytes; every method returns a new position or throws MessageError. */
 class Scanner {
-  readonly end: number
+  b: Buffer = Buffer.alloc(0)
+  end = 0
 
-  constructor(readonly b: Uint8Array) {
-    this.end = b.length
+  /** Starts on a new message (one scanner serves every message: it keeps no other state). */
+  reset(bytes: Uint8Array): this {
+    this.b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    this.end = bytes.length
+    return this
   }
 
   fail(what: string): never {
@@ -110,6 +114,26 @@ class Scanner {
       }
     }
     return this.fail('Invalid request: unterminated string')
+  }
+
+  /**
+   * End of the string token starting at `i`, found by a native search for its closing quote (an
+   * odd run of backslashes before a quote escapes it). Its content is not checked: this is for
+   * SDP text, which the tracker relays as it came and never reads; the message is valid UTF-8
+   * already, and a bad escape or raw control character in it only makes the relayed message
+   * unreadable to its one recipient, as bad SDP would be.
+   */
+  relayedStringEnd(i: number): number {
+    const b = this.b
+    let k = i + 1
+    for (;;) {
+      const q = b.indexOf(C.Quote, k)
+      if (q < 0) return this.fail('Invalid request: unterminated string')
+      let backslashes = 0
+      while (b[q - 1 - backslashes] === C.Backslash) backslashes++
+      if ((backslashes & 1) === 0) return q + 1
+      k = q + 1
+    }
   }
 
   /** End of any JSON value starting at `i` (after spaces). */
@@ -350,19 +374,25 @@ function sdpObject(s: Scanner, start: number, type: 'offer' | 'answer'): number 
   for (let k = s.open(start, `Invalid ${type}: expected an object`); k >= 0;) {
     const key = s.member(k)
     const vs = s.valueStart
-    const ve = s.valueEnd(vs)
-    if (key === K_TYPE) {
-      if (!s.isText(vs, ve, type) && !(s.isString(vs) && s.stringValue(vs, ve) === type)) s.fail(`Invalid ${type}: "type" must be "${type}"`)
-      seenType = true
-    } else if (key === K_SDP) {
+    let ve: number
+    if (key === K_SDP) {
       if (!s.isString(vs)) s.fail(`Invalid ${type}: "sdp" must be a string`)
+      ve = s.relayedStringEnd(vs)
       seenSdp = true
+    } else {
+      ve = s.valueEnd(vs)
+      if (key === K_TYPE) {
+        if (!s.isText(vs, ve, type) && !(s.isString(vs) && s.stringValue(vs, ve) === type)) s.fail(`Invalid ${type}: "type" must be "${type}"`)
+        seenType = true
+      }
     }
     k = s.nextMember(ve)
   }
   if (!seenType || !seenSdp) s.fail(`Invalid ${type}: it needs "type" and "sdp"`)
   return s.valueStart
 }
+
+const scanner = new Scanner()
 
 /** Value ranges of the top-level keys of the message being parsed (-1: absent). */
 const ranges = new Int32Array(2 * KEYS.length)
@@ -411,7 +441,7 @@ function offersArray(s: Scanner, start: number, maxOffers: number, out: WsAnnoun
  * client can read. Byte ranges in the result index into `bytes`.
  */
 export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: number): WsRequest {
-  const s = new Scanner(bytes)
+  const s = scanner.reset(bytes)
   const b = bytes
   ranges.fill(-1)
   // Offers and answers are read where they stand, so their SDP is scanned once.
@@ -433,7 +463,6 @@ export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: 
     k = s.nextMember(ve)
   }
   if (s.space(s.valueStart) !== bytes.length) s.fail('Invalid request: trailing characters after the JSON object')
-  const has = (key: number) => ranges[2 * key] >= 0 && !s.isNull(ranges[2 * key], ranges[2 * key + 1])
   const as = ranges[2 * K_ACTION]
   const ae = ranges[2 * K_ACTION + 1]
   if (as < 0) s.fail('Invalid request: "action" is missing')
@@ -445,7 +474,7 @@ export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: 
       s.fail(`Unknown action "${action}": expected announce or scrape`)
     }
     const infoHashes: string[] = []
-    if (has(K_INFO_HASH)) {
+    if (present(s, K_INFO_HASH)) {
       const start = ranges[2 * K_INFO_HASH]
       if (b[start] === C.OpenBracket) {
         // An array of binary strings.
@@ -471,18 +500,14 @@ export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: 
 
 /** The announce fields of the message just scanned, into `out` (which holds its offers). */
 function announce(s: Scanner, out: WsAnnounce): WsAnnounce {
-  const range = (key: number): [number, number] | undefined => ranges[2 * key] < 0 ? undefined : [ranges[2 * key], ranges[2 * key + 1]]
-  const ih = range(K_INFO_HASH)
-  const pid = range(K_PEER_ID)
-  if (!ih) s.fail('Invalid request: "info_hash" is missing')
-  if (!pid) s.fail('Invalid request: "peer_id" is missing')
-  out.infoHash = binary20(s, ih[0], ih[1], 'info_hash')
-  out.peerId = binary20(s, pid[0], pid[1], 'peer_id')
-  const left = range(K_LEFT)
-  if (left && !s.isNull(left[0], left[1])) out.left = number(s, left[0], left[1], 'left')
-  const event = range(K_EVENT)
-  if (event && !s.isNull(event[0], event[1])) {
-    const [es, ee] = event
+  if (ranges[2 * K_INFO_HASH] < 0) s.fail('Invalid request: "info_hash" is missing')
+  if (ranges[2 * K_PEER_ID] < 0) s.fail('Invalid request: "peer_id" is missing')
+  out.infoHash = binary20(s, ranges[2 * K_INFO_HASH], ranges[2 * K_INFO_HASH + 1], 'info_hash')
+  out.peerId = binary20(s, ranges[2 * K_PEER_ID], ranges[2 * K_PEER_ID + 1], 'peer_id')
+  if (present(s, K_LEFT)) out.left = number(s, ranges[2 * K_LEFT], ranges[2 * K_LEFT + 1], 'left')
+  if (present(s, K_EVENT)) {
+    const es = ranges[2 * K_EVENT]
+    const ee = ranges[2 * K_EVENT + 1]
     if (s.isText(es, ee, 'started')) out.event = WS_EVENT_STARTED
     else if (s.isText(es, ee, 'stopped')) out.event = WS_EVENT_STOPPED
     else if (s.isText(es, ee, 'completed')) out.event = WS_EVENT_COMPLETED
@@ -494,17 +519,19 @@ function announce(s: Scanner, out: WsAnnounce): WsAnnounce {
       else if (e !== 'update' && e !== '' && e !== 'empty') s.fail('Invalid event: expected started, stopped, completed or update')
     }
   }
-  const answer = range(K_ANSWER)
-  if (answer && !s.isNull(answer[0], answer[1])) {
-    const to = range(K_TO_PEER_ID)
-    const oid = range(K_OFFER_ID)
-    if (!to || !oid) s.fail('Invalid answer: it needs "to_peer_id" and "offer_id"')
-    out.answerStart = answer[0]
-    out.answerEnd = answer[1]
-    out.toPeerId = binary20(s, to[0], to[1], 'to_peer_id')
-    out.offerId = binary20(s, oid[0], oid[1], 'offer_id')
+  if (present(s, K_ANSWER)) {
+    if (ranges[2 * K_TO_PEER_ID] < 0 || ranges[2 * K_OFFER_ID] < 0) s.fail('Invalid answer: it needs "to_peer_id" and "offer_id"')
+    out.answerStart = ranges[2 * K_ANSWER]
+    out.answerEnd = ranges[2 * K_ANSWER + 1]
+    out.toPeerId = binary20(s, ranges[2 * K_TO_PEER_ID], ranges[2 * K_TO_PEER_ID + 1], 'to_peer_id')
+    out.offerId = binary20(s, ranges[2 * K_OFFER_ID], ranges[2 * K_OFFER_ID + 1], 'offer_id')
   }
   return out
+}
+
+/** Whether the top-level key was in the message with a value other than null. */
+function present(s: Scanner, key: number): boolean {
+  return ranges[2 * key] >= 0 && !s.isNull(ranges[2 * key], ranges[2 * key + 1])
 }
 
 /** The action a message names, for the failure that answers it (read without validating). */

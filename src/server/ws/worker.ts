@@ -336,7 +336,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       return
     }
     if (req.event === WS_EVENT_STOPPED) conn.announced.delete(req.infoHash)
-    else conn.announced.set(req.infoHash, req.peerId)
+    else if (previous === undefined) conn.announced.set(req.infoHash, req.peerId)
     const owner = this.ownerOf(req.infoHash)
     if (owner === this.ctx.index) {
       this.announce({worker: this.ctx.index, id: conn.id}, conn.family, req, data)
@@ -373,8 +373,9 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       this.deliver(from, writeAnnounceResponse(w, req.infoHash, c.complete, c.incomplete, this.cfg.protocol.peer_announce_interval), RES_ANNOUNCE)
     }
     if (req.event === WS_EVENT_STOPPED) return
-    if (req.offers.length > 0 && status === WsAnnounceStatus.Ok) {
-      const targets = this.swarm.offerTargets(family, req.infoHash, req.peerId, req.offers.map(o => o.offerId), this.clock.now)
+    const self = this.swarm.announced
+    if (req.offers.length > 0 && self !== undefined) {
+      const targets = this.swarm.offerTargets(self, req.offers, this.clock.now)
       for (let i = 0; i < targets.length; i++) {
         const o = req.offers[i]
         this.deliver(targets[i].conn, writeRelay(w, 'offer', req.infoHash, req.peerId, o.offerId, bytes, o.start, o.end), RES_OFFER)
