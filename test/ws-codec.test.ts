@@ -3,7 +3,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import * as ws from '../src/protocol/ws/message.js'
-import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus} from '../src/swarm/index.js'
+import {AnswerStatus, WebTorrentPeer, WebTorrentSwarm, WsAnnounceStatus} from '../src/swarm/index.js'
 
 const binary = fc.uint8Array({minLength: 20, maxLength: 20}).map(b => Buffer.from(b).toString('latin1'))
 const sdpText = fc.string({unit: 'binary', maxLength: 200})
@@ -70,7 +70,12 @@ test('random and mutated input never throws anything but a MessageError', () => 
 test('the scanner accepts exactly what JSON.parse accepts, for object-shaped text', () => {
   const samples = ['{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaaa"}', '{"action":"scrape" , "x":[1,2.5e3,-0,true,null,{"y":"\\u00ff"}]}',
     '{"action":"scrape","x":01}', '{"action":"scrape","x":1.}', '{"action":"scrape","x":"\\x"}', '{"action":"scrape",}', '{"action":"scrape","x":tru}',
-    '{"action":"scrape"} x', ' {"action":"scrape"} ', '{"action":"scrape","x":"a\nb"}']
+    '{"action":"scrape"} x', ' {"action":"scrape"} ', '{"action":"scrape","x":"a\nb"}',
+    // Binary strings are read in one pass: escapes, control characters and the end still checked.
+    '{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaa\\u00ff"}', '{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaa\\x"}',
+    '{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaa\\u00g0"}', '{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaa\tb"}',
+    '{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaa\\"}', '{"action":"scrape","info_hash":["aaaaaaaaaaaaaaaaaaa\\"]}',
+    '{"action":"scrape","info_hash":["aaaaaaaaaaaaaaaaaaa\\"", "bbbbbbbbbbbbbbbbbbbb"]}']
   for (const text of samples) {
     let json = true
     try {
@@ -88,6 +93,24 @@ test('the scanner accepts exactly what JSON.parse accepts, for object-shaped tex
   }
 })
 
+test('SDP text is delimited, not checked: it is relayed as it came (see the protocol notes)', () => {
+  const ih = 'i'.repeat(20)
+  const pid = 'p'.repeat(20)
+  const head = `{"action":"announce","info_hash":"${ih}","peer_id":"${pid}","offers":[{"offer_id":"${'o'.repeat(20)}","offer":{"type":"offer","sdp":`
+  // Escaped quotes and backslashes before the closing quote: the end is found where JSON puts it.
+  for (const sdp of ['"v=0\\\\"', '"a\\"b\\\\\\"c"', '""']) {
+    const text = `${head}${sdp}}}]}`
+    const r = ws.parseWsMessage(Buffer.from(text), 10, 10)
+    assert.ok(r.action === 'announce')
+    assert.deepEqual(JSON.parse(text.slice(r.offers[0].start, r.offers[0].end)), {type: 'offer', sdp: JSON.parse(sdp)})
+  }
+  // A raw control character inside the SDP is passed on (JSON.parse would refuse it); an
+  // unterminated SDP string is still refused.
+  const raw = ws.parseWsMessage(Buffer.from(`${head}"v=0\u0001"}}]}`), 10, 10)
+  assert.ok(raw.action === 'announce' && raw.offers.length === 1)
+  assert.throws(() => ws.parseWsMessage(Buffer.from(`${head}"v=0\\"}}]}`), 10, 10), ws.MessageError)
+})
+
 test('engine: counts exclude the announcer; offers go to distinct others; answers need a live offer', () => {
   const swarm = new WebTorrentSwarm({maxTorrents: 10, maxPeersPerTorrent: 100, maxPeerAge: 60, maxOfferAge: 30})
   const counts = {complete: 0, incomplete: 0, downloaded: 0}
@@ -102,19 +125,28 @@ test('engine: counts exclude the announcer; offers go to distinct others; answer
   assert.equal(targets.length, 4, 'one offer per other peer at most')
   assert.equal(new Set(targets.map(p => p.peerId)).size, 4)
   assert.ok(!targets.some(p => p.peerId === from))
+  // An answer is looked up in the torrent of the announce that carries it: the target announces.
+  const answer = (target: WebTorrentPeer, offerId: string, now: number) => {
+    assert.equal(swarm.announce(0, ih, target.peerId, target.conn, target.seeder, 0, now, counts, target), WsAnnounceStatus.Ok)
+    assert.equal(swarm.announced, target, 'a live known peer is updated in place')
+    return swarm.answerTarget(target.peerId, from, offerId.padEnd(20), now)
+  }
   // The first target answers offer o1.
-  const t0 = targets[0].peerId
-  assert.equal(swarm.answerTarget(0, ih, t0, from, 'o2'.padEnd(20), 1), AnswerStatus.NoOffer, 'o2 went to another peer')
-  const back = swarm.answerTarget(0, ih, t0, from, 'o1'.padEnd(20), 1)
+  assert.equal(answer(targets[0], 'o2', 1), AnswerStatus.NoOffer, 'o2 went to another peer')
+  const back = answer(targets[0], 'o1', 1)
   assert.ok(typeof back === 'object' && back.peerId === from)
-  assert.equal(swarm.answerTarget(0, ih, t0, from, 'o1'.padEnd(20), 1), AnswerStatus.NoOffer, 'used up')
-  assert.equal(swarm.answerTarget(0, ih, targets[1].peerId, from, 'o2'.padEnd(20), 31), AnswerStatus.NoOffer, 'expired')
-  assert.equal(swarm.answerTarget(0, ih, t0, 'nobody'.padEnd(20), 'o1'.padEnd(20), 1), AnswerStatus.NoPeer)
+  assert.equal(answer(targets[0], 'o1', 1), AnswerStatus.NoOffer, 'used up')
+  assert.equal(answer(targets[1], 'o2', 31), AnswerStatus.NoOffer, 'expired')
+  assert.equal(swarm.answerTarget(targets[0].peerId, 'nobody'.padEnd(20), 'o1'.padEnd(20), 1), AnswerStatus.NoPeer)
   // Another connection cannot take a peer id over, nor remove it.
   assert.equal(swarm.announce(0, ih, from, conn(99), false, 3, 1, counts), WsAnnounceStatus.PeerIdTaken)
   assert.equal(swarm.removePeer(0, ih, from, conn(99)), false)
   assert.equal(swarm.removePeer(0, ih, from, conn(1)), true)
-  assert.equal(swarm.answerTarget(0, ih, targets[2].peerId, from, 'o3'.padEnd(20), 1), AnswerStatus.NoPeer, 'the offerer left')
+  assert.equal(answer(targets[2], 'o3', 1), AnswerStatus.NoPeer, 'the offerer left')
+  // A removed peer a caller kept is not used again: the announce stores a new one.
+  swarm.announce(0, ih, from, conn(1), false, 0, 1, counts, back as WebTorrentPeer)
+  assert.ok(swarm.announced !== back && swarm.announced?.peerId === from)
+  assert.equal(swarm.removePeer(0, ih, from, conn(1)), true)
   swarm.scrape(ih, counts)
   assert.deepEqual(counts, {complete: 1, incomplete: 3, downloaded: 0})
   // IPv6 peers count too, but offers stay within a family.

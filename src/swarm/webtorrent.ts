@@ -83,6 +83,8 @@ export class WebTorrentSwarm {
 
   /** The peer the last `announce` stored or updated (undefined when it stored none): its offers go out next. */
   announced: WebTorrentPeer | undefined = undefined
+  /** The torrent of the last `announce` (an answer it carries is looked up there). */
+  private announcedTorrent: Torrent | undefined = undefined
 
   private counts(infoHash: string, out: WsCounts): WsCounts {
     out.complete = out.incomplete = out.downloaded = 0
@@ -95,13 +97,24 @@ export class WebTorrentSwarm {
 
   /**
    * Adds, updates or (event stopped) removes the peer `peerId` of `conn`; `out` gets the counts
-   * of the other peers. A peer id owned by another connection is left alone.
+   * of the other peers. A peer id owned by another connection is left alone. `known` is the
+   * peer this connection announced in this torrent before, when the caller kept it: a live one
+   * spares the lookups.
    */
-  announce(family: 0 | 1, infoHash: string, peerId: string, conn: ConnectionRef, seeder: boolean, event: number, now: number, out: WsCounts): WsAnnounceStatus {
+  announce(family: 0 | 1, infoHash: string, peerId: string, conn: ConnectionRef, seeder: boolean, event: number, now: number, out: WsCounts,
+    known?: WebTorrentPeer): WsAnnounceStatus {
     const map = this.families[family]
-    let t = map.get(infoHash)
-    const existing = t === undefined ? undefined : t.peers.get(peerId)
+    let t: Torrent | undefined
+    let existing: WebTorrentPeer | undefined
+    if (known !== undefined && known.index >= 0 && known.peerId === peerId) {
+      existing = known
+      t = known.torrent
+    } else {
+      t = map.get(infoHash)
+      existing = t === undefined ? undefined : t.peers.get(peerId)
+    }
     this.announced = undefined
+    this.announcedTorrent = t
     if (existing && (existing.conn.worker !== conn.worker || existing.conn.id !== conn.id)) return WsAnnounceStatus.PeerIdTaken
     let status = WsAnnounceStatus.Ok
     let self: WebTorrentPeer | undefined
@@ -126,6 +139,7 @@ export class WebTorrentSwarm {
         }
         t = new Torrent()
         map.set(infoHash, t)
+        this.announcedTorrent = t
       }
       if (event === 1) {
         t.completed++
@@ -210,9 +224,12 @@ export class WebTorrentSwarm {
     return out
   }
 
-  /** The offerer an answer goes to, if it is waiting for it (the offer is used up). */
-  answerTarget(family: 0 | 1, infoHash: string, fromPeerId: string, toPeerId: string, offerId: string, now: number): WebTorrentPeer | AnswerStatus {
-    const t = this.families[family].get(infoHash)
+  /**
+   * The offerer an answer carried by the announce just made goes to, if it is waiting for it (the
+   * offer is used up).
+   */
+  answerTarget(fromPeerId: string, toPeerId: string, offerId: string, now: number): WebTorrentPeer | AnswerStatus {
+    const t = this.announcedTorrent
     if (t === undefined) return AnswerStatus.NoPeer
     const offer = t.offers.get(offerId)
     if (offer !== undefined && offer.targetId === fromPeerId && offer.offerer.peerId === toPeerId) {
@@ -255,6 +272,8 @@ export class WebTorrentSwarm {
     for (const map of this.families) {
       for (const [infoHash, t] of map) {
         if (isAllowed && !isAllowed(infoHash)) {
+          // Its peers are gone too (a caller holding one sees it by its index).
+          for (const peer of t.list) peer.index = -1
           map.delete(infoHash)
           continue
         }

@@ -282,25 +282,37 @@ class Scanner {
 }
 
 /** Decoded binary strings land here before becoming JS strings. */
-const binaryScratch = Buffer.alloc(20)
+const binaryScratch = new Uint8Array(20)
 
-/** A 20-character binary string; throws naming the field otherwise. */
-function binary20(s: Scanner, start: number, end: number, field: string): string {
-  if (!s.isString(start)) s.fail(`Invalid ${field}: expected a string of 20 characters`)
+/**
+ * The 20-character binary string whose token starts at `start`, read and checked in one pass
+ * (its end goes to `s.valueStart`); throws naming the field otherwise.
+ */
+function binary20(s: Scanner, start: number, field: string): string {
   const b = s.b
+  const end = s.end
+  if (b[start] !== C.Quote) s.fail(`Invalid ${field}: expected a string of 20 characters`)
   let count = 0
   let wide = false
-  for (let k = start + 1; k < end - 1; count++) {
+  let k = start + 1
+  for (;; count++) {
+    if (k >= end) s.fail('Invalid request: unterminated string')
     let c = b[k]
+    if (c === C.Quote) break
     if (c === C.Backslash) {
       const e = b[k + 1]
       if (e === 117) {
-        c = (hexValue(b[k + 2]) << 12) | (hexValue(b[k + 3]) << 8) | (hexValue(b[k + 4]) << 4) | hexValue(b[k + 5])
+        // A bad hex digit (-1) makes the whole value negative.
+        c = k + 5 < end ? (hexValue(b[k + 2]) << 12) | (hexValue(b[k + 3]) << 8) | (hexValue(b[k + 4]) << 4) | hexValue(b[k + 5]) : -1
+        if (c < 0) s.fail('Invalid request: bad \\u escape')
         k += 6
       } else {
-        c = e === 98 ? 8 : e === 102 ? 12 : e === 110 ? 10 : e === 114 ? 13 : e === 116 ? 9 : e
+        c = ESCAPED[e]
+        if (c === 0) s.fail('Invalid request: bad escape in a string')
         k += 2
       }
+    } else if (c < 32) {
+      s.fail('Invalid request: control character in a string')
     } else if (c < 0x80) {
       k++
     } else if ((c & 0xe0) === 0xc0) {
@@ -314,10 +326,18 @@ function binary20(s: Scanner, start: number, end: number, field: string): string
     if (c > 0xff) wide = true
     else if (count < 20) binaryScratch[count] = c
   }
+  s.valueStart = k + 1
   if (count !== 20) s.fail(`Invalid ${field}: expected 20 characters, got ${count}`)
   if (wide) s.fail(`Invalid ${field}: characters must be U+0000 to U+00FF`)
-  return binaryScratch.toString('latin1')
+  const x = binaryScratch
+  // Faster than decoding the bytes through Buffer#toString for 20 characters.
+  return String.fromCharCode(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9],
+    x[10], x[11], x[12], x[13], x[14], x[15], x[16], x[17], x[18], x[19])
 }
+
+/** What each simple escape (after the backslash) stands for; 0 for a byte that is not one. */
+const ESCAPED = new Uint8Array(256)
+for (const [e, c] of [[34, 34], [92, 92], [47, 47], [98, 8], [102, 12], [110, 10], [114, 13], [116, 9]]) ESCAPED[e] = c
 
 function number(s: Scanner, start: number, end: number, field: string): number {
   if (s.isString(start) || s.b[start] === C.Minus || !isDigit(s.b[start])) s.fail(`Invalid ${field}: expected a non-negative number`)
@@ -394,6 +414,12 @@ function sdpObject(s: Scanner, start: number, type: 'offer' | 'answer'): number 
 
 const scanner = new Scanner()
 
+/** The top-level binary strings of the message being parsed, by key (undefined: absent or not a string). */
+const binaryValues: (string | undefined)[] = KEYS.map(() => undefined)
+/** Which keys (index + 1, so that -1 for unknown keys reads 0) hold binary strings. */
+const BINARY_KEY = new Uint8Array(KEYS.length + 1)
+for (const key of [K_INFO_HASH, K_PEER_ID, K_TO_PEER_ID, K_OFFER_ID]) BINARY_KEY[key + 1] = 1
+
 /** Value ranges of the top-level keys of the message being parsed (-1: absent). */
 const ranges = new Int32Array(2 * KEYS.length)
 
@@ -414,8 +440,8 @@ function offersArray(s: Scanner, start: number, maxOffers: number, out: WsAnnoun
       const vs = s.valueStart
       let ve: number
       if (key === K_OFFER_ID) {
-        ve = s.valueEnd(vs)
-        offerId = binary20(s, vs, ve, 'offer_id')
+        offerId = binary20(s, vs, 'offer_id')
+        ve = s.valueStart
       } else if (key === K_OFFER) {
         ve = sdpObject(s, vs, 'offer')
         os = vs
@@ -444,6 +470,7 @@ export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: 
   const s = scanner.reset(bytes)
   const b = bytes
   ranges.fill(-1)
+  binaryValues.fill(undefined)
   // Offers and answers are read where they stand, so their SDP is scanned once.
   const out: WsAnnounce = {
     action: 'announce', infoHash: '', peerId: '', left: -1, event: WS_EVENT_NONE, offers: [], offersTruncated: false,
@@ -455,7 +482,11 @@ export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: 
     let ve: number
     if (key === K_OFFERS && !s.word(vs, 'null')) ve = offersArray(s, vs, maxOffers, out)
     else if (key === K_ANSWER && !s.word(vs, 'null')) ve = sdpObject(s, vs, 'answer')
-    else ve = s.valueEnd(vs)
+    else if (BINARY_KEY[key + 1] === 1 && s.isString(vs)) {
+      // Binary strings are read as they are scanned.
+      binaryValues[key] = binary20(s, vs, KEYS[key])
+      ve = s.valueStart
+    } else ve = s.valueEnd(vs)
     if (key >= 0) {
       ranges[2 * key] = vs
       ranges[2 * key + 1] = ve
@@ -482,15 +513,15 @@ export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: 
         if (b[i] !== C.CloseBracket) {
           for (;;) {
             i = s.space(i)
-            const e = s.valueEnd(i)
-            if (infoHashes.length < maxScrape) infoHashes.push(binary20(s, i, e, 'info_hash'))
-            i = s.space(e)
+            const infoHash = binary20(s, i, 'info_hash')
+            if (infoHashes.length < maxScrape) infoHashes.push(infoHash)
+            i = s.space(s.valueStart)
             if (b[i] === C.CloseBracket) break
             i++
           }
         }
       } else {
-        infoHashes.push(binary20(s, start, ranges[2 * K_INFO_HASH + 1], 'info_hash'))
+        infoHashes.push(binaryField(s, K_INFO_HASH, 'info_hash'))
       }
     }
     return {action: 'scrape', infoHashes}
@@ -502,8 +533,8 @@ export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: 
 function announce(s: Scanner, out: WsAnnounce): WsAnnounce {
   if (ranges[2 * K_INFO_HASH] < 0) s.fail('Invalid request: "info_hash" is missing')
   if (ranges[2 * K_PEER_ID] < 0) s.fail('Invalid request: "peer_id" is missing')
-  out.infoHash = binary20(s, ranges[2 * K_INFO_HASH], ranges[2 * K_INFO_HASH + 1], 'info_hash')
-  out.peerId = binary20(s, ranges[2 * K_PEER_ID], ranges[2 * K_PEER_ID + 1], 'peer_id')
+  out.infoHash = binaryField(s, K_INFO_HASH, 'info_hash')
+  out.peerId = binaryField(s, K_PEER_ID, 'peer_id')
   if (present(s, K_LEFT)) out.left = number(s, ranges[2 * K_LEFT], ranges[2 * K_LEFT + 1], 'left')
   if (present(s, K_EVENT)) {
     const es = ranges[2 * K_EVENT]
@@ -523,10 +554,17 @@ function announce(s: Scanner, out: WsAnnounce): WsAnnounce {
     if (ranges[2 * K_TO_PEER_ID] < 0 || ranges[2 * K_OFFER_ID] < 0) s.fail('Invalid answer: it needs "to_peer_id" and "offer_id"')
     out.answerStart = ranges[2 * K_ANSWER]
     out.answerEnd = ranges[2 * K_ANSWER + 1]
-    out.toPeerId = binary20(s, ranges[2 * K_TO_PEER_ID], ranges[2 * K_TO_PEER_ID + 1], 'to_peer_id')
-    out.offerId = binary20(s, ranges[2 * K_OFFER_ID], ranges[2 * K_OFFER_ID + 1], 'offer_id')
+    out.toPeerId = binaryField(s, K_TO_PEER_ID, 'to_peer_id')
+    out.offerId = binaryField(s, K_OFFER_ID, 'offer_id')
   }
   return out
+}
+
+/** The binary string the top-level `key` held (read while scanning), or a failure naming `field`. */
+function binaryField(s: Scanner, key: number, field: string): string {
+  const value = binaryValues[key]
+  if (value === undefined) return s.fail(`Invalid ${field}: expected a string of 20 characters`)
+  return value
 }
 
 /** Whether the top-level key was in the message with a value other than null. */
@@ -593,8 +631,29 @@ export class MessageWriter {
     return this
   }
 
+  /** Bytes encoded once (the fixed parts of messages: see `fixed`). */
+  raw(bytes: Uint8Array): this {
+    this.room(bytes.length)
+    this.buf.set(bytes, this.length)
+    this.length += bytes.length
+    return this
+  }
+
+  /** A non-negative integer or any other number. */
   int(n: number): this {
-    return this.ascii(String(n))
+    if (!Number.isSafeInteger(n) || n < 0) return this.ascii(String(n))
+    this.room(16)
+    const buf = this.buf
+    let digits = 1
+    for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++
+    let at = this.length + digits
+    this.length = at
+    let v = n
+    do {
+      buf[--at] = 48 + (v % 10)
+      v = Math.floor(v / 10)
+    } while (v > 0)
+    return this
   }
 
   /** A binary string (chars U+0000-U+00FF) as a JSON string literal in UTF-8. */
@@ -644,9 +703,22 @@ export class MessageWriter {
   }
 }
 
+/** The fixed parts of outgoing messages, encoded once. */
+const fixed = (text: string) => Buffer.from(text, 'latin1')
+const ANNOUNCE_INTERVAL = fixed('{"action":"announce","interval":')
+const INFO_HASH_AFTER_FIRST = fixed(',"info_hash":')
+const COMPLETE = fixed(',"complete":')
+const INCOMPLETE = fixed(',"incomplete":')
+const CLOSE_OBJECT = fixed('}')
+const RELAY_INFO_HASH = fixed('{"action":"announce","info_hash":')
+const RELAY_PEER_ID = fixed(',"peer_id":')
+const RELAY_OFFER_ID = fixed(',"offer_id":')
+const RELAY_OFFER = fixed(',"offer":')
+const RELAY_ANSWER = fixed(',"answer":')
+
 export function writeAnnounceResponse(w: MessageWriter, infoHash: string, complete: number, incomplete: number, interval: number): MessageWriter {
-  return w.reset().ascii('{"action":"announce","interval":').int(interval).ascii(',"info_hash":').binary(infoHash)
-    .ascii(',"complete":').int(complete).ascii(',"incomplete":').int(incomplete).ascii('}')
+  return w.reset().raw(ANNOUNCE_INTERVAL).int(interval).raw(INFO_HASH_AFTER_FIRST).binary(infoHash)
+    .raw(COMPLETE).int(complete).raw(INCOMPLETE).int(incomplete).raw(CLOSE_OBJECT)
 }
 
 /**
@@ -655,8 +727,8 @@ export function writeAnnounceResponse(w: MessageWriter, infoHash: string, comple
  */
 export function writeRelay(w: MessageWriter, kind: 'offer' | 'answer', infoHash: string, fromPeerId: string, offerId: string,
   src: Uint8Array, start: number, end: number): MessageWriter {
-  return w.reset().ascii('{"action":"announce","info_hash":').binary(infoHash).ascii(',"peer_id":').binary(fromPeerId)
-    .ascii(',"offer_id":').binary(offerId).ascii(kind === 'offer' ? ',"offer":' : ',"answer":').bytes(src, start, end).ascii('}')
+  return w.reset().raw(RELAY_INFO_HASH).binary(infoHash).raw(RELAY_PEER_ID).binary(fromPeerId)
+    .raw(RELAY_OFFER_ID).binary(offerId).raw(kind === 'offer' ? RELAY_OFFER : RELAY_ANSWER).bytes(src, start, end).raw(CLOSE_OBJECT)
 }
 
 export interface ScrapeEntry {

@@ -9,7 +9,7 @@ import {
   failureMessage, jsonBinary, MessageError, MessageWriter, parseWsMessage, peekAction, scrapeResponse, writeAnnounceResponse,
   writeRelay, WS_EVENT_NONE, WS_EVENT_STOPPED, type WsAnnounce, type WsRequest,
 } from '../../protocol/ws/message.js'
-import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WsCounts} from '../../swarm/index.js'
+import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WebTorrentPeer, type WsCounts} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {ScrapeRouter} from '../scrape-router.js'
 import {WorkerClock} from '../shard.js'
@@ -59,17 +59,23 @@ export const NO_OFFER_MESSAGE = 'Could not find the offer corresponding to your 
 
 /** A WebSocket and what the tracker knows of it. */
 class WsConnection extends WsSocket {
-  /** Torrents this connection announced, with the peer id it used: one per torrent. */
-  readonly announced = new Map<string, string>()
+  /**
+   * Torrents this connection announced, with the peer it stored: one per torrent. The peer itself
+   * when its torrent lives on this worker (the next announce needs no lookup), else its peer id.
+   */
+  readonly announced = new Map<string, WebTorrentPeer | string>()
+  /** Where this connection lives, as the swarm records it for its peers. */
+  readonly ref: ConnectionRef
   lastActive: number
   pongPending = false
   /** Since when (ms) the outgoing queue has been over its limit; 0 when it is not. */
   overSince = 0
 
-  constructor(readonly id: number, readonly family: 0 | 1, now: number,
+  constructor(worker: number, readonly id: number, readonly family: 0 | 1, now: number,
     socket: Duplex, handler: WsSocketHandler, flushQueue: FlushQueue, maxPayload: number) {
     super(socket, handler, flushQueue, maxPayload)
     this.lastActive = now
+    this.ref = {worker, id}
   }
 }
 
@@ -170,7 +176,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     // The IP version of the TCP peer picks the swarm map (IPv4-mapped IPv6 is IPv4).
     const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
     const id = this.nextId++ >>> 0
-    const conn = new WsConnection(id, family, this.clock.nowMs, socket, this, this.flushQueue,
+    const conn = new WsConnection(this.ctx.index, id, family, this.clock.nowMs, socket, this, this.flushQueue,
       this.cfg.network.max_message_size * HARD_LIMIT_FACTOR)
     this.connections.set(id, conn)
     conn.start(head)
@@ -219,11 +225,11 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     const conn = socket as WsConnection
     this.connections.delete(conn.id)
     // The connection's peers leave their swarms at once.
-    const ref: ConnectionRef = {worker: this.ctx.index, id: conn.id}
-    for (const [infoHash, peerId] of conn.announced) {
-      const owner = this.ownerOf(infoHash)
+    for (const [infoHash, peer] of conn.announced) {
+      const peerId = typeof peer === 'string' ? peer : peer.peerId
+      const owner = typeof peer === 'string' ? this.ownerOf(infoHash) : this.ctx.index
       if (owner === this.ctx.index) {
-        this.swarm.removePeer(conn.family, infoHash, peerId, ref)
+        this.swarm.removePeer(conn.family, infoHash, peerId, conn.ref)
       } else {
         const frame = Buffer.allocUnsafe(45)
         frame.writeUInt32LE(conn.id, 0)
@@ -330,18 +336,23 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       return
     }
     const previous = conn.announced.get(req.infoHash)
-    if (previous !== undefined && previous !== req.peerId) {
+    if (previous !== undefined && (typeof previous === 'string' ? previous : previous.peerId) !== req.peerId) {
       this.stats.refusals[REFUSED_PEER_ID]++
       this.fail(conn, 'Only one peer id can be used per torrent on a connection', 'announce', req.infoHash)
       return
     }
-    if (req.event === WS_EVENT_STOPPED) conn.announced.delete(req.infoHash)
-    else if (previous === undefined) conn.announced.set(req.infoHash, req.peerId)
-    const owner = this.ownerOf(req.infoHash)
+    const owner = typeof previous === 'object' ? this.ctx.index : this.ownerOf(req.infoHash)
     if (owner === this.ctx.index) {
-      this.announce({worker: this.ctx.index, id: conn.id}, conn.family, req, data)
+      this.announce(conn.ref, conn.family, req, data, previous as WebTorrentPeer | undefined)
+      if (req.event === WS_EVENT_STOPPED) conn.announced.delete(req.infoHash)
+      else {
+        const self = this.swarm.announced
+        if (self !== previous) conn.announced.set(req.infoHash, self ?? req.peerId)
+      }
       return
     }
+    if (req.event === WS_EVENT_STOPPED) conn.announced.delete(req.infoHash)
+    else if (previous === undefined) conn.announced.set(req.infoHash, req.peerId)
     // The bytes as they came: no re-encoding of the text.
     const frame = Buffer.allocUnsafe(5 + data.length)
     frame.writeUInt32LE(conn.id, 0)
@@ -354,9 +365,9 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
    * Runs an announce on this worker's shard; `from` is the announcing connection, on any worker,
    * and `bytes` the message the announce was parsed from (its SDP is relayed from there).
    */
-  private announce(from: ConnectionRef, family: 0 | 1, req: WsAnnounce, bytes: Uint8Array): void {
+  private announce(from: ConnectionRef, family: 0 | 1, req: WsAnnounce, bytes: Uint8Array, known?: WebTorrentPeer): void {
     const c = this.counts
-    const status = this.swarm.announce(family, req.infoHash, req.peerId, from, req.left === 0, req.event, this.clock.now, c)
+    const status = this.swarm.announce(family, req.infoHash, req.peerId, from, req.left === 0, req.event, this.clock.now, c, known)
     if (status === WsAnnounceStatus.PeerIdTaken) {
       this.stats.refusals[REFUSED_PEER_ID]++
       this.deliver(from, failureMessage('Peer id is in use by another connection', 'announce', req.infoHash), RES_ERROR)
@@ -382,7 +393,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       }
     }
     if (req.answerStart >= 0) {
-      const target = this.swarm.answerTarget(family, req.infoHash, req.peerId, req.toPeerId!, req.offerId!, this.clock.now)
+      const target = this.swarm.answerTarget(req.peerId, req.toPeerId!, req.offerId!, this.clock.now)
       if (target === AnswerStatus.NoPeer) {
         this.stats.drops[DROP_TARGET_GONE]++
       } else if (target === AnswerStatus.NoOffer) {
