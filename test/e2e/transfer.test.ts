@@ -1,7 +1,9 @@
 /**
  * End to end: real BitTorrent clients move a real file through our trackers, byte-identical.
  * Debian's transmission-cli seeds (it only accepts connections on loopback), aria2c and rtorrent
- * leech (they dial). Run with `npm run test:e2e`; `.ci/run` installs the clients.
+ * leech (they dial); libtorrent-rasterbar (python3-libtorrent, the engine of qBittorrent and
+ * Deluge) seeds and leeches over UDP on IPv6. Run with `npm run test:e2e`; `.ci/run` installs
+ * the clients.
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
@@ -20,6 +22,11 @@ const TRANSFER_TIMEOUT_MS = 120_000
 
 const missing = ['transmission-cli', 'aria2c', 'mktorrent', 'rtorrent', 'openssl'].filter(c => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0)
 const skip = missing.length > 0 ? `not installed: ${missing.join(', ')} (apt-get install transmission-cli aria2 mktorrent rtorrent openssl; .ci/run does)` : false
+// Debian's module is built for Debian's python3, which need not be the first on PATH.
+const SYSTEM_PYTHON = '/usr/bin/python3'
+const LIBTORRENT_PEER = join(root, 'test/e2e/libtorrent-peer.py')
+const skipLibtorrent = spawnSync(SYSTEM_PYTHON, ['-c', 'import libtorrent']).status !== 0
+  ? 'python3-libtorrent is not installed (apt-get install python3-libtorrent; .ci/run does)' : skip
 
 let nextPort = 31_000 + (process.pid % 500) * 20
 const port = () => nextPort++
@@ -65,7 +72,9 @@ interface Setup {
   /** The tracker URL host: 127.0.0.1 or [::1]. */
   host: string
   tls?: boolean
-  leecher: 'aria2c' | 'rtorrent'
+  /** transmission-cli unless told. */
+  seeder?: 'transmission' | 'libtorrent'
+  leecher: 'aria2c' | 'rtorrent' | 'libtorrent'
 }
 
 async function transfer(s: Setup): Promise<void> {
@@ -106,9 +115,12 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
     const metrics = `http://127.0.0.1:${metricsPort}/metrics`
     for (let i = 0; i < 100 && !(await fetch(metrics).then(() => true, () => false)); i++) await sleep(100)
 
-    // The seeder: transmission-cli, made to trust our certificate for HTTPS.
-    const seeder = run('transmission-cli (seeder)', 'transmission-cli', ['-g', join(dir, 'tr'), '-w', seedDir, '-p', String(port()), '-M', torrent],
-      {env: cert ? {CURL_CA_BUNDLE: cert.cert} : {}})
+    // The seeder: transmission-cli, made to trust our certificate for HTTPS, or libtorrent.
+    const peerHost = s.host.replace(/^\[|\]$/g, '')
+    const seeder = s.seeder === 'libtorrent'
+      ? run('libtorrent (seeder)', SYSTEM_PYTHON, [LIBTORRENT_PEER, 'seed', torrent, seedDir, peerHost, String(port())])
+      : run('transmission-cli (seeder)', 'transmission-cli', ['-g', join(dir, 'tr'), '-w', seedDir, '-p', String(port()), '-M', torrent],
+        {env: cert ? {CURL_CA_BUNDLE: cert.cert} : {}})
     procs.push(seeder)
     for (let i = 0; i < 600 && (await metric(metrics, 'tracker_seeders')) < 1; i++) await sleep(100)
     assert.ok(await metric(metrics, 'tracker_seeders') >= 1, 'the seeder announced')
@@ -120,6 +132,8 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
       leecher = run('aria2c (leecher)', 'aria2c', [`--dir=${leechDir}`, '--seed-time=0', '--bt-enable-lpd=false', '--enable-peer-exchange=false',
         `--listen-port=${port()}`, '--summary-interval=0', '--console-log-level=notice', `--enable-dht=${dht}`, `--enable-dht6=${dht && s.host !== '127.0.0.1'}`,
         `--dht-listen-port=${port()}`, ...(cert ? [`--ca-certificate=${cert.cert}`] : []), torrent])
+    } else if (s.leecher === 'libtorrent') {
+      leecher = run('libtorrent (leecher)', SYSTEM_PYTHON, [LIBTORRENT_PEER, 'leech', torrent, leechDir, peerHost, String(port())])
     } else {
       const rt = join(dir, 'rt')
       mkdirSync(join(rt, 'session'), {recursive: true})
@@ -147,13 +161,20 @@ schedule2 = watch_directory,1,1,load.start=${join(rt, 'watch')}/*.torrent
       } catch {
         // not there yet
       }
-      if (s.leecher === 'aria2c' && leecher.child.exitCode !== null && !done) break
+      if (s.leecher !== 'rtorrent' && leecher.child.exitCode !== null && !done) break
     }
     if (!done) {
       throw new Error(`no byte-identical copy within ${TRANSFER_TIMEOUT_MS / 1000} s\n` +
         procs.map(p => `----- ${p.name} -----\n${p.log().slice(-4000)}`).join('\n'))
     }
-    if (s.leecher === 'aria2c') assert.equal(await exited(leecher, 20_000), 0, leecher.log().slice(-2000))
+    if (s.leecher !== 'rtorrent') assert.equal(await exited(leecher, 20_000), 0, leecher.log().slice(-2000))
+    if (s.host.startsWith('[')) {
+      // Every request came over IPv6 (the torrent names only the IPv6 address).
+      const requests = await fetch(metrics).then(r => r.text())
+      const count = (v: 4 | 6) => requests.split('\n').filter(l => l.startsWith('tracker_requests_total{') && l.includes(`ip_version="${v}"`))
+        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0)
+      assert.ok(count(6) >= 2 && count(4) === 0, `IPv6 requests ${count(6)}, IPv4 requests ${count(4)}`)
+    }
   } finally {
     procs.forEach(stop)
   }
@@ -163,8 +184,12 @@ test('UDP tracker (IPv4): transmission-cli seeds, aria2c downloads a byte-identi
 test('HTTP tracker (IPv4): transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'http', host: '127.0.0.1', leecher: 'aria2c'}))
 test('HTTPS tracker (self-signed, trusted by both clients): transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'http', host: '127.0.0.1', tls: true, leecher: 'aria2c'}))
 test('HTTP tracker over IPv6 [::1]: transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'http', host: '[::1]', leecher: 'aria2c'}))
-// No UDP-over-IPv6 case: on a loopback-only machine neither client announces to a UDP tracker
-// over IPv6 (Transmission opens its IPv6 UDP socket only with a public IPv6 address; aria2c sends
-// UDP tracker traffic from its IPv4 DHT socket). Our own client covers UDP on ::1 (udp-server tests).
+// UDP over IPv6 takes libtorrent: Transmission opens its IPv6 UDP socket only with a public IPv6
+// address and then reads UDP announce replies as 6-byte IPv4 peers even over IPv6; aria2c sends
+// UDP tracker traffic from its IPv4 DHT socket only (see the README's client notes).
+test('UDP tracker over IPv6 [::1]: libtorrent seeds, libtorrent downloads', {skip: skipLibtorrent},
+  () => transfer({protocol: 'udp', host: '[::1]', seeder: 'libtorrent', leecher: 'libtorrent'}))
+test('HTTP tracker over IPv6 [::1]: libtorrent seeds, libtorrent downloads', {skip: skipLibtorrent},
+  () => transfer({protocol: 'http', host: '[::1]', seeder: 'libtorrent', leecher: 'libtorrent'}))
 test('HTTP tracker: transmission-cli seeds, rtorrent (headless) downloads', {skip}, () => transfer({protocol: 'http', host: '127.0.0.1', leecher: 'rtorrent'}))
 test('UDP tracker: transmission-cli seeds, rtorrent (headless) downloads', {skip}, () => transfer({protocol: 'udp', host: '127.0.0.1', leecher: 'rtorrent'}))
