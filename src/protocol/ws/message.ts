@@ -469,8 +469,9 @@ function offersArray(s: Scanner, start: number, maxOffers: number, out: WsAnnoun
 export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: number): WsRequest {
   const s = scanner.reset(bytes)
   const b = bytes
-  ranges.fill(-1)
-  binaryValues.fill(undefined)
+  // Plain loops: fill() on these short arrays goes through slower runtime calls.
+  for (let i = 0; i < ranges.length; i++) ranges[i] = -1
+  for (let i = 0; i < binaryValues.length; i++) binaryValues[i] = undefined
   // Offers and answers are read where they stand, so their SDP is scanned once.
   const out: WsAnnounce = {
     action: 'announce', infoHash: '', peerId: '', left: -1, event: WS_EVENT_NONE, offers: [], offersTruncated: false,
