@@ -17,7 +17,8 @@ export class WebTorrentPeer {
   index = 0
 
   constructor(readonly peerId: string, readonly conn: ConnectionRef, public seeder: boolean, public expires: number,
-    readonly torrent: Torrent) {}
+    /** Its torrent while it is in it; a removed peer points to an empty one (whoever still holds it does not keep the torrent alive). */
+    public torrent: Torrent) {}
 }
 
 /** An offer relayed to `targetId` on behalf of `offerer`, waiting for its answer until `expires`. */
@@ -38,6 +39,9 @@ class Torrent {
   seeders = 0
   completed = 0
 }
+
+/** The torrent of removed peers: never in a map, never holding peers. */
+const DETACHED = new Torrent()
 
 export const enum WsAnnounceStatus {
   Ok = 0,
@@ -182,6 +186,7 @@ export class WebTorrentSwarm {
       last.index = peer.index
     }
     peer.index = -1
+    peer.torrent = DETACHED
     if (peer.seeder) t.seeders--
     // A torrent with a completed count is kept until cleaning, like the other engine.
     if (t.peers.size === 0 && t.completed === 0) map.delete(infoHash)
@@ -273,7 +278,10 @@ export class WebTorrentSwarm {
       for (const [infoHash, t] of map) {
         if (isAllowed && !isAllowed(infoHash)) {
           // Its peers are gone too (a caller holding one sees it by its index).
-          for (const peer of t.list) peer.index = -1
+          for (const peer of t.list) {
+            peer.index = -1
+            peer.torrent = DETACHED
+          }
           map.delete(infoHash)
           continue
         }
