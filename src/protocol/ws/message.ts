@@ -625,13 +625,6 @@ export class MessageWriter {
     return this
   }
 
-  /** Any text, as UTF-8. */
-  text(text: string): this {
-    this.room(3 * text.length)
-    this.length += this.buf.write(text, this.length, 'utf8')
-    return this
-  }
-
   /** Bytes encoded once (the fixed parts of messages: see `fixed`). */
   raw(bytes: Uint8Array): this {
     this.room(bytes.length)
@@ -692,11 +685,6 @@ export class MessageWriter {
     this.buf.set(src.subarray(start, end), this.length)
     this.length += end - start
     return this
-  }
-
-  /** The message so far (valid until the next write). */
-  view(): Buffer {
-    return this.buf.subarray(0, this.length)
   }
 
   toString(): string {
