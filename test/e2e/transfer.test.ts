@@ -2,7 +2,7 @@
  * End to end: real BitTorrent clients move a real file through our trackers, byte-identical.
  * Debian's transmission-cli seeds (it only accepts connections on loopback), aria2c and rtorrent
  * leech (they dial); libtorrent-rasterbar (python3-libtorrent, the engine of qBittorrent and
- * Deluge) seeds and leeches over UDP on IPv6. Run with `npm run test:e2e`; `.ci/run` installs
+ * Deluge) seeds and leeches over UDP and HTTP on IPv6. Run with `npm run test:e2e`; `.ci/run` installs
  * the clients.
  */
 import {test} from 'node:test'
