@@ -19,7 +19,8 @@ import {startOurs, stopProcess, type Started} from '../bench/proc.js'
 const {values} = parseArgs({options: {minutes: {type: 'string', default: '10'}, 'node-options': {type: 'string', default: ''}}})
 const minutes = Number(values.minutes)
 const dir = mkdtempSync(join(tmpdir(), 'tracker-soak-'))
-const base = 25_000 + (process.pid % 1000) * 10
+// Below the ephemeral range (32768-60999), which outgoing connections draw from.
+const base = 25_000 + (process.pid % 700) * 10
 const servers: {name: 'udp' | 'http' | 'ws'; port: number; metrics: number; proc?: Started}[] = [
   {name: 'udp', port: base, metrics: base + 1},
   {name: 'http', port: base + 2, metrics: base + 3},

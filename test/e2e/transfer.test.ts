@@ -28,7 +28,9 @@ const LIBTORRENT_PEER = join(root, 'test/e2e/libtorrent-peer.py')
 const skipLibtorrent = spawnSync(SYSTEM_PYTHON, ['-c', 'import libtorrent']).status !== 0
   ? 'python3-libtorrent is not installed (apt-get install python3-libtorrent; .ci/run does)' : skip
 
-let nextPort = 31_000 + (process.pid % 500) * 20
+// Below Linux's ephemeral range (32768-60999), where a client's outgoing connection could hold
+// the port a tracker or client is about to listen on.
+let nextPort = 21_000 + (process.pid % 100) * 100
 const port = () => nextPort++
 
 interface Proc {
@@ -44,6 +46,9 @@ function run(name: string, cmd: string, args: string[], options: {cwd?: string; 
   child.stderr!.on('data', d => (log = (log + d).slice(-20_000)))
   return {name, child, log: () => log}
 }
+
+/** The end of every process's output, for a failure message. */
+const logs = (procs: Proc[]): string => procs.map(p => `----- ${p.name} -----\n${p.log().slice(-4000)}`).join('\n')
 
 function stop(p: Proc): void {
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
@@ -113,7 +118,9 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
     const tracker = run('tracker', process.execPath, [bin, 'serve', s.protocol, '-c', config])
     procs.push(tracker)
     const metrics = `http://127.0.0.1:${metricsPort}/metrics`
-    for (let i = 0; i < 100 && !(await fetch(metrics).then(() => true, () => false)); i++) await sleep(100)
+    let up = false
+    for (let i = 0; i < 100 && !(up = await fetch(metrics).then(() => true, () => false)); i++) await sleep(100)
+    if (!up) throw new Error(`the tracker did not come up within 10 s\n${logs(procs)}`)
 
     // The seeder: transmission-cli, made to trust our certificate for HTTPS, or libtorrent.
     const peerHost = s.host.replace(/^\[|\]$/g, '')
@@ -123,7 +130,9 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
         {env: cert ? {CURL_CA_BUNDLE: cert.cert} : {}})
     procs.push(seeder)
     for (let i = 0; i < 600 && (await metric(metrics, 'tracker_seeders')) < 1; i++) await sleep(100)
-    assert.ok(await metric(metrics, 'tracker_seeders') >= 1, 'the seeder announced')
+    if (await metric(metrics, 'tracker_seeders') < 1) {
+      throw new Error(`the seeder did not announce within 60 s\n${logs(procs)}`)
+    }
 
     // The leecher, which dials the seeder.
     let leecher: Proc
@@ -164,8 +173,7 @@ schedule2 = watch_directory,1,1,load.start=${join(rt, 'watch')}/*.torrent
       if (s.leecher !== 'rtorrent' && leecher.child.exitCode !== null && !done) break
     }
     if (!done) {
-      throw new Error(`no byte-identical copy within ${TRANSFER_TIMEOUT_MS / 1000} s\n` +
-        procs.map(p => `----- ${p.name} -----\n${p.log().slice(-4000)}`).join('\n'))
+      throw new Error(`no byte-identical copy within ${TRANSFER_TIMEOUT_MS / 1000} s\n${logs(procs)}`)
     }
     if (s.leecher !== 'rtorrent') assert.equal(await exited(leecher, 20_000), 0, leecher.log().slice(-2000))
     if (s.host.startsWith('[')) {
