@@ -14,7 +14,7 @@ export class PeerAddress {
   family: 4 | 6 = 4
   /** IPv4 in the first 4 bytes, or IPv6 in all 16. */
   readonly ip = new Uint8Array(16)
-  readonly ip4 = this.ip.subarray(0, 4)
+  private readonly ip4 = this.ip.subarray(0, 4)
   /** The address as text, when the link gave it (dgram) or it was needed once. */
   private text: string | null = null
 
@@ -28,8 +28,14 @@ export class PeerAddress {
     return true
   }
 
+  /** The address's own bytes: 4 for IPv4, 16 for IPv6 (views made once, not per packet). */
+  get bytes(): Uint8Array {
+    return this.family === 4 ? this.ip4 : this.ip
+  }
+
   setBytes(bytes: Uint8Array, offset: number, family: 4 | 6, port: number): void {
-    this.ip.set(bytes.subarray(offset, offset + (family === 4 ? 4 : 16)))
+    // A loop, not set(subarray()): no view allocated per packet.
+    for (let i = 0, n = family === 4 ? 4 : 16; i < n; i++) this.ip[i] = bytes[offset + i]
     this.family = family
     this.port = port
     this.text = null
@@ -241,7 +247,7 @@ export class BatchLink implements UdpLink {
     this.outMeta[3 * k] = length
     this.outMeta[3 * k + 1] = peer.port
     this.outMeta[3 * k + 2] = peer.family
-    this.outAddr.set(peer.family === 4 ? peer.ip4 : peer.ip, 16 * k)
+    this.outAddr.set(peer.bytes, 16 * k)
     this.pending = k + 1
     // Replies made outside a batch (from another worker's answer) leave at once.
     if (!this.inBatch || this.pending === this.outViews.length) this.flush()

@@ -27,6 +27,7 @@ const REFUSED_ACCESS = 0
 
 // Mesh frame type of an announce forwarded to its shard's owner (see scrape-router for scrapes).
 const FRAME_ANNOUNCE = 16
+const FORWARD_HEADER = 20
 
 export function createWorker(ctx: WorkerContext<UdpWorkerConfig>): ProtocolWorker {
   return new UdpWorker(ctx)
@@ -124,7 +125,7 @@ export class UdpWorker implements ProtocolWorker {
       this.stats.drops[DROP_MALFORMED]++
       return
     }
-    const ip = peer.family === 4 ? peer.ip4 : peer.ip
+    const ip = peer.bytes
     if (req.action === ACTION_CONNECT) {
       this.stats.requests[v][0]++
       const length = writeConnectResponse(link.out, req.transactionId)
@@ -174,7 +175,7 @@ export class UdpWorker implements ProtocolWorker {
     a.peerId = msg
     a.peerIdOffset = req.peerIdOffset
     a.ipFamily = peer.family
-    a.ip = peer.family === 4 ? peer.ip4 : peer.ip
+    a.ip = peer.bytes
     a.port = req.port
     a.event = req.event
     a.isSeeder = req.leftIsZero
@@ -193,14 +194,14 @@ export class UdpWorker implements ProtocolWorker {
     this.stats.responses[v][1]++
   }
 
+  /** Frame: socket family (1), port (2), IP version (1), the address in 16 bytes, then the request. */
   private forwardAnnounce(owner: number, socketFamily: 0 | 1, msg: Buffer, peer: PeerAddress): void {
-    const addr = Buffer.from(peer.address, 'latin1')
-    const frame = Buffer.allocUnsafe(4 + addr.length + msg.length)
+    const frame = Buffer.allocUnsafe(FORWARD_HEADER + msg.length)
     frame[0] = socketFamily
     frame.writeUInt16BE(peer.port, 1)
-    frame[3] = addr.length
-    addr.copy(frame, 4)
-    msg.copy(frame, 4 + addr.length)
+    frame[3] = peer.family
+    frame.set(peer.bytes, 4)
+    msg.copy(frame, FORWARD_HEADER)
     this.ctx.mesh!.send(owner, FRAME_ANNOUNCE, frame)
   }
 
@@ -231,14 +232,12 @@ export class UdpWorker implements ProtocolWorker {
   private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
     if (this.scrapes.onFrame(from, type, buf, offset)) return
     if (type === FRAME_ANNOUNCE) {
-      const socketFamily = buf[offset] as 0 | 1
-      const port = buf.readUInt16BE(offset + 1)
-      const addrLength = buf[offset + 3]
-      const start = offset + 4 + addrLength
-      const msg = buf.subarray(start, offset + length)
-      const link = socketFamily === 0 ? this.link4 : this.link6
+      const link = buf[offset] === 0 ? this.link4 : this.link6
+      const family = buf[offset + 3]
+      if (!link || (family !== 4 && family !== 6)) return
       const peer = this.forwardedPeer
-      if (!link || !peer.setText(buf.toString('latin1', offset + 4, start), port)) return
+      peer.setBytes(buf, offset + 4, family, buf.readUInt16BE(offset + 1))
+      const msg = buf.subarray(offset + FORWARD_HEADER, offset + length)
       if (parseRequest(msg, msg.length, this.cfg.protocol.max_scrape_torrents, this.req) !== ParseStatus.Ok) return
       this.announce(link, peer.family === 4 ? 0 : 1, msg, peer)
     }
