@@ -71,15 +71,8 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   for (int round = 0; round < MAX_ROUNDS && !s->closing; round++) {
-    for (int i = 0; i < BATCH; i++) {
-      s->riov[i].iov_base = s->in + (size_t)i * SLOT;
-      s->riov[i].iov_len = SLOT;
-      memset(&s->rmsgs[i].msg_hdr, 0, sizeof(struct msghdr));
-      s->rmsgs[i].msg_hdr.msg_iov = &s->riov[i];
-      s->rmsgs[i].msg_hdr.msg_iovlen = 1;
-      s->rmsgs[i].msg_hdr.msg_name = &s->raddr[i];
-      s->rmsgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in6);
-    }
+    // The kernel overwrites only the name length (and flags) of each header.
+    for (int i = 0; i < BATCH; i++) s->rmsgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in6);
     int n = recvmmsg(s->fd, s->rmsgs, BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0) break;
     for (int i = 0; i < n; i++) {
@@ -212,6 +205,19 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   s->out_meta = p;
   CHECK(napi_create_arraybuffer(env, BATCH * 16, &p, &out_addr_ab));
   s->out_addr = p;
+  // Each header points at its own slot, iovec and address for the socket's life (calloc zeroed
+  // the rest); a batch fills in only lengths and addresses.
+  for (int i = 0; i < BATCH; i++) {
+    s->riov[i].iov_base = s->in + (size_t)i * SLOT;
+    s->riov[i].iov_len = SLOT;
+    s->rmsgs[i].msg_hdr.msg_iov = &s->riov[i];
+    s->rmsgs[i].msg_hdr.msg_iovlen = 1;
+    s->rmsgs[i].msg_hdr.msg_name = &s->raddr[i];
+    s->siov[i].iov_base = s->out + (size_t)i * SLOT;
+    s->smsgs[i].msg_hdr.msg_iov = &s->siov[i];
+    s->smsgs[i].msg_hdr.msg_iovlen = 1;
+    s->smsgs[i].msg_hdr.msg_name = &s->saddr[i];
+  }
   // The buffers belong to JS (kept alive by the returned object); `s` must not free them.
   napi_value result, handle, port_value, batch_value, slot_value, resource_name;
   CHECK(napi_create_object(env, &result));
@@ -278,25 +284,22 @@ static napi_value Send(napi_env env, napi_callback_info info) {
         }
         len = sizeof(struct sockaddr_in6);
       }
-      s->siov[i].iov_base = s->out + (size_t)i * SLOT;
       s->siov[i].iov_len = (size_t)meta[0];
-      memset(&s->smsgs[i].msg_hdr, 0, sizeof(struct msghdr));
-      s->smsgs[i].msg_hdr.msg_iov = &s->siov[i];
-      s->smsgs[i].msg_hdr.msg_iovlen = 1;
-      s->smsgs[i].msg_hdr.msg_name = &s->saddr[i];
       s->smsgs[i].msg_hdr.msg_namelen = len;
     }
-    while (sent < count) {
-      int n = sendmmsg(s->fd, s->smsgs + sent, count - sent, MSG_DONTWAIT);
+    int done = 0;
+    while (done < count) {
+      int n = sendmmsg(s->fd, s->smsgs + done, count - done, MSG_DONTWAIT);
       if (n > 0) {
+        done += n;
         sent += n;
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      // EAGAIN (send buffer full) or an error for the next datagram: skip it, as a lost packet.
+      // An error for the next datagram: skip it (not counted as sent), as a lost packet. A full
+      // send buffer (EAGAIN) drops the rest of the batch the same way.
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        count--;  // the one that failed is not counted as sent
-        memmove(s->smsgs + sent, s->smsgs + sent + 1, sizeof(struct mmsghdr) * (size_t)(count - sent));
+        done++;
         continue;
       }
       break;
