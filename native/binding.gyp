@@ -5,6 +5,12 @@
       "sources": ["udp_batch.c"],
       "cflags": ["-O2", "-Wall"],
       "conditions": [["OS!='linux'", {"type": "none"}]]
+    },
+    {
+      "target_name": "tcp_batch",
+      "sources": ["tcp_batch.c"],
+      "cflags": ["-O2", "-Wall"],
+      "conditions": [["OS!='linux'", {"type": "none"}]]
     }
   ]
 }

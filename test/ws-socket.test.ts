@@ -8,18 +8,26 @@ import {once} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import WebSocket from 'ws'
 import {acceptHandshake, FlushQueue, WsSocket, type WsSocketHandler} from '../src/server/ws/socket.js'
+import {NativeTcp, StreamLink} from '../src/server/ws/link.js'
+
+/** Both ways bytes travel: Node's socket stream, and the batched TCP addon (when built: Linux). */
+const LINKS = ['stream', ...(process.platform === 'linux' ? ['batched'] : [])] as const
 
 interface Echo {
   port: number
   pongs: number
   closed: number
+  /** The most bytes a connection had waiting 50 ms after an echo. */
+  maxBuffered: number
   stop(): Promise<void>
 }
 
 /** A server that answers each message with "echo:" + the message, in the same turn twice. */
-async function startEcho(maxPayload = 1024): Promise<Echo> {
+async function startEcho(link: string, maxPayload = 1024): Promise<Echo> {
   const queue = new FlushQueue()
-  const state = {pongs: 0, closed: 0}
+  const batched = link === 'batched' ? NativeTcp.open() : null
+  if (link === 'batched') assert.ok(batched, 'the tcp_batch addon is built (npm ci builds it)')
+  const state = {pongs: 0, closed: 0, maxBuffered: 0}
   const handler: WsSocketHandler = {
     onMessage(socket, data) {
       if (data.toString() === 'ping me') socket.ping()
@@ -27,6 +35,7 @@ async function startEcho(maxPayload = 1024): Promise<Echo> {
       else {
         socket.sendText('echo:')
         socket.sendBytes(data, 0, data.length)
+        setTimeout(() => (state.maxBuffered = Math.max(state.maxBuffered, socket.bufferedAmount)), 50)
       }
     },
     onPong: () => state.pongs++,
@@ -34,7 +43,10 @@ async function startEcho(maxPayload = 1024): Promise<Echo> {
   }
   const server = http.createServer((_req, res) => res.end())
   server.on('upgrade', (req, socket, head) => {
-    if (acceptHandshake(req, socket)) new WsSocket(socket, handler, queue, maxPayload).start(head)
+    if (!acceptHandshake(req, socket)) return
+    const adopted = batched?.adopt(socket as net.Socket, head)
+    if (batched) assert.ok(adopted, 'a plain socket is handed over')
+    new WsSocket(adopted?.link ?? new StreamLink(socket), handler, queue, maxPayload).start(adopted?.head ?? head)
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -42,10 +54,14 @@ async function startEcho(maxPayload = 1024): Promise<Echo> {
     port: (server.address() as net.AddressInfo).port,
     get pongs() { return state.pongs },
     get closed() { return state.closed },
-    stop: () => new Promise(resolve => {
-      server.closeAllConnections()
-      server.close(() => resolve())
-    }),
+    get maxBuffered() { return state.maxBuffered },
+    stop: async () => {
+      await new Promise<void>(resolve => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      })
+      batched?.close()
+    },
   }
 }
 
@@ -78,7 +94,19 @@ class RawClient {
     return {client, response}
   }
 
-  private more(): Promise<void> {
+  get buffered(): number {
+    return this.buf.length
+  }
+
+  peek(at: number): number {
+    return this.buf[at]
+  }
+
+  slice(start: number, end: number): Buffer {
+    return this.buf.subarray(start, end)
+  }
+
+  more(): Promise<void> {
     return new Promise(resolve => this.waiters.push(resolve))
   }
 
@@ -127,8 +155,8 @@ class RawClient {
   }
 }
 
-test('the ws client: messages echo, in order, each send is a frame of its own', async () => {
-  const echo = await startEcho()
+for (const link of LINKS) test(`the ws client: messages echo, in order, each send is a frame of its own (${link})`, async () => {
+  const echo = await startEcho(link)
   try {
     const ws = new WebSocket(`ws://127.0.0.1:${echo.port}`)
     await once(ws, 'open')
@@ -153,8 +181,8 @@ test('the ws client: messages echo, in order, each send is a frame of its own', 
   }
 })
 
-test('raw frames: split into single bytes, pings answered, close echoed', async () => {
-  const echo = await startEcho()
+for (const link of LINKS) test(`raw frames: split into single bytes, pings answered, close echoed (${link})`, async () => {
+  const echo = await startEcho(link)
   try {
     const {client, response} = await RawClient.open(echo.port)
     assert.match(response, /^HTTP\/1\.1 101 /)
@@ -178,8 +206,8 @@ test('raw frames: split into single bytes, pings answered, close echoed', async 
   }
 })
 
-test('protocol errors close the connection with the RFC code', async () => {
-  const echo = await startEcho(1024)
+for (const link of LINKS) test(`protocol errors close the connection with the RFC code (${link})`, async () => {
+  const echo = await startEcho(link, 1024)
   try {
     const cases: [string, Buffer, number][] = [
       ['unmasked frame', RawClient.frame(1, Buffer.from('x'), true, false), 1002],
@@ -202,14 +230,68 @@ test('protocol errors close the connection with the RFC code', async () => {
   }
 })
 
-test('bad handshakes get an HTTP error that says what is wrong', async () => {
-  const echo = await startEcho()
+for (const link of LINKS) test(`bad handshakes get an HTTP error that says what is wrong (${link})`, async () => {
+  const echo = await startEcho(link)
   try {
     const old = await RawClient.open(echo.port, 'Sec-WebSocket-Version: 8')
     assert.match(old.response, /^HTTP\/1\.1 426 [^]*Sec-WebSocket-Version: 13/)
     const noKey = await RawClient.open(echo.port, 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short')
     // The request now holds two keys; Node joins them, which is not a valid key.
     assert.match(noKey.response, /^HTTP\/1\.1 400 /)
+  } finally {
+    await echo.stop()
+  }
+})
+
+for (const link of LINKS) test(`a message of megabytes arrives whole in both directions, to a client that reads slowly (${link})`, async () => {
+  const echo = await startEcho(link, 32 << 20)
+  try {
+    const {client, response} = await RawClient.open(echo.port)
+    assert.match(response, /^HTTP\/1\.1 101 /)
+    client.socket.pause()
+    // More than loopback's socket buffers hold: the server's write is taken in parts.
+    const big = Buffer.alloc(12 << 20)
+    for (let i = 0; i < big.length; i++) big[i] = 0x61 + (i % 26)
+    // 64-bit length: RawClient.frame stops at 16-bit ones.
+    const mask = randomBytes(4)
+    const head = Buffer.alloc(14)
+    head[0] = 0x81
+    head[1] = 0x80 | 127
+    head.writeUInt32BE(big.length, 6)
+    mask.copy(head, 10)
+    client.send(Buffer.concat([head, Buffer.from(big.map((b, i) => b ^ mask[i & 3]))]))
+    for (let i = 0; i < 200 && echo.maxBuffered === 0; i++) await sleep(10)
+    assert.ok(echo.maxBuffered > 0, 'some of the echo waits in the server for the client to read')
+    client.socket.resume()
+    assert.equal((await client.next()).payload.toString(), 'echo:')
+    for (;;) {
+      if (client.buffered >= 10 + big.length) break
+      await client.more()
+    }
+    assert.equal(client.peek(0), 0x81)
+    assert.equal(client.peek(1), 127)
+    assert.ok(client.slice(10, 10 + big.length).equals(big), 'the echo is byte-identical')
+    client.socket.destroy()
+  } finally {
+    await echo.stop()
+  }
+})
+
+for (const link of LINKS) test(`bytes sent with the handshake are not lost (${link})`, async () => {
+  const echo = await startEcho(link)
+  try {
+    const socket = net.connect({port: echo.port, host: '127.0.0.1'})
+    await once(socket, 'connect')
+    let got = Buffer.alloc(0)
+    socket.on('data', d => (got = Buffer.concat([got, d])))
+    const frames = [RawClient.frame(1, Buffer.from('first')), RawClient.frame(1, Buffer.from('second'))]
+    socket.write(Buffer.concat([
+      Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`),
+      ...frames,
+    ]))
+    for (let i = 0; i < 100 && !got.includes('second'); i++) await sleep(10)
+    assert.match(got.toString('latin1'), /^HTTP\/1\.1 101 [^]*\r\n\r\n\x81\x05echo:\x81\x05first\x81\x05echo:\x81\x06second$/)
+    socket.destroy()
   } finally {
     await echo.stop()
   }

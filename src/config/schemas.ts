@@ -169,6 +169,10 @@ export const wsSchema = schema('ws', 'WebTorrent tracker (WebSocket signalling)'
     tcp_backlog: int(1024, 'Connections the kernel queues before they are accepted.', 1, 65_535),
     ...tls,
     max_message_size: int(65_536, 'Largest WebSocket message accepted (bytes); larger closes the connection (1009).', 1024, 16 << 20),
+    batched_io: bool(true, `Plain ws:// connections (not wss://) are read and written by the addon built at
+install on Linux once their handshake is done: what all connections sent in
+one turn of the event loop reaches the tracker in one call, and writes go
+straight to the kernel. Without the addon, or when false, Node's sockets are used.`),
     enable_http_health_checks: bool(false, 'Answer GET /health with 200 "Ok" on the same port (for load balancers and proxies).'),
   }),
   connections: {

@@ -1,5 +1,6 @@
 /**
- * The server side of RFC 6455 on a plain or TLS socket, lean enough for a tracker's relay path:
+ * The server side of RFC 6455 over a link (a Node socket, plain or TLS, or the batched TCP addon),
+ * lean enough for a tracker's relay path:
  * no per-message objects or events, incoming frames unmasked in place, and each connection's
  * outgoing messages gathered into one buffer and one write per turn of the event loop.
  *
@@ -11,6 +12,7 @@ import {isUtf8} from 'node:buffer'
 import type http from 'node:http'
 import type {Duplex} from 'node:stream'
 import bufferUtil from 'bufferutil'
+import type {LinkOwner, WsLink} from './link.js'
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
@@ -122,7 +124,7 @@ export class FlushQueue {
   }
 }
 
-export class WsSocket {
+export class WsSocket implements LinkOwner {
   private state = State.Open
   /** Bytes received but not yet a whole frame, and how many are needed before parsing again. */
   private stash: Buffer[] = []
@@ -138,23 +140,13 @@ export class WsSocket {
   private queued = false
 
   constructor(
-    readonly socket: Duplex,
+    private readonly link: WsLink,
     private readonly handler: WsSocketHandler,
     private readonly flushQueue: FlushQueue,
     /** The largest message accepted; a larger one closes the connection with 1009. */
     private readonly maxPayload: number,
   ) {
-    const s = socket as Duplex & {setNoDelay?(on: boolean): void; setTimeout?(ms: number): void}
-    s.setNoDelay?.(true)
-    s.setTimeout?.(0)
-    socket.on('data', (chunk: Buffer) => this.receive(chunk))
-    socket.on('error', () => socket.destroy())
-    socket.on('end', () => socket.end())
-    socket.on('close', () => {
-      this.state = State.Closed
-      this.out = null
-      this.handler.onClose(this)
-    })
+    link.attach(this)
   }
 
   /**
@@ -163,7 +155,13 @@ export class WsSocket {
    */
   start(head: Buffer): void {
     if (head.length > 0) this.receive(head)
-    this.socket.resume()
+    this.link.start()
+  }
+
+  linkClosed(): void {
+    this.state = State.Closed
+    this.out = null
+    this.handler.onClose(this)
   }
 
   get open(): boolean {
@@ -172,7 +170,7 @@ export class WsSocket {
 
   /** Bytes waiting to leave: gathered this turn plus those the socket has not written yet. */
   get bufferedAmount(): number {
-    return this.outLength + this.socket.writableLength
+    return this.outLength + this.link.buffered
   }
 
   /** Queues a text message; `data[start, end)` is copied. */
@@ -209,21 +207,19 @@ export class WsSocket {
   /** Drops the connection at once. */
   terminate(): void {
     this.state = State.Closed
-    this.socket.destroy()
+    this.link.destroy()
   }
 
   /** Writes what was gathered; called by the FlushQueue. */
   flush(): void {
     this.queued = false
     const out = this.out
-    if (out === null || this.socket.destroyed) return
+    if (out === null || this.link.gone) return
     this.out = null
     const length = this.outLength
     this.outLength = 0
-    this.socket.write(out.subarray(0, length))
-    // Nothing left in the stream means the kernel took it all at once: the socket keeps no
-    // reference to `out`, so the next turn (of any connection) can fill it again.
-    if (this.socket.writableLength === 0) this.flushQueue.give(out)
+    // When the link keeps no reference to `out`, the next turn (of any connection) can fill it again.
+    if (this.link.write(out, length)) this.flushQueue.give(out)
   }
 
   /** Room for `bytes` more in the output; returns its offset. */
@@ -260,17 +256,18 @@ export class WsSocket {
     this.stash = []
     this.fragments = []
     this.flush()
-    this.socket.end()
+    this.link.end()
   }
 
   // -------------------------------------------------------------------------------------------
   // Incoming frames
 
-  private receive(chunk: Buffer): void {
+  receive(chunk: Buffer): void {
     if (this.state === State.Closed) return
     let data = chunk
     if (this.stashed > 0) {
-      this.stash.push(chunk)
+      // Copied: the link may reuse the chunk's memory.
+      this.stash.push(Buffer.from(chunk))
       this.stashed += chunk.length
       // Concatenate only once the awaited frame is whole: a message in many small pieces is
       // copied once, not once a piece.
@@ -283,7 +280,7 @@ export class WsSocket {
     while (pos < data.length && this.isReading()) {
       const used = this.frame(data, pos)
       if (used === 0) {
-        const rest = data.subarray(pos)
+        const rest = Buffer.from(data.subarray(pos))
         this.stash = [rest]
         this.stashed = rest.length
         return
@@ -408,7 +405,7 @@ export class WsSocket {
     }
     this.state = State.Closed
     this.flush()
-    this.socket.end()
+    this.link.end()
   }
 
   private protocolError(why: string): number {

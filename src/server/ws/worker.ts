@@ -1,5 +1,6 @@
 import http from 'node:http'
 import https from 'node:https'
+import type {Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
 import type {WsConfig} from '../../config/index.js'
 import {TrafficStats, registerWorkerMetrics} from '../../metrics/index.js'
@@ -16,6 +17,7 @@ import {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 import {listenTcp} from '../listen.js'
 import {acceptHandshake, CLOSE_NORMAL, FlushQueue, WsSocket, type WsSocketHandler} from './socket.js'
+import {NativeTcp, StreamLink, type WsLink} from './link.js'
 
 const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape'] as const
 const RESPONSE_TYPES = ['announce', 'scrape', 'full_scrape', 'offer', 'answer', 'error'] as const
@@ -72,8 +74,8 @@ class WsConnection extends WsSocket {
   overSince = 0
 
   constructor(worker: number, readonly id: number, readonly family: 0 | 1, now: number,
-    socket: Duplex, handler: WsSocketHandler, flushQueue: FlushQueue, maxPayload: number) {
-    super(socket, handler, flushQueue, maxPayload)
+    link: WsLink, handler: WsSocketHandler, flushQueue: FlushQueue, maxPayload: number) {
+    super(link, handler, flushQueue, maxPayload)
     this.lastActive = now
     this.ref = {worker, id}
   }
@@ -99,6 +101,8 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   private readonly ipScratch = new Uint8Array(16)
   private readonly clock: WorkerClock
   private timers: NodeJS.Timeout[] = []
+  /** Batched I/O for plain ws:// connections; null for wss://, when off, or without the addon. */
+  private readonly batched: NativeTcp | null
   private readonly fullScrapeParts: string[]
   private fullScrapeBody: string | null = null
 
@@ -111,6 +115,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     this.scrapes = new ScrapeRouter(ctx, {scrape: (b, o, out) => this.swarm.scrapeBytes(b, o, out)})
     this.fullScrapeParts = new Array(ctx.count).fill('')
     this.clock = new WorkerClock(ctx.epochMs)
+    this.batched = cfg.network.batched_io && !ctx.tls ? NativeTcp.open() : null
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.connections.size)
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
   }
@@ -132,9 +137,10 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     for (const t of this.timers) t.unref()
     const net = this.cfg.network
     const scheme = this.ctx.tls ? 'wss' : 'ws'
+    const io = this.batched ? ' (batched I/O)' : ''
     const listening: string[] = []
-    if (net.use_ipv4) listening.push(`${scheme}://${net.address_ipv4.replace(/:\d+$/, ':' + await this.listen(net.address_ipv4, 4))}`)
-    if (net.use_ipv6) listening.push(`${scheme}://${net.address_ipv6.replace(/:\d+$/, ':' + await this.listen(net.address_ipv6, 6))}`)
+    if (net.use_ipv4) listening.push(`${scheme}://${net.address_ipv4.replace(/:\d+$/, ':' + await this.listen(net.address_ipv4, 4))}${io}`)
+    if (net.use_ipv6) listening.push(`${scheme}://${net.address_ipv6.replace(/:\d+$/, ':' + await this.listen(net.address_ipv6, 6))}${io}`)
     return listening
   }
 
@@ -175,11 +181,12 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     if (!acceptHandshake(req, socket)) return
     // The IP version of the TCP peer picks the swarm map (IPv4-mapped IPv6 is IPv4).
     const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
+    const adopted = this.batched?.adopt(socket as Socket, head)
     const id = this.nextId++ >>> 0
-    const conn = new WsConnection(this.ctx.index, id, family, this.clock.nowMs, socket, this, this.flushQueue,
+    const conn = new WsConnection(this.ctx.index, id, family, this.clock.nowMs, adopted?.link ?? new StreamLink(socket), this, this.flushQueue,
       this.cfg.network.max_message_size * HARD_LIMIT_FACTOR)
     this.connections.set(id, conn)
-    conn.start(head)
+    conn.start(adopted?.head ?? head)
   }
 
   onPong(conn: WsSocket): void {
@@ -492,6 +499,8 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t)
     for (const conn of this.connections.values()) conn.terminate()
+    // Terminated links report their close after this tick; the addon lets go once they have.
+    if (this.batched) process.nextTick(() => this.batched!.close())
     await Promise.all(this.servers.map(s => new Promise<void>(resolve => {
       s.close(() => resolve())
       s.closeAllConnections()

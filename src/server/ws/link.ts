@@ -1,0 +1,223 @@
+/**
+ * The two ways a WebSocket's bytes travel: Node's socket stream (TLS, or when the addon is not
+ * built), or batched I/O through the bundled addon (`native/tcp_batch.c`) for plain TCP on
+ * Linux: after the handshake the connection is handed over, the reads of all ready connections
+ * reach JS in one call per turn of the event loop, and writes go straight to the kernel.
+ */
+import {createRequire} from 'node:module'
+import type {Socket} from 'node:net'
+import type {Duplex} from 'node:stream'
+
+/** What a link reports to the WebSocket on top of it. */
+export interface LinkOwner {
+  /** Bytes received. `chunk` may be a view of a buffer reused after the call: copy what is kept. */
+  receive(chunk: Buffer): void
+  /** Once, when the connection is gone. */
+  linkClosed(): void
+}
+
+export interface WsLink {
+  attach(owner: LinkOwner): void
+  /** Starts reading. */
+  start(): void
+  /** Writes out[0, length); true when `out` may be filled again at once (nothing kept a reference). */
+  write(out: Buffer, length: number): boolean
+  /** Bytes written but not yet taken by the kernel. */
+  readonly buffered: number
+  /** Whether the connection is gone or going (nothing more can be written). */
+  readonly gone: boolean
+  /** Closes our side once what is written has left; the connection closes when the peer's side ends. */
+  end(): void
+  /** Closes the connection at once. */
+  destroy(): void
+}
+
+export class StreamLink implements WsLink {
+  constructor(private readonly socket: Duplex) {}
+
+  attach(owner: LinkOwner): void {
+    const s = this.socket as Duplex & {setNoDelay?(on: boolean): void; setTimeout?(ms: number): void}
+    s.setNoDelay?.(true)
+    s.setTimeout?.(0)
+    s.on('data', (chunk: Buffer) => owner.receive(chunk))
+    s.on('error', () => s.destroy())
+    s.on('end', () => s.end())
+    s.on('close', () => owner.linkClosed())
+  }
+
+  start(): void {
+    this.socket.resume()
+  }
+
+  write(out: Buffer, length: number): boolean {
+    this.socket.write(out.subarray(0, length))
+    // Nothing left in the stream means the kernel took it all at once.
+    return this.socket.writableLength === 0
+  }
+
+  get buffered(): number {
+    return this.socket.writableLength
+  }
+
+  get gone(): boolean {
+    return this.socket.destroyed
+  }
+
+  end(): void {
+    this.socket.end()
+  }
+
+  destroy(): void {
+    this.socket.destroy()
+  }
+}
+
+// Record kinds (native/tcp_batch.c).
+const REC_DATA = 1
+const REC_CLOSED = 2
+const REC_DRAINED = 3
+
+interface NativeHub {
+  handle: unknown
+  arena: ArrayBuffer
+  records: ArrayBuffer
+}
+
+interface TcpBatchAddon {
+  open(onBatch: (count: number) => void): NativeHub
+  adopt(hub: unknown, fd: number, id: number): unknown
+  write(conn: unknown, data: Buffer, length: number): number
+  end(conn: unknown): void
+  release(conn: unknown): void
+  close(hub: unknown): void
+}
+
+let loaded: TcpBatchAddon | null | undefined
+
+function addon(): TcpBatchAddon | null {
+  if (loaded === undefined) {
+    try {
+      const require = createRequire(import.meta.url)
+      // dist/src/server/ws/link.js -> native/build/Release/
+      loaded = require('../../../../native/build/Release/tcp_batch.node') as TcpBatchAddon
+    } catch {
+      loaded = null
+    }
+  }
+  return loaded
+}
+
+/** One worker's batched connections. */
+export class NativeTcp {
+  private readonly hub: NativeHub
+  private readonly arena: Buffer
+  private readonly records: Uint32Array
+  private readonly links = new Map<number, NativeLink>()
+  private nextId = 1
+
+  private constructor(readonly io: TcpBatchAddon) {
+    this.hub = io.open(count => this.onBatch(count))
+    this.arena = Buffer.from(this.hub.arena)
+    this.records = new Uint32Array(this.hub.records)
+  }
+
+  /** Null when the addon was not built (not Linux, or no compiler at install). */
+  static open(): NativeTcp | null {
+    const io = addon()
+    return io ? new NativeTcp(io) : null
+  }
+
+  /**
+   * Takes over a plain TCP socket whose handshake is answered; returns the link and the bytes
+   * Node had read past `head`, or null when the socket cannot be handed over (it stays Node's).
+   */
+  adopt(socket: Socket, head: Buffer): {link: WsLink, head: Buffer} | null {
+    const handle = (socket as Socket & {_handle?: {fd?: number, readStop?(): number}})._handle
+    // Bytes still in Node's write queue would be lost with its socket.
+    if (!handle || typeof handle.fd !== 'number' || handle.fd < 0 || socket.writableLength > 0) return null
+    handle.readStop?.()
+    const read: Buffer[] = head.length > 0 ? [head] : []
+    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null;) read.push(chunk)
+    const id = this.nextId++ >>> 0
+    const conn = this.io.adopt(this.hub.handle, handle.fd, id)
+    // Node's fd is closed; the connection lives on in the addon's duplicate.
+    socket.destroy()
+    const link = new NativeLink(this, id, conn)
+    this.links.set(id, link)
+    return {link, head: read.length === 1 ? read[0] : Buffer.concat(read)}
+  }
+
+  forget(id: number): void {
+    this.links.delete(id)
+  }
+
+  private onBatch(count: number): void {
+    const r = this.records
+    for (let i = 0; i < 4 * count; i += 4) {
+      const link = this.links.get(r[i])
+      if (link === undefined) continue
+      const kind = r[i + 1]
+      if (kind === REC_DATA) link.owner!.receive(this.arena.subarray(r[i + 2], r[i + 2] + r[i + 3]))
+      else if (kind === REC_DRAINED) link.buffered = r[i + 3]
+      else if (kind === REC_CLOSED) link.lost()
+    }
+  }
+
+  /** After every connection is closed. */
+  close(): void {
+    this.io.close(this.hub.handle)
+  }
+}
+
+class NativeLink implements WsLink {
+  owner: LinkOwner | null = null
+  buffered = 0
+  gone = false
+  private released = false
+
+  constructor(private readonly tcp: NativeTcp, private readonly id: number, private readonly conn: unknown) {}
+
+  attach(owner: LinkOwner): void {
+    this.owner = owner
+  }
+
+  start(): void {
+    // The addon reads from the moment it adopts the connection.
+  }
+
+  write(out: Buffer, length: number): boolean {
+    if (this.released) return true
+    const queued = this.tcp.io.write(this.conn, out, length)
+    if (queued < 0) {
+      // The kernel refused the connection (reset by the peer): closed as from the peer's side.
+      this.gone = true
+      process.nextTick(() => this.lost())
+    } else {
+      this.buffered = queued
+    }
+    // The addon copies what the kernel did not take.
+    return true
+  }
+
+  end(): void {
+    if (!this.released) this.tcp.io.end(this.conn)
+  }
+
+  destroy(): void {
+    if (this.released) return
+    this.gone = true
+    // The close is reported after the current call, as Node's sockets do.
+    process.nextTick(() => this.lost())
+  }
+
+  /** The connection is gone: the addon lets go of it and the owner hears of it, once. */
+  lost(): void {
+    if (this.released) return
+    this.released = true
+    this.gone = true
+    this.buffered = 0
+    this.tcp.io.release(this.conn)
+    this.tcp.forget(this.id)
+    this.owner?.linkClosed()
+  }
+}
