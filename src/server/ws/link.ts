@@ -128,23 +128,39 @@ export class NativeTcp {
   }
 
   /**
-   * Takes over a plain TCP socket whose handshake is answered; returns the link and the bytes
-   * Node had read past `head`, or null when the socket cannot be handed over (it stays Node's).
+   * Takes over a plain TCP socket whose handshake is answered. Returns the link to use and the
+   * bytes to read first (`head` and whatever Node had read past it); when the socket cannot be
+   * handed over (bytes still in Node's write queue, no fd, or the addon refuses it), it stays
+   * Node's and the link is a StreamLink.
    */
-  adopt(socket: Socket, head: Buffer): {link: WsLink, head: Buffer} | null {
-    const handle = (socket as Socket & {_handle?: {fd?: number, readStop?(): number}})._handle
-    // Bytes still in Node's write queue would be lost with its socket.
-    if (!handle || typeof handle.fd !== 'number' || handle.fd < 0 || socket.writableLength > 0) return null
-    handle.readStop?.()
+  adopt(socket: Socket, head: Buffer): {link: WsLink, head: Buffer} {
+    const handle = (socket as Socket & {_handle?: {fd?: number, reading?: boolean, readStop?(): number, readStart?(): number}})._handle
+    if (!handle || typeof handle.fd !== 'number' || handle.fd < 0 || !handle.readStop || !handle.readStart || socket.writableLength > 0) {
+      return {link: new StreamLink(socket), head}
+    }
+    // Node reads no more (its flag too, so a fallback's resume starts it again); what it read
+    // already is taken from its buffer.
+    handle.reading = false
+    handle.readStop()
     const read: Buffer[] = head.length > 0 ? [head] : []
     for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null;) read.push(chunk)
+    const first = read.length === 1 ? read[0] : Buffer.concat(read)
     const id = this.nextId++ >>> 0
-    const conn = this.io.adopt(this.hub.handle, handle.fd, id)
+    let conn: unknown
+    try {
+      conn = this.io.adopt(this.hub.handle, handle.fd, id)
+    } catch {
+      // Out of file descriptors, say: this connection stays on Node's socket, which reads again
+      // (its stream may count on a read in progress and not ask for one).
+      handle.reading = true
+      handle.readStart()
+      return {link: new StreamLink(socket), head: first}
+    }
     // Node's fd is closed; the connection lives on in the addon's duplicate.
     socket.destroy()
     const link = new NativeLink(this, id, conn)
     this.links.set(id, link)
-    return {link, head: read.length === 1 ? read[0] : Buffer.concat(read)}
+    return {link, head: first}
   }
 
   forget(id: number): void {

@@ -181,12 +181,12 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     if (!acceptHandshake(req, socket)) return
     // The IP version of the TCP peer picks the swarm map (IPv4-mapped IPv6 is IPv4).
     const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
-    const adopted = this.batched?.adopt(socket as Socket, head)
+    const io = this.batched ? this.batched.adopt(socket as Socket, head) : {link: new StreamLink(socket), head}
     const id = this.nextId++ >>> 0
-    const conn = new WsConnection(this.ctx.index, id, family, this.clock.nowMs, adopted?.link ?? new StreamLink(socket), this, this.flushQueue,
+    const conn = new WsConnection(this.ctx.index, id, family, this.clock.nowMs, io.link, this, this.flushQueue,
       this.cfg.network.max_message_size * HARD_LIMIT_FACTOR)
     this.connections.set(id, conn)
-    conn.start(adopted?.head ?? head)
+    conn.start(io.head)
   }
 
   onPong(conn: WsSocket): void {
