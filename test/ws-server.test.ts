@@ -12,8 +12,10 @@ const sdp = (n: number, tag = '') => `v=0\r\no=- ${tag} "quoted" \\ ünïcödé 
 const offer = (id = binaryId(), size = 40) => ({offer_id: id, offer: {type: 'offer', sdp: sdp(size, 'offer')}})
 const announce = (infoHash: string, peerId: string, extra: Msg = {}) => ({action: 'announce', info_hash: infoHash, peer_id: peerId, left: 100, numwant: 5, uploaded: 0, downloaded: 0, ...extra})
 
-test('offers reach other peers with their SDP untouched; answers come back only for offers made', async () => {
-  const t = await startWsTracker()
+// Batched I/O (the addon, Linux) by default; Node's sockets with batched_io = false. The other tests run on the default.
+for (const batched of process.platform === 'linux' ? [true, false] : [false]) test(`offers reach other peers with their SDP untouched; answers come back only for offers made (${batched ? 'batched I/O' : 'Node sockets'})`, async () => {
+  const t = await startWsTracker({network: {batched_io: batched}})
+  assert.ok(t.tracker.listening.filter(l => l.startsWith('ws://')).every(l => l.endsWith(' (batched I/O)') === batched), t.tracker.listening.join('\n'))
   const url = `ws://127.0.0.1:${t.port4}`
   const [a, b] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url)])
   try {
