@@ -10,8 +10,8 @@ import type {Duplex} from 'node:stream'
 
 /** What a link reports to the WebSocket on top of it. */
 export interface LinkOwner {
-  /** Bytes received. `chunk` may be a view of a buffer reused after the call: copy what is kept. */
-  receive(chunk: Buffer): void
+  /** Bytes received: chunk[start, end). The chunk may be reused after the call: copy what is kept. */
+  receive(chunk: Buffer, start: number, end: number): void
   /** Once, when the connection is gone. */
   linkClosed(): void
 }
@@ -39,7 +39,7 @@ export class StreamLink implements WsLink {
     const s = this.socket as Duplex & {setNoDelay?(on: boolean): void; setTimeout?(ms: number): void}
     s.setNoDelay?.(true)
     s.setTimeout?.(0)
-    s.on('data', (chunk: Buffer) => owner.receive(chunk))
+    s.on('data', (chunk: Buffer) => owner.receive(chunk, 0, chunk.length))
     s.on('error', () => s.destroy())
     s.on('end', () => s.end())
     s.on('close', () => owner.linkClosed())
@@ -173,7 +173,7 @@ export class NativeTcp {
       const link = this.links.get(r[i])
       if (link === undefined) continue
       const kind = r[i + 1]
-      if (kind === REC_DATA) link.owner!.receive(this.arena.subarray(r[i + 2], r[i + 2] + r[i + 3]))
+      if (kind === REC_DATA) link.owner!.receive(this.arena, r[i + 2], r[i + 2] + r[i + 3])
       else if (kind === REC_DRAINED) link.buffered = r[i + 3]
       else if (kind === REC_CLOSED) link.lost()
     }

@@ -66,6 +66,9 @@ export function acceptHandshake(req: http.IncomingMessage, socket: Duplex): bool
   return true
 }
 
+/** The masking key of the frame being read. */
+const MASK = Buffer.alloc(4)
+
 /** Bytes of a server frame header for a payload of `length` bytes. */
 function headerLength(length: number): number {
   return length < 126 ? 2 : length < 65_536 ? 4 : 10
@@ -154,7 +157,7 @@ export class WsSocket implements LinkOwner {
    * constructor so that messages reach a fully built connection (a subclass's fields included).
    */
   start(head: Buffer): void {
-    if (head.length > 0) this.receive(head)
+    if (head.length > 0) this.receive(head, 0, head.length)
     this.link.start()
   }
 
@@ -262,25 +265,28 @@ export class WsSocket implements LinkOwner {
   // -------------------------------------------------------------------------------------------
   // Incoming frames
 
-  receive(chunk: Buffer): void {
+  receive(chunk: Buffer, start: number, end: number): void {
     if (this.state === State.Closed) return
     let data = chunk
+    let pos = start
+    let length = end
     if (this.stashed > 0) {
       // Copied: the link may reuse the chunk's memory.
-      this.stash.push(Buffer.from(chunk))
-      this.stashed += chunk.length
+      this.stash.push(Buffer.from(chunk.subarray(start, end)))
+      this.stashed += end - start
       // Concatenate only once the awaited frame is whole: a message in many small pieces is
       // copied once, not once a piece.
       if (this.stashed < this.need) return
       data = Buffer.concat(this.stash, this.stashed)
       this.stash = []
       this.stashed = 0
+      pos = 0
+      length = data.length
     }
-    let pos = 0
-    while (pos < data.length && this.isReading()) {
-      const used = this.frame(data, pos)
+    while (pos < length && this.isReading()) {
+      const used = this.frame(data, pos, length)
       if (used === 0) {
-        const rest = Buffer.from(data.subarray(pos))
+        const rest = Buffer.from(data.subarray(pos, length))
         this.stash = [rest]
         this.stashed = rest.length
         return
@@ -293,9 +299,9 @@ export class WsSocket implements LinkOwner {
     return this.state !== State.Closed
   }
 
-  /** Handles the frame at `pos`; returns the bytes it took, or 0 when it is not whole yet. */
-  private frame(data: Buffer, pos: number): number {
-    const available = data.length - pos
+  /** Handles the frame at `pos` (bytes up to `end`); returns the bytes it took, or 0 when it is not whole yet. */
+  private frame(data: Buffer, pos: number, end: number): number {
+    const available = end - pos
     if (available < 2) {
       this.need = 2
       return 0
@@ -336,9 +342,17 @@ export class WsSocket implements LinkOwner {
     }
     const start = pos + header
     const payload = data.subarray(start, start + length)
-    if (length >= 32) bufferUtil.unmask(payload, data.subarray(start - 4, start))
-    // The native call costs more than it saves on short frames (as in `ws`).
-    else for (let i = 0; i < length; i++) payload[i] ^= data[start - 4 + (i & 3)]
+    if (length >= 32) {
+      // The key is copied rather than viewed: no object per frame.
+      MASK[0] = data[start - 4]
+      MASK[1] = data[start - 3]
+      MASK[2] = data[start - 2]
+      MASK[3] = data[start - 1]
+      bufferUtil.unmask(payload, MASK)
+    } else {
+      // The native call costs more than it saves on short frames (as in `ws`).
+      for (let i = 0; i < length; i++) payload[i] ^= data[start - 4 + (i & 3)]
+    }
     switch (opcode) {
       case OP_TEXT:
       case OP_BINARY:
