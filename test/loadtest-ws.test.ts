@@ -5,6 +5,7 @@ import {defaultsOf, loadtestWsSchema, type LoadtestWsConfig} from '../src/config
 import {runWsLoadtest} from '../loadtest/ws.js'
 import {formatReport} from '../loadtest/report.js'
 import {startWsTracker} from './harness.js'
+import {member, numberMember} from '../loadtest/ws-worker.js'
 
 function smallRun(address: string): LoadtestWsConfig {
   const config = defaultsOf(loadtestWsSchema) as LoadtestWsConfig
@@ -52,4 +53,22 @@ test('loadtest ws against the bittorrent-tracker npm server', async () => {
 
 test('loadtest ws: an unreachable tracker is a clear error, not a hang', async () => {
   await assert.rejects(runWsLoadtest(smallRun('127.0.0.1:9')), /could not connect to ws:\/\/127\.0\.0\.1:9/)
+})
+
+test('loadtest ws reads members of relayed messages without parsing them: escapes kept, keys in SDP text ignored', () => {
+  const key = (name: string) => Buffer.from(`"${name}":`)
+  const ids = ['"\\\u0000\n\u00ff"x"\\', '\\', 'plain-twenty-chars!!', String.fromCharCode(...Array.from({length: 20}, (_, i) => i * 13))]
+  for (const id of ids) {
+    const text = JSON.stringify({
+      action: 'announce', offer: {type: 'offer', sdp: 'v=0 "offer_id":"fake" "complete":7 \\"peer_id\\":'}, offer_id: id, peer_id: id.split('').reverse().join(''), complete: 12, info_hash: id,
+    })
+    const data = Buffer.from(text)
+    assert.equal(JSON.parse(member(data, key('offer_id'))!.toString()), id)
+    assert.equal(JSON.parse(member(data, key('peer_id'))!.toString()), id.split('').reverse().join(''))
+    assert.equal(JSON.parse(member(data, key('info_hash'))!.toString()), id)
+    assert.equal(numberMember(data, key('complete')), 12)
+  }
+  assert.equal(member(Buffer.from('{"offer_id":12}'), key('offer_id')), null)
+  assert.equal(member(Buffer.from('{"offer_id":"unterminated}'), key('offer_id')), null)
+  assert.equal(numberMember(Buffer.from('{"a":1}'), key('complete')), 0)
 })
