@@ -25,7 +25,7 @@ interface Echo {
 /** A server that answers each message with "echo:" + the message, in the same turn twice. */
 async function startEcho(link: string, maxPayload = 1024): Promise<Echo> {
   const queue = new FlushQueue()
-  const batched = link === 'batched' || link === 'refused' ? NativeTcp.open() : null
+  const batched = link === 'batched' || link === 'refused' ? NativeTcp.open(queue) : null
   if (link !== 'stream') assert.ok(batched, 'the tcp_batch addon is built (npm ci builds it)')
   // The addon refusing a connection (as when out of file descriptors): it stays on Node's socket.
   if (link === 'refused') (batched as unknown as {io: object}).io = Object.create(batched!.io, {adopt: {value: () => { throw new Error('EMFILE') }}})

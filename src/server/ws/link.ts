@@ -7,6 +7,7 @@
 import {createRequire} from 'node:module'
 import type {Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
+import type {FlushQueue} from './socket.js'
 
 /** What a link reports to the WebSocket on top of it. */
 export interface LinkOwner {
@@ -115,16 +116,19 @@ export class NativeTcp {
   private readonly links = new Map<number, NativeLink>()
   private nextId = 1
 
-  private constructor(readonly io: TcpBatchAddon) {
-    this.hub = io.open(count => this.onBatch(count))
+  private constructor(readonly io: TcpBatchAddon, private readonly flushQueue: FlushQueue) {
+    this.hub = io.open(count => flushQueue.batch(() => this.onBatch(count)))
     this.arena = Buffer.from(this.hub.arena)
     this.records = new Uint32Array(this.hub.records)
   }
 
-  /** Null when the addon was not built (not Linux, or no compiler at install). */
-  static open(): NativeTcp | null {
+  /**
+   * Null when the addon was not built (not Linux, or no compiler at install). What a batch of
+   * reads makes connections send is flushed through `flushQueue` as the batch ends.
+   */
+  static open(flushQueue: FlushQueue): NativeTcp | null {
     const io = addon()
-    return io ? new NativeTcp(io) : null
+    return io ? new NativeTcp(io, flushQueue) : null
   }
 
   /**

@@ -102,6 +102,8 @@ const MAX_SPARES = 64
  */
 export class FlushQueue {
   private queue: WsSocket[] = []
+  /** Inside `batch`: flushes wait for its end. */
+  private held = false
   /** Output buffers the socket gave back (written synchronously), for any connection to reuse. */
   private readonly spare: Buffer[] = []
 
@@ -117,7 +119,21 @@ export class FlushQueue {
 
   add(socket: WsSocket): void {
     this.queue.push(socket)
-    if (this.queue.length === 1) setImmediate(this.flushAll)
+    if (this.queue.length === 1 && !this.held) setImmediate(this.flushAll)
+  }
+
+  /**
+   * Runs `work` (a batch of reads) with its flushes at its end rather than in an immediate: the
+   * same one write per connection, without the immediate's round trip.
+   */
+  batch(work: () => void): void {
+    this.held = true
+    try {
+      work()
+    } finally {
+      this.held = false
+      if (this.queue.length > 0) this.flushAll()
+    }
   }
 
   private readonly flushAll = (): void => {

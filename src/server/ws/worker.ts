@@ -115,7 +115,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     this.scrapes = new ScrapeRouter(ctx, {scrape: (b, o, out) => this.swarm.scrapeBytes(b, o, out)})
     this.fullScrapeParts = new Array(ctx.count).fill('')
     this.clock = new WorkerClock(ctx.epochMs)
-    this.batched = cfg.network.batched_io && !ctx.tls ? NativeTcp.open() : null
+    this.batched = cfg.network.batched_io && !ctx.tls ? NativeTcp.open(this.flushQueue) : null
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.connections.size)
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
   }
