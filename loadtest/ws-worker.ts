@@ -95,6 +95,8 @@ class WsGenerator implements LoadGenerator {
   private readonly url: string
   private readonly peers: Peer[] = []
   private readonly infoHashes: string[]
+  /** The same as JSON string literals (made once, not per announce). */
+  private readonly infoHashesJson: string[]
   private readonly latency = new LatencyHistogram()
   private readonly scrapeShare: number
   /** The offer and answer SDP objects, serialised once. */
@@ -124,6 +126,7 @@ class WsGenerator implements LoadGenerator {
     this.answerTail = Buffer.from(`,"answer":${JSON.stringify({type: 'answer', sdp})}}`)
     const share = Math.floor(cfg.network.connections / cfg.workers) + (index < cfg.network.connections % cfg.workers ? 1 : 0)
     this.infoHashes = Array.from({length: r.number_of_torrents}, (_, i) => Buffer.from(this.model.infoHash(i)).toString('latin1'))
+    this.infoHashesJson = this.infoHashes.map(jsonBinary)
     for (let i = 0; i < Math.max(1, share); i++) this.peers.push(new Peer(randomBytes(20).toString('latin1'), this.rng.next() < r.peer_seeder_probability))
   }
 
@@ -166,7 +169,8 @@ class WsGenerator implements LoadGenerator {
     p.waiting = true
     p.sentAt = performance.now()
     this.stats.sent++
-    const infoHash = this.infoHashes[this.model.popularity.sample(this.rng)]
+    const torrent = this.model.popularity.sample(this.rng)
+    const infoHash = this.infoHashes[torrent]
     p.pendingInfoHash = infoHash
     if (this.rng.next() < this.scrapeShare) {
       p.ws.send(JSON.stringify({action: 'scrape', info_hash: [infoHash]}))
@@ -174,7 +178,7 @@ class WsGenerator implements LoadGenerator {
     }
     const offers: string[] = []
     for (let i = 0; i < this.cfg.requests.offers_per_announce; i++) offers.push(`{"offer_id":${this.offerId()},"offer":${this.offerJson}}`)
-    p.ws.send(`{"action":"announce","info_hash":${jsonBinary(infoHash)},"peer_id":${p.peerIdJson},"left":${p.seeder ? 0 : 1_000_000},` +
+    p.ws.send(`{"action":"announce","info_hash":${this.infoHashesJson[torrent]},"peer_id":${p.peerIdJson},"left":${p.seeder ? 0 : 1_000_000},` +
       `"numwant":${this.cfg.requests.announce_peers_wanted},"uploaded":0,"downloaded":0,"offers":[${offers.join(',')}]}`)
   }
 
