@@ -5,7 +5,8 @@
 // call, after the poll phase; writes go straight to the kernel, with no stream in between. What
 // the kernel does not take at once is queued here and written when the socket becomes writable.
 #define _GNU_SOURCE
-#include <node_api.h>
+#define ADDON "tcp_batch"
+#include "napi_common.h"
 #include <uv.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -59,21 +60,6 @@ struct Hub {
   int closing;
 };
 
-#define CHECK(call)                                     \
-  do {                                                  \
-    if ((call) != napi_ok) {                            \
-      napi_throw_error(env, NULL, "tcp_batch: " #call); \
-      return NULL;                                      \
-    }                                                   \
-  } while (0)
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char text[256];
-  snprintf(text, sizeof text, "tcp_batch: %s: %s", what, strerror(err));
-  napi_throw_error(env, NULL, text);
-  return NULL;
-}
-
 // Calls JS with the records gathered so far; they and the arena are free again afterwards.
 static void deliver(Hub *h) {
   if (h->count == 0 || h->delivering || h->closing) return;
@@ -81,20 +67,7 @@ static void deliver(Hub *h) {
   h->delivering = 1;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value callback, recv, argv[1], result;
-  napi_get_reference_value(env, h->on_batch, &callback);
-  napi_get_reference_value(env, h->self, &recv);
-  napi_create_int32(env, h->count, &argv[0]);
-  // make_callback runs microtasks and reports exceptions as uncaught, as libuv callbacks do.
-  if (napi_make_callback(env, h->async_context, recv, callback, 1, argv, &result) != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) {
-      napi_value error;
-      napi_get_and_clear_last_exception(env, &error);
-      napi_fatal_exception(env, error);
-    }
-  }
+  call_js(env, h->async_context, h->self, h->on_batch, h->count);
   napi_close_handle_scope(env, scope);
   h->count = 0;
   h->used = 0;
@@ -241,7 +214,7 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[1], &fd));
   CHECK(napi_get_value_uint32(env, argv[2], &id));
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (own < 0) return throw_errno(env, "dup", errno);
+  if (own < 0) return throw_errno(env, "tcp_batch: dup", errno);
   int one = 1;
   setsockopt(own, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   Conn *c = calloc(1, sizeof(Conn));
@@ -252,7 +225,7 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
   if (err != 0) {
     close(own);
     free(c);
-    return throw_errno(env, "uv_poll_init", -err);
+    return throw_errno(env, "tcp_batch: uv_poll_init", -err);
   }
   c->poll.data = c;
   set_events(c, UV_READABLE);
@@ -265,6 +238,14 @@ static Conn *conn_arg(napi_env env, napi_value value) {
   Conn *c = NULL;
   napi_get_value_external(env, value, (void **)&c);
   return c;
+}
+
+// The connection a one-argument call is about.
+static Conn *only_conn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
+  return conn_arg(env, argv[0]);
 }
 
 // write(connection, buffer, length) -> bytes queued in the addon afterwards, or -1 when the
@@ -308,7 +289,7 @@ static napi_value Write(napi_env env, napi_callback_info info) {
         size_t cap = c->queue_cap * 2;
         if (cap < c->queued + rest) cap = c->queued + rest;
         uint8_t *grown = realloc(c->queue, cap);
-        if (grown == NULL) return throw_errno(env, "queue", ENOMEM);
+        if (grown == NULL) return throw_errno(env, "tcp_batch: queue", ENOMEM);
         c->queue = grown;
         c->queue_cap = cap;
       }
@@ -324,11 +305,8 @@ static napi_value Write(napi_env env, napi_callback_info info) {
 // end(connection): our side shuts down once the queue is written; the connection closes when
 // the peer ends its side (or is released).
 static napi_value End(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Conn *c = conn_arg(env, argv[0]);
-  if (c->fd < 0 || c->ending) return NULL;
+  Conn *c = only_conn(env, info);
+  if (c == NULL || c->fd < 0 || c->ending) return NULL;
   c->ending = 1;
   if (c->queued == 0) shutdown(c->fd, SHUT_WR);
   return NULL;
@@ -336,11 +314,8 @@ static napi_value End(napi_env env, napi_callback_info info) {
 
 // release(connection): closes it now if still open; JS must not use it again.
 static napi_value Release(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Conn *c = conn_arg(env, argv[0]);
-  if (c->released) return NULL;
+  Conn *c = only_conn(env, info);
+  if (c == NULL || c->released) return NULL;
   c->released = 1;
   if (c->fd >= 0) shut(c);
   maybe_free(c);

@@ -2,7 +2,8 @@
 // polled by libuv. One JS call per batch of up to BATCH datagrams instead of one per datagram,
 // and one syscall per batch each way. Packets and addresses live in ArrayBuffers shared with JS.
 #define _GNU_SOURCE
-#include <node_api.h>
+#define ADDON "udp_batch"
+#include "napi_common.h"
 #include <uv.h>
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -45,25 +46,6 @@ typedef struct {
 
 static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-#define CHECK(call)                                     \
-  do {                                                  \
-    if ((call) != napi_ok) {                            \
-      napi_throw_error(env, NULL, "udp_batch: " #call); \
-      return NULL;                                      \
-    }                                                   \
-  } while (0)
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char text[256];
-  snprintf(text, sizeof text, "%s: %s", what, strerror(err));
-  napi_value msg, code, error;
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, err == EADDRINUSE ? "EADDRINUSE" : err == EACCES ? "EACCES" : err == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : "EIO", NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_throw(env, error);
-  return NULL;
-}
-
 static void on_readable(uv_poll_t *handle, int status, int events) {
   Sock *s = (Sock *)handle->data;
   if (s->closing || status < 0) return;
@@ -98,21 +80,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
         }
       }
     }
-    napi_value callback, recv, argv[1], result;
-    napi_get_reference_value(env, s->on_batch, &callback);
-    napi_get_reference_value(env, s->self, &recv);
-    napi_create_int32(env, n, &argv[0]);
-    // make_callback runs microtasks and reports exceptions as uncaught, as libuv callbacks do.
-    if (napi_make_callback(env, s->async_context, recv, callback, 1, argv, &result) != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (pending) {
-        napi_value error;
-        napi_get_and_clear_last_exception(env, &error);
-        napi_fatal_exception(env, error);
-      }
-      break;
-    }
+    if (!call_js(env, s->async_context, s->self, s->on_batch, n)) break;
     if (n < BATCH) break;
   }
   napi_close_handle_scope(env, scope);

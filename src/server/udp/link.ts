@@ -5,8 +5,8 @@
  * into and sends it to `PeerAddress`.
  */
 import dgram, {type Socket} from 'node:dgram'
-import {createRequire} from 'node:module'
 import {formatIp, parseIpInto} from '../../net/ip.js'
+import {nativeAddon} from '../../util/native.js'
 
 /** The peer a request came from (and its reply goes to). */
 export class PeerAddress {
@@ -161,20 +161,9 @@ interface NativeBatchIo {
   close(handle: unknown): void
 }
 
-let loaded: NativeBatchIo | null | undefined
-
 /** The addon, or null when it was not built (not Linux, or no compiler at install). */
 export function batchIo(): NativeBatchIo | null {
-  if (loaded === undefined) {
-    try {
-      const require = createRequire(import.meta.url)
-      // dist/src/server/udp/link.js -> native/build/Release/
-      loaded = require('../../../../native/build/Release/udp_batch.node') as NativeBatchIo
-    } catch {
-      loaded = null
-    }
-  }
-  return loaded
+  return nativeAddon<NativeBatchIo>('udp_batch')
 }
 
 export class BatchLink implements UdpLink {

@@ -4,9 +4,9 @@
  * Linux: after the handshake the connection is handed over, the reads of all ready connections
  * reach JS in one call per turn of the event loop, and writes go straight to the kernel.
  */
-import {createRequire} from 'node:module'
 import type {Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
+import {nativeAddon} from '../../util/native.js'
 import type {FlushQueue} from './socket.js'
 
 /** What a link reports to the WebSocket on top of it. */
@@ -93,21 +93,6 @@ interface TcpBatchAddon {
   close(hub: unknown): void
 }
 
-let loaded: TcpBatchAddon | null | undefined
-
-function addon(): TcpBatchAddon | null {
-  if (loaded === undefined) {
-    try {
-      const require = createRequire(import.meta.url)
-      // dist/src/server/ws/link.js -> native/build/Release/
-      loaded = require('../../../../native/build/Release/tcp_batch.node') as TcpBatchAddon
-    } catch {
-      loaded = null
-    }
-  }
-  return loaded
-}
-
 /** One worker's batched connections. */
 export class NativeTcp {
   private readonly hub: NativeHub
@@ -116,7 +101,7 @@ export class NativeTcp {
   private readonly links = new Map<number, NativeLink>()
   private nextId = 1
 
-  private constructor(readonly io: TcpBatchAddon, private readonly flushQueue: FlushQueue) {
+  private constructor(readonly io: TcpBatchAddon, flushQueue: FlushQueue) {
     this.hub = io.open(count => flushQueue.batch(() => this.onBatch(count)))
     this.arena = Buffer.from(this.hub.arena)
     this.records = new Uint32Array(this.hub.records)
@@ -127,7 +112,7 @@ export class NativeTcp {
    * reads makes connections send is flushed through `flushQueue` as the batch ends.
    */
   static open(flushQueue: FlushQueue): NativeTcp | null {
-    const io = addon()
+    const io = nativeAddon<TcpBatchAddon>('tcp_batch')
     return io ? new NativeTcp(io, flushQueue) : null
   }
 
@@ -142,8 +127,7 @@ export class NativeTcp {
     if (!handle || typeof handle.fd !== 'number' || handle.fd < 0 || !handle.readStop || !handle.readStart || socket.writableLength > 0) {
       return {link: new StreamLink(socket), head}
     }
-    // Node reads no more (its flag too, so a fallback's resume starts it again); what it read
-    // already is taken from its buffer.
+    // Node reads no more; what it had read already is taken from its buffer.
     handle.reading = false
     handle.readStop()
     const read: Buffer[] = head.length > 0 ? [head] : []
