@@ -7,11 +7,11 @@
  */
 import {randomBytes} from 'node:crypto'
 import {workerData} from 'node:worker_threads'
-import WebSocket from 'ws'
 import type {LoadtestWsConfig} from '../src/config/index.js'
 import {parseSocketAddress} from '../src/config/address.js'
 import {jsonBinary} from '../src/protocol/ws/message.js'
 import {LatencyHistogram, Rng, SwarmModel} from './model.js'
+import {LoadSocket} from './ws-socket.js'
 import {emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
 
 const RESPONSE_TYPES = ['announce', 'scrape', 'offer', 'answer'] as const
@@ -74,7 +74,7 @@ export function numberMember(data: Buffer, key: Buffer): number {
 }
 
 class Peer {
-  ws!: WebSocket
+  ws!: LoadSocket
   sentAt = 0
   waiting = false
   /** The torrent of the announce waiting for its response. */
@@ -93,6 +93,7 @@ class WsGenerator implements LoadGenerator {
   private readonly model: SwarmModel
   private readonly rng: Rng
   private readonly url: string
+  private readonly address: {host: string, port: number}
   private readonly peers: Peer[] = []
   private readonly infoHashes: string[]
   /** The same as JSON string literals (made once, not per announce). */
@@ -117,6 +118,7 @@ class WsGenerator implements LoadGenerator {
     if (r.weight_announce + r.weight_scrape === 0) throw new Error('weight_announce and weight_scrape are both 0: nothing to send')
     this.scrapeShare = r.weight_scrape / (r.weight_announce + r.weight_scrape)
     const address = parseSocketAddress(cfg.server_address)!
+    this.address = {host: address.host, port: address.port}
     const host = address.family === 6 ? `[${address.host}]` : address.host
     this.url = `${cfg.network.tls ? 'wss' : 'ws'}://${host}:${address.port}`
     // SDP-like text of the configured size (lines of printable ASCII, as real SDP is).
@@ -131,16 +133,19 @@ class WsGenerator implements LoadGenerator {
   }
 
   async start(): Promise<void> {
-    await Promise.all(this.peers.map(p => new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(this.url, {perMessageDeflate: false, rejectUnauthorized: false})
-      p.ws = ws
-      ws.once('open', () => resolve())
-      ws.once('error', error => reject(new Error(`could not connect to ${this.url}: ${error.message}`)))
-      ws.on('message', data => this.onMessage(p, data as Buffer))
-      ws.on('close', () => {
-        if (this.running) this.stats.errors['connection closed by the tracker'] = (this.stats.errors['connection closed by the tracker'] ?? 0) + 1
-      })
-    })))
+    await Promise.all(this.peers.map(async p => {
+      try {
+        p.ws = await LoadSocket.connect({
+          ...this.address, tls: this.cfg.network.tls,
+          onMessage: data => this.onMessage(p, data),
+          onClose: () => {
+            if (this.running) this.stats.errors['connection closed by the tracker'] = (this.stats.errors['connection closed by the tracker'] ?? 0) + 1
+          },
+        })
+      } catch (error) {
+        throw new Error(`could not connect to ${this.url}: ${(error as Error).message}`)
+      }
+    }))
   }
 
   run(): void {
@@ -165,7 +170,7 @@ class WsGenerator implements LoadGenerator {
   }
 
   private next(p: Peer): void {
-    if (!this.running || p.ws.readyState !== WebSocket.OPEN) return
+    if (!this.running || !p.ws.open) return
     p.waiting = true
     p.sentAt = performance.now()
     this.stats.sent++
@@ -202,8 +207,8 @@ class WsGenerator implements LoadGenerator {
       const infoHash = member(data, KEY.infoHash)
       const from = member(data, KEY.peerId)
       // Answer as a browser would: an announce carrying the answer, its ids copied as they came.
-      if (offerId !== null && infoHash !== null && from !== null && this.running && p.ws.readyState === WebSocket.OPEN) {
-        p.ws.send(Buffer.concat([ANSWER.head, infoHash, ANSWER.peerId, p.peerIdJsonBytes, ANSWER.toPeerId, from, ANSWER.offerId, offerId, this.answerTail]), {binary: false})
+      if (offerId !== null && infoHash !== null && from !== null && this.running && p.ws.open) {
+        p.ws.send(Buffer.concat([ANSWER.head, infoHash, ANSWER.peerId, p.peerIdJsonBytes, ANSWER.toPeerId, from, ANSWER.offerId, offerId, this.answerTail]))
       }
     } else if (data.indexOf(KEY.answer) >= 0) {
       this.stats.responses.answer++

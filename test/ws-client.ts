@@ -2,6 +2,7 @@
 import {randomBytes} from 'node:crypto'
 import net from 'node:net'
 import WebSocket from 'ws'
+import {handshakeRequest as upgradeRequest, maskedFrame as maskedTextFrame} from '../loadtest/ws-socket.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Msg = Record<string, any>
@@ -98,16 +99,12 @@ export const isFailure = (m: Msg): boolean => 'failure reason' in m
 
 /** A client's text frame (masked) holding `msg` as JSON. */
 export function maskedFrame(msg: Msg): Buffer {
-  const payload = Buffer.from(JSON.stringify(msg))
-  const mask = randomBytes(4)
-  const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length])
-    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
-  return Buffer.concat([head, mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))])
+  return maskedTextFrame(Buffer.from(JSON.stringify(msg)))
 }
 
 /** The upgrade request of a WebSocket handshake, as a client sends it. */
 export function handshakeRequest(): string {
-  return `GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+  return upgradeRequest('localhost')
 }
 
 /**
