@@ -17,6 +17,7 @@ const OP_CLOSE = 8
 const OP_PING = 9
 const OP_PONG = 10
 const EMPTY = Buffer.alloc(0)
+const HANDSHAKE_TIMEOUT_MS = 10_000
 
 /** The upgrade request of a WebSocket handshake. */
 export function handshakeRequest(host: string, key = randomBytes(16).toString('base64')): string {
@@ -91,11 +92,13 @@ export class LoadSocket {
         if (!/^HTTP\/1\.1 101 /.test(response)) return fail(`the handshake was refused: ${response.split('\r\n')[0]}`)
         if (!new RegExp(`\r\nsec-websocket-accept: *${accept.replace(/[+/]/g, '\\$&')}`, 'i').test(response)) return fail('the handshake answer has a wrong Sec-WebSocket-Accept')
         ws.open = true
+        socket.setTimeout(0)
         socket.on('data', data => ws.receive(data))
         resolve(ws)
         if (head.length > end + 4) ws.receive(head.subarray(end + 4))
       }
       socket.on('data', onHandshake)
+      socket.setTimeout(HANDSHAKE_TIMEOUT_MS, () => fail(`no answer to the handshake within ${HANDSHAKE_TIMEOUT_MS / 1000} s`))
     })
   }
 

@@ -4,7 +4,8 @@ import Server from 'bittorrent-tracker/server'
 import {defaultsOf, loadtestWsSchema, type LoadtestWsConfig} from '../src/config/index.js'
 import {runWsLoadtest} from '../loadtest/ws.js'
 import {formatReport} from '../loadtest/report.js'
-import {startWsTracker} from './harness.js'
+import {startWsTracker, tempDir} from './harness.js'
+import {makeCertificate} from './certs.js'
 import {member, numberMember} from '../loadtest/ws-worker.js'
 
 function smallRun(address: string): LoadtestWsConfig {
@@ -31,6 +32,22 @@ test('loadtest ws against ours (IPv4 and IPv6): offers relayed and answered, sum
       assert.ok(lines.length >= 1 && /offer [\d,]+\/s/.test(lines[0]), lines.join('\n'))
       assert.match(formatReport(r), /responses\/s \(total\)/)
     }
+  } finally {
+    await t.stop()
+  }
+})
+
+test('loadtest ws over wss:// (certificates not verified), and a refused handshake is a clear error', async () => {
+  const {cert, key} = makeCertificate(tempDir(), 'ws')
+  const t = await startWsTracker({network: {enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}})
+  try {
+    const config = smallRun(`127.0.0.1:${t.port4}`)
+    config.network.tls = true
+    const r = await runWsLoadtest(config)
+    assert.ok(r.responses.announce > 50 && r.responses.answer > 10, JSON.stringify(r.responses))
+    assert.equal(r.responses.error, 0, JSON.stringify(r.errors))
+    // Plain WebSocket to a TLS port: the handshake fails and says so.
+    await assert.rejects(runWsLoadtest(smallRun(`127.0.0.1:${t.port4}`)), /could not connect to ws:\/\/127\.0\.0\.1:\d+: /)
   } finally {
     await t.stop()
   }
