@@ -24,9 +24,9 @@ export function handshakeRequest(host: string, key = randomBytes(16).toString('b
   return `GET / HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`
 }
 
-/** A final, masked client frame of `opcode` around `payload`. */
-export function maskedFrame(payload: Buffer, opcode = OP_TEXT): Buffer {
-  const length = payload.length
+/** A final, masked client frame of `opcode` around `payload` (a string is sent as UTF-8). */
+export function maskedFrame(payload: Buffer | string, opcode = OP_TEXT): Buffer {
+  const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
   const header = length < 126 ? 2 : length < 65_536 ? 4 : 10
   const frame = Buffer.allocUnsafe(header + 4 + length)
   frame[0] = 0x80 | opcode
@@ -40,9 +40,12 @@ export function maskedFrame(payload: Buffer, opcode = OP_TEXT): Buffer {
     frame.writeUInt32BE(length, 6)
   }
   // A fresh key per frame, as RFC 6455 asks; Math.random is enough for a load generator.
-  const key = (Math.random() * 0x1_0000_0000) >>> 0
-  frame.writeUInt32BE(key, header)
-  bufferUtil.mask(payload, frame.subarray(header, header + 4), frame, header + 4, length)
+  frame.writeUInt32BE((Math.random() * 0x1_0000_0000) >>> 0, header)
+  // The payload goes into the frame once and is masked there.
+  const body = frame.subarray(header + 4)
+  if (typeof payload === 'string') body.write(payload)
+  else payload.copy(body)
+  bufferUtil.unmask(body, frame.subarray(header, header + 4))
   return frame
 }
 
@@ -104,7 +107,7 @@ export class LoadSocket {
 
   /** Sends a text message (UTF-8). */
   send(text: string | Buffer): void {
-    if (this.open) this.socket.write(maskedFrame(typeof text === 'string' ? Buffer.from(text) : text))
+    if (this.open) this.socket.write(maskedFrame(text))
   }
 
   terminate(): void {

@@ -199,8 +199,8 @@ class WsGenerator implements LoadGenerator {
    * relayed offer cost the generator more CPU per cycle than the tracker it measured.
    */
   private onMessage(p: Peer, data: Buffer): void {
-    // Most common first: offers and answers are two thirds of the messages. A failure message
-    // carries neither an offer nor an answer.
+    // Most common first: offers and answers are four fifths of the messages. A failure message
+    // carries neither an offer nor an answer (it may carry an interval).
     if (data.indexOf(KEY.offer) >= 0) {
       this.stats.responses.offer++
       const offerId = member(data, KEY.offerId)
@@ -214,15 +214,15 @@ class WsGenerator implements LoadGenerator {
       this.stats.responses.answer++
     } else if (data.indexOf(KEY.failure) >= 0) {
       this.onFailure(p, data)
-    } else if (data.indexOf(KEY.scrape) >= 0) {
-      this.stats.responses.scrape++
-      this.done(p)
     } else if (data.indexOf(KEY.interval) >= 0) {
       // Some trackers answer answer-announces too: only the awaited torrent's response ends a cycle.
       const infoHash = member(data, KEY.infoHash)
       if (!p.waiting || infoHash === null || JSON.parse(infoHash.toString()) !== p.pendingInfoHash) return
       this.stats.responses.announce++
       this.stats.peers += numberMember(data, KEY.complete) + numberMember(data, KEY.incomplete)
+      this.done(p)
+    } else if (data.indexOf(KEY.scrape) >= 0) {
+      this.stats.responses.scrape++
       this.done(p)
     }
   }

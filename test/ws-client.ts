@@ -99,7 +99,7 @@ export const isFailure = (m: Msg): boolean => 'failure reason' in m
 
 /** A client's text frame (masked) holding `msg` as JSON. */
 export function maskedFrame(msg: Msg): Buffer {
-  return maskedTextFrame(Buffer.from(JSON.stringify(msg)))
+  return maskedTextFrame(JSON.stringify(msg))
 }
 
 /** The upgrade request of a WebSocket handshake, as a client sends it. */
