@@ -8,6 +8,7 @@ import {createHash, randomBytes} from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import bufferUtil from 'bufferutil'
+import {StreamLink, type LinkOwner, type NativeTcp, type WsLink} from '../src/server/ws/link.js'
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 const OP_CONTINUATION = 0
@@ -53,23 +54,26 @@ export interface LoadSocketOptions {
   host: string
   port: number
   tls: boolean
+  /** Plain connections are handed to the batched TCP addon after the handshake, when given. */
+  batched: NativeTcp | null
   onMessage(data: Buffer): void
   onClose(): void
 }
 
-export class LoadSocket {
+export class LoadSocket implements LinkOwner {
   open = false
+  private link: WsLink | null = null
   private buf = EMPTY
   private fragments: Buffer[] = []
 
-  private constructor(private readonly socket: net.Socket, private readonly o: LoadSocketOptions) {}
+  private constructor(private readonly o: LoadSocketOptions) {}
 
   /** Connects and completes the handshake; rejects with what went wrong. */
   static connect(o: LoadSocketOptions): Promise<LoadSocket> {
     const socket = o.tls ? tls.connect({host: o.host, port: o.port, rejectUnauthorized: false, servername: net.isIP(o.host) ? undefined : o.host})
       : net.connect({host: o.host, port: o.port})
     socket.setNoDelay(true)
-    const ws = new LoadSocket(socket, o)
+    const ws = new LoadSocket(o)
     const key = randomBytes(16).toString('base64')
     const accept = createHash('sha1').update(key + GUID).digest('base64')
     return new Promise((resolve, reject) => {
@@ -78,28 +82,32 @@ export class LoadSocket {
         socket.destroy()
         reject(new Error(why))
       }
-      socket.once(o.tls ? 'secureConnect' : 'connect', () => socket.write(handshakeRequest(net.isIPv6(o.host) ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`, key)))
-      socket.on('error', error => (ws.open ? undefined : fail(error.message)))
-      socket.on('close', () => {
-        if (ws.open) {
-          ws.open = false
-          o.onClose()
-        } else fail('the connection closed during the handshake')
-      })
+      const onError = (error: Error) => fail(error.message)
+      const onClose = () => fail('the connection closed during the handshake')
       const onHandshake = (chunk: Buffer) => {
         head = Buffer.concat([head, chunk])
         const end = head.indexOf('\r\n\r\n')
         if (end < 0) return
-        socket.off('data', onHandshake)
         const response = head.toString('latin1', 0, end)
         if (!/^HTTP\/1\.1 101 /.test(response)) return fail(`the handshake was refused: ${response.split('\r\n')[0]}`)
         if (!new RegExp(`\r\nsec-websocket-accept: *${accept.replace(/[+/]/g, '\\$&')}`, 'i').test(response)) return fail('the handshake answer has a wrong Sec-WebSocket-Accept')
-        ws.open = true
+        // From here the link carries the bytes (a TLS socket is never handed to the addon).
+        socket.off('data', onHandshake)
+        socket.off('error', onError)
+        socket.off('close', onClose)
         socket.setTimeout(0)
-        socket.on('data', data => ws.receive(data))
+        const rest = head.subarray(end + 4)
+        const io = o.batched && !o.tls ? o.batched.adopt(socket, rest) : {link: new StreamLink(socket), head: rest}
+        ws.link = io.link
+        ws.open = true
+        io.link.attach(ws)
         resolve(ws)
-        if (head.length > end + 4) ws.receive(head.subarray(end + 4))
+        if (io.head.length > 0) ws.receive(io.head, 0, io.head.length)
+        io.link.start()
       }
+      socket.once(o.tls ? 'secureConnect' : 'connect', () => socket.write(handshakeRequest(net.isIPv6(o.host) ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`, key)))
+      socket.on('error', onError)
+      socket.on('close', onClose)
       socket.on('data', onHandshake)
       socket.setTimeout(HANDSHAKE_TIMEOUT_MS, () => fail(`no answer to the handshake within ${HANDSHAKE_TIMEOUT_MS / 1000} s`))
     })
@@ -107,38 +115,46 @@ export class LoadSocket {
 
   /** Sends a text message (UTF-8). */
   send(text: string | Buffer): void {
-    if (this.open) this.socket.write(maskedFrame(text))
+    if (!this.open) return
+    const frame = maskedFrame(text)
+    this.link!.write(frame, frame.length)
   }
 
   terminate(): void {
     this.open = false
-    this.socket.destroy()
+    this.link?.destroy()
   }
 
-  private receive(chunk: Buffer): void {
-    const data = this.buf.length > 0 ? Buffer.concat([this.buf, chunk]) : chunk
-    let pos = 0
-    while (data.length - pos >= 2) {
+  linkClosed(): void {
+    if (!this.open) return
+    this.open = false
+    this.o.onClose()
+  }
+
+  receive(chunk: Buffer, start: number, end: number): void {
+    const data = this.buf.length > 0 ? Buffer.concat([this.buf, chunk.subarray(start, end)]) : chunk
+    let pos = this.buf.length > 0 ? 0 : start
+    const stop = this.buf.length > 0 ? data.length : end
+    while (stop - pos >= 2 && this.open) {
       const b0 = data[pos]
       let length = data[pos + 1] & 0x7f
       let at = pos + 2
       if (length === 126) {
-        if (data.length - pos < 4) break
+        if (stop - pos < 4) break
         length = data.readUInt16BE(pos + 2)
         at += 2
       } else if (length === 127) {
-        if (data.length - pos < 10) break
+        if (stop - pos < 10) break
         length = data.readUInt32BE(pos + 2) * 2 ** 32 + data.readUInt32BE(pos + 6)
         at += 8
       }
-      if (data.length < at + length) break
+      if (stop < at + length) break
       const payload = data.subarray(at, at + length)
       pos = at + length
       this.frame(b0 & 0x0f, (b0 & 0x80) !== 0, payload)
-      if (!this.open) return
     }
-    // The rest waits for more bytes (copied: `data` may be a chunk the stream reuses).
-    this.buf = pos < data.length ? Buffer.from(data.subarray(pos)) : EMPTY
+    // The rest waits for more bytes (copied: the link may reuse the chunk).
+    this.buf = pos < stop && this.open ? Buffer.from(data.subarray(pos, stop)) : EMPTY
   }
 
   private frame(opcode: number, fin: boolean, payload: Buffer): void {
@@ -153,12 +169,13 @@ export class LoadSocket {
         }
       }
     } else if (opcode === OP_PING) {
-      this.socket.write(maskedFrame(payload, OP_PONG))
+      const pong = maskedFrame(payload, OP_PONG)
+      this.link!.write(pong, pong.length)
     } else if (opcode === OP_CLOSE) {
-      this.socket.write(maskedFrame(payload.subarray(0, 2), OP_CLOSE))
-      this.open = false
-      this.socket.end()
-      this.o.onClose()
+      const close = maskedFrame(payload.subarray(0, 2), OP_CLOSE)
+      this.link!.write(close, close.length)
+      this.link!.end()
+      this.linkClosed()
     }
   }
 }

@@ -11,6 +11,7 @@ import type {LoadtestWsConfig} from '../src/config/index.js'
 import {parseSocketAddress} from '../src/config/address.js'
 import {jsonBinary} from '../src/protocol/ws/message.js'
 import {LatencyHistogram, Rng, SwarmModel} from './model.js'
+import {NativeTcp} from '../src/server/ws/link.js'
 import {LoadSocket} from './ws-socket.js'
 import {emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
 
@@ -94,6 +95,8 @@ class WsGenerator implements LoadGenerator {
   private readonly rng: Rng
   private readonly url: string
   private readonly address: {host: string, port: number}
+  /** Batched I/O for plain ws:// connections (as the server does), when the addon is built. */
+  private readonly batched: NativeTcp | null
   private readonly peers: Peer[] = []
   private readonly infoHashes: string[]
   /** The same as JSON string literals (made once, not per announce). */
@@ -119,6 +122,7 @@ class WsGenerator implements LoadGenerator {
     this.scrapeShare = r.weight_scrape / (r.weight_announce + r.weight_scrape)
     const address = parseSocketAddress(cfg.server_address)!
     this.address = {host: address.host, port: address.port}
+    this.batched = cfg.network.tls ? null : NativeTcp.open()
     const host = address.family === 6 ? `[${address.host}]` : address.host
     this.url = `${cfg.network.tls ? 'wss' : 'ws'}://${host}:${address.port}`
     // SDP-like text of the configured size (lines of printable ASCII, as real SDP is).
@@ -136,7 +140,7 @@ class WsGenerator implements LoadGenerator {
     await Promise.all(this.peers.map(async p => {
       try {
         p.ws = await LoadSocket.connect({
-          ...this.address, tls: this.cfg.network.tls,
+          ...this.address, tls: this.cfg.network.tls, batched: this.batched,
           onMessage: data => this.onMessage(p, data),
           onClose: () => {
             if (this.running) this.stats.errors['connection closed by the tracker'] = (this.stats.errors['connection closed by the tracker'] ?? 0) + 1
@@ -253,8 +257,10 @@ class WsGenerator implements LoadGenerator {
     const stats = this.takeStats()
     for (const p of this.peers) {
       if (p.waiting) stats.unanswered++
-      p.ws.terminate()
+      p.ws?.terminate()
     }
+    // Terminated links let go after this tick; then the addon can.
+    if (this.batched) process.nextTick(() => this.batched!.close())
     stats.latency = this.latency.toArray()
     return stats
   }

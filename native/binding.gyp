@@ -10,6 +10,7 @@
       "target_name": "tcp_batch",
       "sources": ["tcp_batch.c"],
       "cflags": ["-O2", "-Wall"],
+      "libraries": ["-ldl"],
       "conditions": [["OS!='linux'", {"type": "none"}]]
     }
   ]

@@ -8,6 +8,7 @@
 #define ADDON "tcp_batch"
 #include "napi_common.h"
 #include <uv.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -30,7 +31,7 @@
 
 typedef struct Hub Hub;
 
-typedef struct {
+typedef struct Conn {
   Hub *hub;
   uv_poll_t poll;
   int fd;  // -1 once closed
@@ -43,6 +44,8 @@ typedef struct {
   int poll_closed;
   uint8_t *queue;
   size_t queue_start, queued, queue_cap;
+  // The hub's list of connections still open, for closing them when the environment goes away.
+  struct Conn *prev, *next;
 } Conn;
 
 struct Hub {
@@ -58,7 +61,10 @@ struct Hub {
   int count;
   int delivering;
   int closing;
+  Conn *open;
 };
+
+static void cleanup(void *arg);
 
 // Calls JS with the records gathered so far; they and the arena are free again afterwards.
 static void deliver(Hub *h) {
@@ -101,6 +107,9 @@ static void on_poll_closed(uv_handle_t *handle) {
 // still open (once closed, its number may already belong to another socket).
 static void shut(Conn *c) {
   if (c->fd < 0) return;
+  if (c->prev) c->prev->next = c->next;
+  else c->hub->open = c->next;
+  if (c->next) c->next->prev = c->prev;
   uv_close((uv_handle_t *)&c->poll, on_poll_closed);
   close(c->fd);
   c->fd = -1;
@@ -199,6 +208,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   h->check.data = h;
   uv_check_start(&h->check, on_check);
   uv_unref((uv_handle_t *)&h->check);
+  CHECK(napi_add_env_cleanup_hook(env, cleanup, h));
   return result;
 }
 
@@ -228,6 +238,9 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
     return throw_errno(env, "tcp_batch: uv_poll_init", -err);
   }
   c->poll.data = c;
+  c->next = h->open;
+  if (h->open) h->open->prev = c;
+  h->open = c;
   set_events(c, UV_READABLE);
   napi_value result;
   CHECK(napi_create_external(env, c, NULL, NULL, &result));
@@ -326,6 +339,20 @@ static void on_check_closed(uv_handle_t *handle) {
   free(handle->data);
 }
 
+// The environment is going away (a worker thread ends) with the hub still open: every handle is
+// closed so that the thread's loop can close; JS will not release anything any more.
+static void cleanup(void *arg) {
+  Hub *h = (Hub *)arg;
+  h->closing = 1;
+  while (h->open) {
+    Conn *c = h->open;
+    c->released = 1;
+    shut(c);
+  }
+  uv_check_stop(&h->check);
+  uv_close((uv_handle_t *)&h->check, on_check_closed);
+}
+
 // close(hub): after every connection is released.
 static napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -335,6 +362,7 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_external(env, argv[0], (void **)&h));
   if (h->closing) return NULL;
   h->closing = 1;
+  napi_remove_env_cleanup_hook(env, cleanup, h);
   uv_check_stop(&h->check);
   napi_delete_reference(env, h->on_batch);
   napi_delete_reference(env, h->self);
@@ -343,7 +371,19 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// A worker thread that used the addon unloads it when its environment goes away, but libuv may
+// still call our close callbacks after that (the thread's last loop run). Loading ourselves
+// once more with RTLD_NODELETE keeps the code mapped for the life of the process.
+static void keep_loaded(void) {
+  static int done = 0;
+  if (done) return;
+  done = 1;
+  Dl_info info;
+  if (dladdr((void *)keep_loaded, &info) != 0 && info.dli_fname != NULL) dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
+  keep_loaded();
   napi_property_descriptor props[] = {
     {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
     {"adopt", NULL, Adopt, NULL, NULL, NULL, napi_default, NULL},

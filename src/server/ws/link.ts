@@ -7,7 +7,11 @@
 import type {Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
 import {nativeAddon} from '../../util/native.js'
-import type {FlushQueue} from './socket.js'
+
+/** Runs a batch of reads (the WebSocket server flushes what they queued as it ends). */
+export interface Batcher {
+  batch(work: () => void): void
+}
 
 /** What a link reports to the WebSocket on top of it. */
 export interface LinkOwner {
@@ -101,19 +105,19 @@ export class NativeTcp {
   private readonly links = new Map<number, NativeLink>()
   private nextId = 1
 
-  private constructor(readonly io: TcpBatchAddon, flushQueue: FlushQueue) {
-    this.hub = io.open(count => flushQueue.batch(() => this.onBatch(count)))
+  private constructor(readonly io: TcpBatchAddon, batcher: Batcher) {
+    this.hub = io.open(count => batcher.batch(() => this.onBatch(count)))
     this.arena = Buffer.from(this.hub.arena)
     this.records = new Uint32Array(this.hub.records)
   }
 
   /**
-   * Null when the addon was not built (not Linux, or no compiler at install). What a batch of
-   * reads makes connections send is flushed through `flushQueue` as the batch ends.
+   * Null when the addon was not built (not Linux, or no compiler at install). Each batch of reads
+   * runs inside `batcher.batch` (the server's FlushQueue: what the reads queued leaves as it ends).
    */
-  static open(flushQueue: FlushQueue): NativeTcp | null {
+  static open(batcher: Batcher = {batch: work => work()}): NativeTcp | null {
     const io = nativeAddon<TcpBatchAddon>('tcp_batch')
-    return io ? new NativeTcp(io, flushQueue) : null
+    return io ? new NativeTcp(io, batcher) : null
   }
 
   /**
