@@ -9,14 +9,8 @@ import net from 'node:net'
 import tls from 'node:tls'
 import bufferUtil from 'bufferutil'
 import {StreamLink, type LinkOwner, type NativeTcp, type WsLink} from '../src/server/ws/link.js'
+import {GUID, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT} from '../src/server/ws/socket.js'
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
-const OP_CONTINUATION = 0
-const OP_TEXT = 1
-const OP_BINARY = 2
-const OP_CLOSE = 8
-const OP_PING = 9
-const OP_PONG = 10
 const EMPTY = Buffer.alloc(0)
 const HANDSHAKE_TIMEOUT_MS = 10_000
 

@@ -14,14 +14,14 @@ import type {Duplex} from 'node:stream'
 import bufferUtil from 'bufferutil'
 import type {LinkOwner, WsLink} from './link.js'
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
-
-const OP_CONTINUATION = 0
-const OP_TEXT = 1
-const OP_BINARY = 2
-const OP_CLOSE = 8
-const OP_PING = 9
-const OP_PONG = 10
+/** The handshake's GUID and the frame opcodes (RFC 6455; the load generator's client uses them too). */
+export const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+export const OP_CONTINUATION = 0
+export const OP_TEXT = 1
+export const OP_BINARY = 2
+export const OP_CLOSE = 8
+export const OP_PING = 9
+export const OP_PONG = 10
 
 /** Close codes (RFC 6455 section 7.4.1). */
 export const CLOSE_NORMAL = 1000
