@@ -52,9 +52,7 @@ struct Hub {
   napi_env env;
   uv_loop_t *loop;
   uv_check_t check;
-  napi_ref on_batch;
-  napi_ref self;
-  napi_async_context async_context;
+  JsCallback on_batch;
   uint8_t *arena;
   uint32_t *records;
   size_t used;
@@ -73,7 +71,7 @@ static void deliver(Hub *h) {
   h->delivering = 1;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  call_js(env, h->async_context, h->self, h->on_batch, h->count);
+  js_callback_call(env, &h->on_batch, h->count);
   napi_close_handle_scope(env, scope);
   h->count = 0;
   h->used = 0;
@@ -154,7 +152,7 @@ static void on_io(uv_poll_t *handle, int status, int events) {
       push(h, c->id, REC_DRAINED, 0, c->queued);
     }
   }
-  if (!(events & (UV_READABLE | UV_DISCONNECT))) return;
+  if (!(events & UV_READABLE)) return;
   // Room for a whole read, else JS takes what is gathered first.
   if (ARENA - h->used < READ_SIZE) deliver(h);
   if (c->fd < 0) return;
@@ -186,7 +184,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Hub *h = calloc(1, sizeof(Hub));
   h->env = env;
-  napi_value result, handle, arena_ab, records_ab, resource_name;
+  napi_value result, handle, arena_ab, records_ab;
   void *p;
   CHECK(napi_create_arraybuffer(env, ARENA, &p, &arena_ab));
   h->arena = p;
@@ -197,10 +195,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, result, "handle", handle));
   CHECK(napi_set_named_property(env, result, "arena", arena_ab));
   CHECK(napi_set_named_property(env, result, "records", records_ab));
-  CHECK(napi_create_reference(env, argv[0], 1, &h->on_batch));
-  CHECK(napi_create_reference(env, result, 1, &h->self));
-  CHECK(napi_create_string_utf8(env, "TCPBATCH", NAPI_AUTO_LENGTH, &resource_name));
-  CHECK(napi_async_init(env, NULL, resource_name, &h->async_context));
+  CHECK(js_callback_init(env, &h->on_batch, result, argv[0], "TCPBATCH"));
   CHECK(napi_get_uv_event_loop(env, &h->loop));
   // Check handles run right after the poll phase, newest first: before Node's own (setImmediate),
   // so the writes JS queues for this turn's messages leave in this same turn.
@@ -364,9 +359,7 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   h->closing = 1;
   napi_remove_env_cleanup_hook(env, cleanup, h);
   uv_check_stop(&h->check);
-  napi_delete_reference(env, h->on_batch);
-  napi_delete_reference(env, h->self);
-  napi_async_destroy(env, h->async_context);
+  js_callback_free(env, &h->on_batch);
   uv_close((uv_handle_t *)&h->check, on_check_closed);
   return NULL;
 }

@@ -25,9 +25,7 @@ typedef struct {
   int closing;
   uv_poll_t poll;
   napi_env env;
-  napi_ref on_batch;
-  napi_ref self;
-  napi_async_context async_context;
+  JsCallback on_batch;
   // Receive slots: data, and per packet [length, port, family(4|6)] and 16 address bytes.
   uint8_t *in;
   int32_t *in_meta;
@@ -80,7 +78,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
         }
       }
     }
-    if (!call_js(env, s->async_context, s->self, s->on_batch, n)) break;
+    if (!js_callback_call(env, &s->on_batch, n)) break;
     if (n < BATCH) break;
   }
   napi_close_handle_scope(env, scope);
@@ -187,7 +185,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
     s->smsgs[i].msg_hdr.msg_name = &s->saddr[i];
   }
   // The buffers belong to JS (kept alive by the returned object); `s` must not free them.
-  napi_value result, handle, port_value, batch_value, slot_value, resource_name;
+  napi_value result, handle, port_value, batch_value, slot_value;
   CHECK(napi_create_object(env, &result));
   CHECK(napi_create_external(env, s, NULL, NULL, &handle));
   CHECK(napi_create_int32(env, local_port, &port_value));
@@ -203,10 +201,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, result, "port", port_value));
   CHECK(napi_set_named_property(env, result, "batch", batch_value));
   CHECK(napi_set_named_property(env, result, "slot", slot_value));
-  CHECK(napi_create_reference(env, argv[7], 1, &s->on_batch));
-  CHECK(napi_create_reference(env, result, 1, &s->self));
-  CHECK(napi_create_string_utf8(env, "UDPBATCH", NAPI_AUTO_LENGTH, &resource_name));
-  CHECK(napi_async_init(env, NULL, resource_name, &s->async_context));
+  CHECK(js_callback_init(env, &s->on_batch, result, argv[7], "UDPBATCH"));
 
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
@@ -288,9 +283,7 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   s->closing = 1;
   uv_poll_stop(&s->poll);
   close(s->fd);
-  napi_delete_reference(env, s->on_batch);
-  napi_delete_reference(env, s->self);
-  napi_async_destroy(env, s->async_context);
+  js_callback_free(env, &s->on_batch);
   uv_close((uv_handle_t *)&s->poll, on_close);
   return NULL;
 }
