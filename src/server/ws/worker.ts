@@ -81,6 +81,11 @@ class WsConnection extends WsSocket {
   }
 }
 
+/** The peer id of an entry of `WsConnection.announced`. */
+function peerIdOf(entry: WebTorrentPeer | string): string {
+  return typeof entry === 'string' ? entry : entry.peerId
+}
+
 export function createWorker(ctx: WorkerContext<WsConfig>): ProtocolWorker {
   return new WsWorker(ctx)
 }
@@ -233,7 +238,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     this.connections.delete(conn.id)
     // The connection's peers leave their swarms at once.
     for (const [infoHash, peer] of conn.announced) {
-      const peerId = typeof peer === 'string' ? peer : peer.peerId
+      const peerId = peerIdOf(peer)
       const owner = typeof peer === 'string' ? this.ownerOf(infoHash) : this.ctx.index
       if (owner === this.ctx.index) {
         this.swarm.removePeer(conn.family, infoHash, peerId, conn.ref)
@@ -343,7 +348,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       return
     }
     const previous = conn.announced.get(req.infoHash)
-    if (previous !== undefined && (typeof previous === 'string' ? previous : previous.peerId) !== req.peerId) {
+    if (previous !== undefined && peerIdOf(previous) !== req.peerId) {
       this.stats.refusals[REFUSED_PEER_ID]++
       this.fail(conn, 'Only one peer id can be used per torrent on a connection', 'announce', req.infoHash)
       return
