@@ -133,12 +133,17 @@ gets a failure reason.`),
     help: `Limits that keep slow or idle clients from holding the tracker's connections.
 Closed connections are counted in tracker_dropped_total by reason.`,
     keys: {
-      max_connections: int(16_384, `Most open connections per worker. When full, the connection idle the longest
-is closed to make room; if none is idle, the new one is closed. Raise the
-process's open-file limit (ulimit -n) above this.`, 1, 1_000_000),
+      max_connections: int(16_384, `Most open connections per worker, TLS handshakes and closing ones included.
+When full, the least recently active connection (idle, silent, handshaking or
+slow) is closed to make room, so that a new client always gets in; only one
+waiting for another worker's answer is spared. Lowered, with a warning, to what
+the process's open-file limit allows: raise it (ulimit -n) above this.`, 1, 1_000_000),
       idle_timeout: int(180, 'Close a kept-alive connection that sends nothing for this long (seconds).', 1, 86_400),
       request_timeout: int(10, `A request head must arrive within this many seconds of its first byte (or of
 the connection opening, or of the TLS handshake starting): slow senders are cut off.`, 1, 3600),
+      send_timeout: int(10, `Close a connection that takes none of its replies for this long (seconds): a
+client that sends requests and never reads. While 64 KiB of replies wait for
+the kernel, its next requests are not read.`, 1, 3600),
       max_request_line_bytes: int(8192, 'Longest request line (method, path and query); longer gets 414.', 256, 1 << 20),
       max_request_head_bytes: int(16_384, 'Largest request head (request line and headers); larger gets 431.', 512, 1 << 20),
       max_headers: int(64, 'Most header lines in a request; more gets 431.', 1, 1000),

@@ -1,22 +1,18 @@
-import net, {type Server, type Socket} from 'node:net'
-import tls from 'node:tls'
 import type {HttpConfig} from '../../config/index.js'
 import {TrafficStats, registerWorkerMetrics} from '../../metrics/index.js'
 import {parseIpInto} from '../../net/ip.js'
 import {MESSAGE} from '../../protocol/messages.js'
+import {AnnounceQuery, parseAnnounceQuery, parseScrapeQuery, type RequestHead} from '../../protocol/http/request.js'
 import {
-  AnnounceQuery, HeadStatus, parseAnnounceQuery, parseHead, parseScrapeQuery, RequestHead, type HeadLimits,
-} from '../../protocol/http/request.js'
-import {
-  announceBodyMax, failureBody, RESPONSE_HEAD_MAX, SCRAPE_ENTRY_MAX, writeCompactAnnounce, writeDictAnnounce,
-  writeResponseHead, writeScrapeEnd, writeScrapeEntry, writeScrapeStart,
+  announceBodyMax, failureBody, SCRAPE_ENTRY_MAX, writeCompactAnnounce, writeDictAnnounce, writeScrapeEnd, writeScrapeEntry,
+  writeScrapeStart,
 } from '../../protocol/http/response.js'
 import {AnnounceRequest, AnnounceResult, AnnounceStatus, Swarm} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {SwarmShard} from '../shard.js'
 import {ScrapeRouter} from '../scrape-router.js'
 import type {TlsMaterial} from '../tls.js'
-import {listenTcp} from '../listen.js'
+import {CONNECTION_DROP_REASONS, HttpTransport, type HttpConnection, type HttpHandler} from './transport.js'
 
 const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape', 'other'] as const
 const RESPONSE_TYPES = ['announce', 'scrape', 'full_scrape', 'failure', 'not_found', 'bad_request'] as const
@@ -30,15 +26,9 @@ const RES_FULL_SCRAPE = 2
 const RES_FAILURE = 3
 const RES_NOT_FOUND = 4
 const RES_BAD_REQUEST = 5
-/** Connections closed by the tracker, by reason. */
-const DROP_REASONS = ['idle_timeout', 'request_timeout', 'bad_request', 'max_connections', 'evicted', 'slow_reader', 'tls_error'] as const
-const DROP_IDLE = 0
-const DROP_REQUEST_TIMEOUT = 1
-const DROP_BAD_REQUEST = 2
-const DROP_MAX_CONNECTIONS = 3
-const DROP_EVICTED = 4
-const DROP_SLOW_READER = 5
-const DROP_TLS_ERROR = 6
+/** Connections the transport closed, then requests given up here. */
+const DROP_REASONS = [...CONNECTION_DROP_REASONS, 'forward_timeout'] as const
+const DROP_FORWARD_TIMEOUT = CONNECTION_DROP_REASONS.length
 const REFUSAL_REASONS = ['access_list', 'invalid_query', 'full_scrape', 'reverse_proxy_header'] as const
 const REFUSED_ACCESS = 0
 const REFUSED_QUERY = 1
@@ -50,11 +40,8 @@ const FRAME_ANNOUNCE = 17
 const FRAME_ANNOUNCE_REPLY = 18
 const FRAME_FULL_SCRAPE_PART = 19
 
-/** How long a connection we closed may wait for the client's side to close. */
-const CLOSE_GRACE_MS = 5000
-
-/** Unsent response bytes a connection may hold before it is closed as a slow reader. */
-const MAX_UNSENT = 1 << 20
+/** An announce handed to another worker is answered with a failure reason if its reply takes longer. */
+const FORWARD_TIMEOUT_MS = 5000
 
 const ANNOUNCE_PATH = Buffer.from('/announce')
 const SCRAPE_PATH = Buffer.from('/scrape')
@@ -64,48 +51,25 @@ const FAILURE_NOT_FOUND = failureBody('Not found: this tracker answers /announce
 const FAILURE_METHOD = failureBody('Only GET requests are answered')
 const FAILURE_TORRENT_LIMIT = failureBody(MESSAGE.torrentLimit)
 
-class Connection {
-  /** Bytes received but not yet parsed (a partial or a waiting pipelined request). */
-  pending: Buffer | null = null
-  /** A request was forwarded to another worker: wait for its answer before the next one. */
-  busy = false
-  closed = false
-  /** When the request being received started (ms), 0 when between requests. */
-  requestStart: number
-  lastActive: number
-  readonly ip = new Uint8Array(16)
-  readonly ipFamily: 0 | 4 | 6
-  /** IP version of the TCP peer, for metrics. */
-  readonly v: 0 | 1
-
-  constructor(readonly socket: Socket, now: number) {
-    this.requestStart = now
-    this.lastActive = now
-    this.ipFamily = parseIpInto(socket.remoteAddress ?? '', this.ip)
-    this.v = this.ipFamily === 6 ? 1 : 0
-  }
-}
-
 interface Forwarded {
-  conn: Connection
+  conn: HttpConnection
   keepAlive: boolean
   http11: boolean
+  /** When it was sent (ms): a reply that has not come by FORWARD_TIMEOUT_MS is given up. */
+  sentAt: number
 }
 
 export function createWorker(ctx: WorkerContext<HttpConfig>): ProtocolWorker {
   return new HttpWorker(ctx)
 }
 
-export class HttpWorker implements ProtocolWorker {
+export class HttpWorker implements ProtocolWorker, HttpHandler {
   readonly stats = new TrafficStats(REQUEST_TYPES, RESPONSE_TYPES, DROP_REASONS, REFUSAL_REASONS)
   readonly shard: SwarmShard
   readonly swarm: Swarm
   private readonly cfg: HttpConfig
-  private readonly servers: Server[] = []
-  private readonly connections = new Set<Connection>()
-  private readonly limits: HeadLimits
+  private readonly transport: HttpTransport
   private readonly ipHeader: Uint8Array | null
-  private readonly head = new RequestHead()
   private readonly query = new AnnounceQuery()
   private readonly announceReq = new AnnounceRequest()
   private readonly announceRes = new AnnounceResult()
@@ -116,6 +80,7 @@ export class HttpWorker implements ProtocolWorker {
   private readonly scrapeHashes: Buffer
   private readonly proxyIp = new Uint8Array(16)
   private readonly scrapes: ScrapeRouter
+  /** Announces waiting for another worker's reply, oldest first. */
   private readonly forwarded = new Map<number, Forwarded>()
   private nextForward = 1
   private clock?: NodeJS.Timeout
@@ -128,9 +93,8 @@ export class HttpWorker implements ProtocolWorker {
     const cfg = (this.cfg = ctx.config)
     this.shard = new SwarmShard(ctx)
     this.swarm = this.shard.swarm
-    const c = cfg.connections
-    this.limits = {maxLineBytes: c.max_request_line_bytes, maxHeadBytes: c.max_request_head_bytes, maxHeaders: c.max_headers}
     this.ipHeader = cfg.network.runs_behind_reverse_proxy ? Buffer.from(cfg.network.reverse_proxy_ip_header_name.toLowerCase(), 'latin1') : null
+    this.transport = new HttpTransport(cfg, this.stats, this.shard, this, this.ipHeader, ctx.log, ctx.tls, RES_BAD_REQUEST)
     const maxPeers = cfg.protocol.max_response_peers
     this.peerBuf = new Uint8Array(Math.max(1, maxPeers) * 18)
     this.peerIdBuf = new Uint8Array(Math.max(1, maxPeers) * 20)
@@ -138,18 +102,19 @@ export class HttpWorker implements ProtocolWorker {
     this.scrapeHashes = Buffer.allocUnsafe(cfg.protocol.max_scrape_torrents * 20)
     this.scrapes = new ScrapeRouter(ctx, this.swarm)
     this.fullScrapeParts = new Array(ctx.count).fill(undefined)
-    registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.connections.size)
+    registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.transport.size)
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
   }
 
   // -------------------------------------------------------------------------------------------
-  // Sockets and connections
+  // Sockets
 
   async start(): Promise<string[]> {
     const net4 = this.cfg.network
     this.clock = setInterval(() => {
       this.shard.tick()
-      this.sweep()
+      this.transport.sweep()
+      this.expireForwards()
     }, 1000)
     this.clock.unref()
     if (this.cfg.protocol.enable_full_scrape) {
@@ -160,162 +125,30 @@ export class HttpWorker implements ProtocolWorker {
     const scheme = this.ctx.tls ? 'https' : 'http'
     const listening: string[] = []
     if (net4.use_ipv4) {
-      const port = await this.listen(net4.address_ipv4, 4)
+      const port = await this.transport.listen(net4.address_ipv4, 4, this.ctx.count, this.ctx.ports)
       listening.push(`${scheme}://${net4.address_ipv4.replace(/:\d+$/, ':' + port)}/announce`)
     }
     if (net4.use_ipv6) {
-      const port = await this.listen(net4.address_ipv6, 6)
+      const port = await this.transport.listen(net4.address_ipv6, 6, this.ctx.count, this.ctx.ports)
       listening.push(`${scheme}://${net4.address_ipv6.replace(/:\d+$/, ':' + port)}/announce`)
     }
     return listening
   }
 
-  private listen(address: string, family: 4 | 6): Promise<number> {
-    const material = this.ctx.tls
-    const server: Server = material
-      // No allowHalfOpen with TLS: a client that closes during the handshake would leave the
-      // server unable to close (Node 20). Plain TCP keeps half-open connections to answer
-      // requests a client sent before shutting down its side.
-      ? tls.createServer({cert: material.cert, key: material.key, handshakeTimeout: this.cfg.connections.request_timeout * 1000},
-        socket => this.accept(socket))
-      : net.createServer({noDelay: true, allowHalfOpen: true}, socket => this.accept(socket))
-    if (material) {
-      server.on('tlsClientError', () => this.stats.drops[DROP_TLS_ERROR]++)
-    }
-    this.servers.push(server)
-    const network = this.cfg.network
-    return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers: this.ctx.count, log: this.ctx.log, what: 'http', ports: this.ctx.ports})
-  }
-
   setTls(material: TlsMaterial): void {
-    for (const server of this.servers) (server as tls.Server).setSecureContext?.({cert: material.cert, key: material.key})
+    this.transport.setTls(material)
   }
 
-  private accept(socket: Socket): void {
-    if (this.connections.size >= this.cfg.connections.max_connections && !this.evictIdle()) {
-      this.stats.drops[DROP_MAX_CONNECTIONS]++
-      socket.destroy()
-      return
-    }
-    if (socket instanceof tls.TLSSocket) socket.setNoDelay(true)
-    const conn = new Connection(socket, this.shard.nowMs)
-    this.connections.add(conn)
-    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk))
-    socket.on('error', () => socket.destroy())
-    socket.on('close', () => {
-      conn.closed = true
-      this.connections.delete(conn)
-    })
-    socket.on('end', () => {
-      // The client has sent all it will: answer what is complete, then close.
-      if (!conn.busy) socket.end()
-    })
-  }
+  // -------------------------------------------------------------------------------------------
+  // Requests
 
-  /** Closes the connection idle the longest (insertion order = least recently active first). */
-  private evictIdle(): boolean {
-    for (const conn of this.connections) {
-      if (!conn.busy && conn.pending === null && conn.requestStart === 0) {
-        this.stats.drops[DROP_EVICTED]++
-        this.closeConnection(conn)
-        return true
-      }
-    }
-    return false
-  }
-
-  private closeConnection(conn: Connection): void {
-    if (conn.closed) return
-    conn.closed = true
-    this.connections.delete(conn)
-    conn.socket.destroy()
-  }
-
-  /** Once a second: cut off slow requests and idle keep-alive connections. */
-  private sweep(): void {
-    const requestDeadline = this.shard.nowMs - this.cfg.connections.request_timeout * 1000
-    const idleDeadline = this.shard.nowMs - this.cfg.connections.idle_timeout * 1000
-    for (const conn of this.connections) {
-      if (conn.busy) continue
-      if (conn.requestStart !== 0) {
-        if (conn.requestStart < requestDeadline) {
-          this.stats.drops[DROP_REQUEST_TIMEOUT]++
-          this.closeConnection(conn)
-        }
-      } else if (conn.lastActive < idleDeadline) {
-        this.stats.drops[DROP_IDLE]++
-        this.closeConnection(conn)
-      }
-    }
-  }
-
-  private onData(conn: Connection, chunk: Buffer): void {
-    this.stats.rxBytes[conn.v] += chunk.length
-    if (conn.closed) return
-    if (conn.requestStart === 0) conn.requestStart = this.shard.nowMs
-    if (conn.pending) {
-      // Bounded: a head larger than the limit is refused when parsed; a busy connection's
-      // pipelined bytes are limited the same way.
-      if (conn.pending.length + chunk.length > this.limits.maxHeadBytes * 4) {
-        this.stats.drops[DROP_BAD_REQUEST]++
-        this.closeConnection(conn)
-        return
-      }
-      conn.pending = Buffer.concat([conn.pending, chunk])
-    } else {
-      conn.pending = chunk
-    }
-    if (!conn.busy) this.process(conn)
-  }
-
-  /** Answers every complete request in `conn.pending`, in order. */
-  private process(conn: Connection): void {
-    const buf = conn.pending!
-    const socket = conn.socket
-    let start = 0
-    socket.cork()
-    while (start < buf.length && !conn.busy && !conn.closed) {
-      const status = parseHead(buf, start, buf.length, this.limits, this.ipHeader, this.head)
-      if (status === HeadStatus.Incomplete) break
-      if (status !== HeadStatus.Ok) {
-        this.refuseHttp(conn, status === HeadStatus.LineTooLong ? 414 : status === HeadStatus.HeadTooLarge ? 431 : 400,
-          status === HeadStatus.LineTooLong ? 'Request line too long' : status === HeadStatus.HeadTooLarge ? 'Request head too large' : 'Malformed HTTP request')
-        break
-      }
-      start = this.head.headEnd
-      this.handle(conn, buf)
-    }
-    process.nextTick(() => socket.uncork())
-    if (conn.closed) return
-    if (start >= buf.length) {
-      conn.pending = null
-      conn.requestStart = 0
-    } else {
-      // Keep only the rest; copy it when small so the big chunk can be freed.
-      const rest = buf.subarray(start)
-      conn.pending = rest.length < 4096 && buf.length > 65536 ? Buffer.from(rest) : rest
-      // A pipelined request that arrived whole waits its turn; a partial one is being received.
-      if (!conn.busy && conn.requestStart === 0) conn.requestStart = this.shard.nowMs
-    }
-    if (!conn.busy && conn.pending === null && conn.socket.readableEnded) conn.socket.end()
-  }
-
-  /** Writes a response and refuses anything more on this connection (framing is lost). */
-  private refuseHttp(conn: Connection, status: number, reason: string): void {
-    this.stats.drops[DROP_BAD_REQUEST]++
-    const body = failureBody(reason)
-    this.write(conn, status, body, body.length, false, true, RES_BAD_REQUEST)
-    conn.pending = null
-  }
-
-  /** One parsed request in `buf` (this.head points into it). */
-  private handle(conn: Connection, buf: Buffer): void {
-    const h = this.head
+  /** One parsed request in `buf`. */
+  request(conn: HttpConnection, buf: Buffer, h: RequestHead): void {
     const keepAlive = this.cfg.network.keep_alive && h.keepAlive()
     const http11 = h.http11
     if (h.chunked || h.contentLength > 0) {
       this.stats.requests[conn.v][REQ_OTHER]++
-      this.refuseHttp(conn, 400, 'Request bodies are not accepted')
+      this.transport.refuse(conn, 400, 'Request bodies are not accepted')
       return
     }
     const isGet = h.methodEnd - h.methodStart === 3 && buf.compare(GET, 0, 3, h.methodStart, h.methodEnd) === 0
@@ -324,12 +157,12 @@ export class HttpWorker implements ProtocolWorker {
     const isScrape = !isAnnounce && pathLength === 7 && buf.compare(SCRAPE_PATH, 0, 7, h.pathStart, h.pathEnd) === 0
     if (!isAnnounce && !isScrape) {
       this.stats.requests[conn.v][REQ_OTHER]++
-      this.write(conn, 404, FAILURE_NOT_FOUND, FAILURE_NOT_FOUND.length, keepAlive, http11, RES_NOT_FOUND)
+      this.transport.respond(conn, 404, FAILURE_NOT_FOUND, FAILURE_NOT_FOUND.length, keepAlive, http11, RES_NOT_FOUND)
       return
     }
     if (!isGet) {
       this.stats.requests[conn.v][REQ_OTHER]++
-      this.write(conn, 405, FAILURE_METHOD, FAILURE_METHOD.length, keepAlive, http11, RES_BAD_REQUEST)
+      this.transport.respond(conn, 405, FAILURE_METHOD, FAILURE_METHOD.length, keepAlive, http11, RES_BAD_REQUEST)
       return
     }
     const qs = h.queryStart < 0 ? 0 : h.queryStart
@@ -373,7 +206,7 @@ export class HttpWorker implements ProtocolWorker {
       return
     }
     const length = this.announce(q, ipFamily, ip)
-    this.write(conn, 200, this.body, length, keepAlive, http11, RES_ANNOUNCE)
+    this.transport.respond(conn, 200, this.body, length, keepAlive, http11, RES_ANNOUNCE)
   }
 
   /** The last address in the proxy header, into `proxyIp`; 0 if it is not an address. */
@@ -423,7 +256,7 @@ export class HttpWorker implements ProtocolWorker {
       : writeDictAnnounce(this.body, 0, res, interval, minInterval, ipFamily, this.peerBuf, res.peerCount, withIds ? this.peerIdBuf : null)
   }
 
-  private scrape(conn: Connection, buf: Buffer, qs: number, qe: number, keepAlive: boolean, http11: boolean): void {
+  private scrape(conn: HttpConnection, buf: Buffer, qs: number, qe: number, keepAlive: boolean, http11: boolean): void {
     const parsed = parseScrapeQuery(buf, qs, qe, this.cfg.protocol.max_scrape_torrents, this.scrapeHashes)
     if (typeof parsed === 'string') {
       this.stats.requests[conn.v][REQ_SCRAPE]++
@@ -438,82 +271,38 @@ export class HttpWorker implements ProtocolWorker {
         this.fail(conn, MESSAGE.fullScrape, keepAlive, http11)
         return
       }
-      const body = this.fullScrape()
-      this.write(conn, 200, body, body.length, keepAlive, http11, RES_FULL_SCRAPE)
+      this.transport.respondImmutable(conn, 200, this.fullScrape(), keepAlive, http11, RES_FULL_SCRAPE)
       return
     }
     this.stats.requests[conn.v][REQ_SCRAPE]++
     // Bencoded dictionaries need sorted, unique keys.
     const hashes = sortUnique(this.scrapeHashes, parsed)
     const count = hashes.length / 20
+    let waiting = false
     const answered = this.scrapes.scrape(hashes, 0, count, counts => {
       let at = writeScrapeStart(this.body, 0)
       for (let i = 0; i < count; i++) at = writeScrapeEntry(this.body, at, hashes, 20 * i, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
       at = writeScrapeEnd(this.body, at)
-      const wasBusy = conn.busy
-      if (wasBusy) conn.busy = false
-      this.write(conn, 200, this.body, at, keepAlive, http11, RES_SCRAPE)
-      if (wasBusy) this.resume(conn)
+      this.transport.respond(conn, 200, this.body, at, keepAlive, http11, RES_SCRAPE)
+      if (waiting) this.transport.release(conn)
     })
     // Not answered at once: other workers are counting their part.
-    if (!answered && !conn.closed) conn.busy = true
+    if (!answered) {
+      waiting = true
+      this.transport.hold(conn)
+    }
   }
 
-  private fail(conn: Connection, reason: string, keepAlive: boolean, http11: boolean): void {
+  private fail(conn: HttpConnection, reason: string, keepAlive: boolean, http11: boolean): void {
     const body = failureBody(reason)
-    this.write(conn, 200, body, body.length, keepAlive, http11, RES_FAILURE)
-  }
-
-  /** Sends head and `body[0..length)`, then closes unless kept alive. */
-  private write(conn: Connection, status: number, body: Uint8Array, length: number, keepAlive: boolean, http11: boolean, type: number): void {
-    if (conn.closed) return
-    // A fresh buffer per response: the socket may hold it until the kernel takes it.
-    const socket = conn.socket
-    let at: number
-    if (length > 4096) {
-      // Large bodies (a full scrape) go out as they are, after their own head.
-      const head = Buffer.allocUnsafe(RESPONSE_HEAD_MAX)
-      at = writeResponseHead(head, 0, status, length, keepAlive, http11)
-      socket.write(head.subarray(0, at))
-      socket.write(body.subarray(0, length))
-    } else {
-      const out = Buffer.allocUnsafe(RESPONSE_HEAD_MAX + length)
-      at = writeResponseHead(out, 0, status, length, keepAlive, http11)
-      for (let i = 0; i < length; i++) out[at + i] = body[i]
-      socket.write(out.subarray(0, at + length))
-    }
-    this.stats.txBytes[conn.v] += at + length
-    this.stats.responses[conn.v][type]++
-    conn.lastActive = this.shard.nowMs
-    // Most recently active last, so that eviction finds the longest idle first.
-    this.connections.delete(conn)
-    this.connections.add(conn)
-    if (!keepAlive) {
-      conn.closed = true
-      this.connections.delete(conn)
-      socket.end()
-      // A client that never closes its side must not hold the socket forever.
-      socket.setTimeout(CLOSE_GRACE_MS, () => socket.destroy())
-    } else if (socket.writableLength > MAX_UNSENT) {
-      this.stats.drops[DROP_SLOW_READER]++
-      this.closeConnection(conn)
-    }
-  }
-
-  /** After an answer from another worker: go on with the requests that waited. */
-  private resume(conn: Connection): void {
-    if (conn.closed) return
-    if (conn.pending) this.process(conn)
-    else if (conn.socket.readableEnded) conn.socket.end()
+    this.transport.respond(conn, 200, body, body.length, keepAlive, http11, RES_FAILURE)
   }
 
   // -------------------------------------------------------------------------------------------
   // Other shards
 
-  private forwardAnnounce(owner: number, conn: Connection, q: AnnounceQuery, ipFamily: 4 | 6, ip: Uint8Array, keepAlive: boolean, http11: boolean): void {
+  private forwardAnnounce(owner: number, conn: HttpConnection, q: AnnounceQuery, ipFamily: 4 | 6, ip: Uint8Array, keepAlive: boolean, http11: boolean): void {
     const id = this.nextForward++
-    this.forwarded.set(id, {conn, keepAlive, http11})
-    conn.busy = true
     const frame = Buffer.allocUnsafe(67)
     frame.writeUInt32LE(id, 0)
     frame[4] = ipFamily
@@ -525,6 +314,20 @@ export class HttpWorker implements ProtocolWorker {
     frame.set(q.infoHash, 27)
     frame.set(q.peerId, 47)
     this.ctx.mesh!.send(owner, FRAME_ANNOUNCE, frame)
+    this.forwarded.set(id, {conn, keepAlive, http11, sentAt: this.shard.nowMs})
+    this.transport.hold(conn)
+  }
+
+  /** Forwarded announces whose reply has not come in time get a failure reason, and their connection goes on. */
+  private expireForwards(): void {
+    const before = this.shard.nowMs - FORWARD_TIMEOUT_MS
+    for (const [id, f] of this.forwarded) {
+      if (f.sentAt > before) break
+      this.forwarded.delete(id)
+      this.stats.drops[DROP_FORWARD_TIMEOUT]++
+      this.fail(f.conn, MESSAGE.trackerBusy, f.keepAlive, f.http11)
+      this.transport.release(f.conn)
+    }
   }
 
   private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
@@ -553,12 +356,9 @@ export class HttpWorker implements ProtocolWorker {
       const f = this.forwarded.get(id)
       if (!f) return
       this.forwarded.delete(id)
-      f.conn.busy = false
-      if (f.conn.closed) return
-      f.conn.socket.cork()
-      this.write(f.conn, 200, buf.subarray(offset + 4, offset + length), length - 4, f.keepAlive, f.http11, RES_ANNOUNCE)
-      process.nextTick(() => f.conn.socket.uncork())
-      this.resume(f.conn)
+      // Copied out of the mesh's buffer by respond.
+      this.transport.respond(f.conn, 200, buf.subarray(offset + 4, offset + length), length - 4, f.keepAlive, f.http11, RES_ANNOUNCE)
+      this.transport.release(f.conn)
     } else if (type === FRAME_FULL_SCRAPE_PART) {
       this.fullScrapeParts[from] = Buffer.from(buf.subarray(offset, offset + length))
       this.fullScrapeBody = null
@@ -622,9 +422,7 @@ export class HttpWorker implements ProtocolWorker {
   async close(): Promise<void> {
     if (this.clock) clearInterval(this.clock)
     if (this.fullScrapeTimer) clearInterval(this.fullScrapeTimer)
-    const closed = Promise.all(this.servers.map(s => new Promise<void>(resolve => s.close(() => resolve()))))
-    for (const conn of [...this.connections]) this.closeConnection(conn)
-    await closed
+    await this.transport.close()
   }
 }
 
