@@ -140,6 +140,20 @@ test('limits: request line, head size and header count; malformed heads', () => 
     assert.equal(http.parseHead(b, 0, b.length, limits, null, head), http.HeadStatus.Malformed, JSON.stringify(bad))
   }
   const withBody = request('/', ['Content-Length: 5'])
+  // Bytes a proxy in front could read differently (RFC 9112 2.2): bare CR, NUL, other controls,
+  // names that are not tokens.
+  for (const bad of ['GET / HTTP/1.1\r\nX-A: 1\rX-B: 2\r\n\r\n', 'GET / HTTP/1.1\r\nX\x00Y: 1\r\n\r\n', 'GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n',
+    'GET / HTTP/1.1\r\nX-A: a\x1bb\r\n\r\n', 'GET / HTTP/1.1\r\nX-A: a\x7fb\r\n\r\n', 'GET / HTTP/1.1\r\nX A: 1\r\n\r\n', 'GET / HTTP/1.1\r\nX-A : 1\r\n\r\n',
+    'GET / HTTP/1.1\r\nX(A): 1\r\n\r\n', 'GET /a\rb HTTP/1.1\r\n\r\n', 'GET /a\x00b HTTP/1.1\r\n\r\n', 'GET /a\x7f HTTP/1.1\r\n\r\n',
+    'GET / HTTP/1.1\r\r\n\r\n', 'GET / HTTP/1.1\r\nHost: x\r\r\n\r\n']) {
+    const b = Buffer.from(bad, 'latin1')
+    assert.equal(http.parseHead(b, 0, b.length, limits, null, head), http.HeadStatus.Malformed, JSON.stringify(bad))
+  }
+  // What stays valid: tabs and obs-text in values, every tchar in names, bare LF line ends.
+  for (const good of ['GET / HTTP/1.1\r\nX-A: a\tb\xe9\xff\r\n\r\n', "GET / HTTP/1.1\r\n!#$%&'*+-.^_`|~09Az: 1\r\n\r\n", 'GET /?a=%00 HTTP/1.1\nHost: x\n\n']) {
+    const b = Buffer.from(good, 'latin1')
+    assert.equal(http.parseHead(b, 0, b.length, limits, null, head), http.HeadStatus.Ok, JSON.stringify(good))
+  }
   assert.equal(http.parseHead(withBody, 0, withBody.length, limits, null, head), http.HeadStatus.Ok)
   assert.equal(head.contentLength, 5)
 })

@@ -62,6 +62,18 @@ export class RequestHead {
   }
 }
 
+/** Bytes a header name may hold (RFC 9110 5.6.2 tchar). */
+const TCHAR = new Uint8Array(256)
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1
+/**
+ * Bytes a header value may hold (RFC 9110 5.5): tab, visible ASCII, space and obs-text. Any other
+ * control byte (a NUL, a CR not followed by LF) is refused, so that no proxy in front of the
+ * tracker can read the message boundaries differently (RFC 9112 2.2).
+ */
+const FIELD_VALUE = new Uint8Array(256)
+FIELD_VALUE[9] = 1
+for (let c = 0x20; c < 0x100; c++) if (c !== 0x7f) FIELD_VALUE[c] = 1
+
 function lowerEquals(buf: Uint8Array, start: number, end: number, lower: Uint8Array): boolean {
   if (end - start !== lower.length) return false
   for (let i = 0; i < lower.length; i++) {
@@ -107,7 +119,12 @@ export function parseHead(buf: Uint8Array, start: number, end: number, limits: H
   out.methodEnd = i
   const targetStart = i + 1
   let targetEnd = targetStart
-  while (targetEnd < lineStop && buf[targetEnd] !== SP) targetEnd++
+  while (targetEnd < lineStop && buf[targetEnd] !== SP) {
+    // Control bytes (a NUL, a bare CR) have no place in a request target.
+    const c = buf[targetEnd]
+    if (c < 0x21 || c === 0x7f) return HeadStatus.Malformed
+    targetEnd++
+  }
   if (targetEnd === targetStart || targetEnd >= lineStop) return HeadStatus.Malformed
   // "HTTP/1.0" or "HTTP/1.1"
   const v = targetEnd + 1
@@ -149,10 +166,11 @@ export function parseHead(buf: Uint8Array, start: number, end: number, limits: H
       return HeadStatus.Ok
     }
     if (++headers > limits.maxHeaders) return HeadStatus.HeadTooLarge
+    // A name is one token (no spaces: obsolete line folding is refused too, RFC 9112 5.1, 5.2).
     let colon = pos
-    while (colon < stopAt && buf[colon] !== COLON) colon++
-    // Obsolete line folding and names with spaces are refused (RFC 9112 5.1, 5.2).
-    if (colon === pos || colon === stopAt || buf[pos] === SP || buf[pos] === 9 || buf[colon - 1] === SP) return HeadStatus.Malformed
+    while (colon < stopAt && TCHAR[buf[colon]] === 1) colon++
+    if (colon === pos || colon === stopAt || buf[colon] !== COLON) return HeadStatus.Malformed
+    for (let k = colon + 1; k < stopAt; k++) if (FIELD_VALUE[buf[k]] === 0) return HeadStatus.Malformed
     let vs = colon + 1
     while (vs < stopAt && (buf[vs] === SP || buf[vs] === 9)) vs++
     let ve = stopAt
