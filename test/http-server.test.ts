@@ -324,7 +324,12 @@ test('2 workers: one consistent swarm over 40 connections, both workers serve, s
   const t = await startHttpTracker({socket_workers: 2})
   try {
     const N = 40
-    const hashes = Array.from({length: 8}, () => nastyId())
+    // Torrents go to workers by first byte modulo 2: both get some.
+    const hashes = Array.from({length: 8}, (_, i) => {
+      const h = nastyId()
+      h[0] = i
+      return h
+    })
     const conns = await Promise.all(Array.from({length: N}, () => RawHttp.open(t.port4)))
     for (let round = 0; round < 2; round++) {
       const replies = await Promise.all(conns.map(async (c, i) => {
