@@ -54,15 +54,13 @@ test('modes: allow, deny, off', () => {
   assert.equal(allow.allows(packet, 16), true)
 })
 
-test('HashSet20 grows and round-trips through a buffer', () => {
+test('HashSet20 grows', () => {
   const set = new HashSet20(2)
   const keys = Array.from({length: 5000}, () => nastyId())
   for (const k of keys) set.add(k, 0)
   assert.equal(set.size, 5000)
   for (const k of keys) assert.ok(set.has(k, 0))
-  const copy = HashSet20.fromBuffer(set.toBuffer())
-  assert.equal(copy.size, 5000)
-  for (const k of keys) assert.ok(copy.has(k, 0))
+  assert.ok(!set.has(nastyId(), 0))
   assert.equal(set.add(keys[0], 0), false)
 })
 
@@ -128,13 +126,13 @@ test('HashSet20 copies through its table, part by part, with no hashing', () => 
   const set = new HashSet20(3000)
   const keys = Array.from({length: 3000}, () => nastyId())
   for (const k of keys) set.add(k, 0)
-  const copy = HashSet20.emptyCopy(set.capacity, set.seed)
+  const copy = HashSet20.emptyCopy(set.capacity, set.seed, set.size)
   const split = set.capacity * 20
   for (const [from, to] of [[0, split], [split, set.tableLength]]) {
-    for (let at = from; at < to; at += 1000) copy.writeTable(at, Buffer.from(set.tableSlice(at, Math.min(to, at + 1000))), set.size)
+    for (let at = from; at < to; at += 1000) copy.writeTable(at, Buffer.from(set.tableSlice(at, Math.min(to, at + 1000))))
   }
   assert.equal(copy.size, 3000)
   for (const k of keys) assert.ok(copy.has(k, 0))
   assert.ok(!copy.has(nastyId(), 0))
-  assert.throws(() => HashSet20.emptyCopy(100, set.seed), /power of two/)
+  assert.throws(() => HashSet20.emptyCopy(100, set.seed, 0), /power of two/)
 })

@@ -172,8 +172,4 @@ export class AccessList {
   replace(set: HashSet20): void {
     this.set = set
   }
-
-  toBuffer(): Buffer {
-    return this.set.toBuffer()
-  }
 }

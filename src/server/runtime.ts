@@ -289,10 +289,10 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
     else {
       const split = set.capacity * 20
       await Promise.all(workers.map(async w => {
-        await sendTo(w, {type: 'access-list-begin', generation, capacity: set.capacity, seed: set.seed})
+        await sendTo(w, {type: 'access-list-begin', generation, capacity: set.capacity, seed: set.seed, size: set.size})
         for (const [from, to] of [[0, split], [split, set.tableLength]]) {
           for (let at = from; at < to; at += PART_BYTES) {
-            await sendTo(w, {type: 'access-list-part', at, bytes: set.tableSlice(at, Math.min(to, at + PART_BYTES)), size: set.size})
+            await sendTo(w, {type: 'access-list-part', at, bytes: set.tableSlice(at, Math.min(to, at + PART_BYTES))})
           }
         }
         await new Promise<WorkerReply>(resolve => {
@@ -448,8 +448,8 @@ const sendTo = (w: Worker, msg: PrimaryMessage): Promise<void> => new Promise((r
 
 export type PrimaryMessage =
   /** An access list comes as the primary's set: begin, parts of its table (see HashSet20), end. */
-  | {type: 'access-list-begin'; generation: number; capacity: number; seed: Uint8Array}
-  | {type: 'access-list-part'; at: number; bytes: Uint8Array; size: number}
+  | {type: 'access-list-begin'; generation: number; capacity: number; seed: Uint8Array; size: number}
+  | {type: 'access-list-part'; at: number; bytes: Uint8Array}
   | {type: 'access-list-end'; id: number; generation: number}
   | {type: 'tls'; id?: number; cert: Buffer | Uint8Array; key: Buffer | Uint8Array}
   | {type: 'mesh-listen'}
@@ -505,10 +505,10 @@ export async function runWorkerProcess(boot: Required<WorkerBoot>): Promise<void
     void (async () => {
       switch (msg.type) {
         case 'access-list-begin':
-          incoming = HashSet20.emptyCopy(msg.capacity, msg.seed)
+          incoming = HashSet20.emptyCopy(msg.capacity, msg.seed, msg.size)
           return
         case 'access-list-part':
-          incoming!.writeTable(msg.at, msg.bytes, msg.size)
+          incoming!.writeTable(msg.at, msg.bytes)
           return
         case 'access-list-end':
           accessList.replace(incoming!)

@@ -31,9 +31,11 @@ export class HashSet20 {
    * the copy takes bytes as they come (`writeTable`), with no hashing, so that each of several
    * processes spends a memory copy on a big list and not a rebuild.
    */
-  static emptyCopy(capacity: number, seed: Uint8Array): HashSet20 {
+  /** A copy of a set of `capacity`, `seed` and `size`, to be filled by `writeTable`. */
+  static emptyCopy(capacity: number, seed: Uint8Array, size: number): HashSet20 {
     const set = new HashSet20(capacity / 2, seed)
     if (set.capacity !== capacity) throw new RangeError(`a set's capacity is a power of two from 16, not ${capacity}`)
+    set.size = size
     return set
   }
 
@@ -53,13 +55,12 @@ export class HashSet20 {
     throw new RangeError('a table slice must not straddle the keys and the flags')
   }
 
-  /** Bytes of another set's table at `at` (see tableSlice); `size` is that set's. */
-  writeTable(at: number, bytes: Uint8Array, size: number): void {
+  /** Bytes of the original's table at `at` (see tableSlice). */
+  writeTable(at: number, bytes: Uint8Array): void {
     const split = this.keys.length
     if (at + bytes.length <= split) this.keys.set(bytes, at)
     else if (at >= split) this.used.set(bytes, at - split)
     else throw new RangeError('a table slice must not straddle the keys and the flags')
-    this.size = size
   }
 
   private hash(b: Uint8Array, o: number): number {
@@ -99,7 +100,9 @@ export class HashSet20 {
       slot = (slot + 1) & this.mask
     }
     this.used[slot] = 1
-    this.keys.set(b.subarray(o, o + 20), slot * 20)
+    const keys = this.keys
+    const base = slot * 20
+    for (let i = 0; i < 20; i++) keys[base + i] = b[o + i]
     this.size++
     return true
   }
@@ -118,20 +121,5 @@ export class HashSet20 {
     this.mask = cap - 1
     this.size = 0
     for (let s = 0; s < oldUsed.length; s++) if (oldUsed[s] === 1) this.add(oldKeys, s * 20)
-  }
-
-  /** All keys, 20 bytes each, concatenated (for passing a list between processes). */
-  toBuffer(): Buffer {
-    const out = Buffer.allocUnsafe(this.size * 20)
-    const keys = Buffer.from(this.keys.buffer, this.keys.byteOffset, this.keys.length)
-    let n = 0
-    for (let s = 0; s < this.used.length; s++) if (this.used[s] === 1) keys.copy(out, 20 * n++, s * 20, s * 20 + 20)
-    return out
-  }
-
-  static fromBuffer(buf: Uint8Array): HashSet20 {
-    const set = new HashSet20(buf.length / 20)
-    for (let o = 0; o + 20 <= buf.length; o += 20) set.add(buf, o)
-    return set
   }
 }
