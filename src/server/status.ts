@@ -81,8 +81,16 @@ function heldByLiveTracker(pid: number, path: string): boolean {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false
   }
-  // A process that cannot be checked counts as a tracker: refusing to start is the safe mistake.
-  return checkTracker(pid).verdict !== 'other'
+  const verdict = checkTracker(pid).verdict
+  if (verdict !== 'unknown') return verdict === 'tracker'
+  // One that cannot be checked counts as a tracker while it lives: refusing to start is the
+  // safe mistake.
+  try {
+    process.kill(pid, 0)
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
+  return true
 }
 
 /**

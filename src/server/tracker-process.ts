@@ -44,8 +44,8 @@ export function commandLineOf(pid: number, via: 'proc' | 'ps' = process.platform
   if (via === 'proc') {
     try {
       const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-      // A process that is exiting (a zombie) has an empty command line.
-      if (raw === '') return undefined
+      // A process that has exited (a zombie) and a kernel thread have none.
+      if (raw === '') return {args: []}
       let cwd: string | undefined
       try {
         cwd = realpathSync(`/proc/${pid}/cwd`)
