@@ -73,24 +73,24 @@ export const pidIn = (text: string): number | undefined => /^\s*([1-9]\d{0,9})\s
 /** Absolute paths of the pid files held by trackers of this process (tests run several). */
 const heldHere = new Set<string>()
 
-/** A live tracker holds the pid file that names `pid`; `path` is absolute. */
-function heldByLiveTracker(pid: number, path: string): boolean {
-  if (pid === process.pid) return heldHere.has(path)
+/** Process `pid` exists (it may belong to another user). */
+function exists(pid: number): boolean {
   try {
     process.kill(pid, 0)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false
-  }
-  const verdict = checkTracker(pid).verdict
-  if (verdict !== 'unknown') return verdict === 'tracker'
-  // One that cannot be checked counts as a tracker while it lives: refusing to start is the
-  // safe mistake.
-  try {
-    process.kill(pid, 0)
+    return true
   } catch (error) {
     return (error as NodeJS.ErrnoException).code !== 'ESRCH'
   }
-  return true
+}
+
+/** A live tracker holds the pid file that names `pid`; `path` is absolute. */
+function heldByLiveTracker(pid: number, path: string): boolean {
+  if (pid === process.pid) return heldHere.has(path)
+  if (!exists(pid)) return false
+  const verdict = checkTracker(pid).verdict
+  // One that cannot be checked counts as a tracker while it lives: refusing to start is the
+  // safe mistake.
+  return verdict === 'tracker' || (verdict === 'unknown' && exists(pid))
 }
 
 /**
