@@ -2,14 +2,17 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {spawn, spawnSync} from 'node:child_process'
-import {readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {randomBytes} from 'node:crypto'
+import {readdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
 import {createConnection} from 'node:net'
 import {join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {parse as parseToml} from 'smol-toml'
 import {defaultsOf, udpSchema} from '../src/config/index.js'
-import {readStatus} from '../src/server/status.js'
+import {requestReload} from '../src/accesslist/client.js'
+import {readStatus, statusPathFor} from '../src/server/status.js'
+import {checkTracker} from '../src/server/tracker-process.js'
 import {tempDir, UdpClient} from './harness.js'
 
 /** smol-toml makes null-prototype objects; compare plain data. */
@@ -90,11 +93,12 @@ test('oclif.manifest.json is current (run `npm run manifest` after changing comm
   }
 })
 
-/** A real `tracker serve` process on loopback ephemeral-ish ports, in its own directory. */
-async function startServe(dir: string, accessList: string, protocol: 'udp' | 'http' = 'udp', network = '') {
-  const port = 20_000 + (process.pid % 5000) * 2
-  const config = join(dir, `${protocol}.toml`)
-  writeFileSync(join(dir, 'list.txt'), accessList)
+/** Two ports of this test process on loopback (the tracker of a test, and a second one). */
+const PORT = 20_000 + (process.pid % 5000) * 2
+
+/** A config of a tracker in `dir` (pid file `dir`/tracker.pid, list `dir`/list.txt) on loopback. */
+function serveConfig(dir: string, protocol: 'udp' | 'http', port: number, network = '', name: string = protocol): string {
+  const config = join(dir, `${name}.toml`)
   writeFileSync(config, `log_level = "info"
 pid_file = "${join(dir, 'tracker.pid')}"
 [network]
@@ -107,14 +111,28 @@ prometheus_endpoint_address = "127.0.0.1:0"
 mode = "allow"
 path = "${join(dir, 'list.txt')}"
 `)
-  const child = spawn(process.execPath, [bin, 'serve', protocol, '-c', config], {stdio: ['ignore', 'pipe', 'pipe']})
+  return config
+}
+
+/** A `tracker serve` process; `exited` gives its exit code, `output` what it wrote. */
+function spawnServe(protocol: string, config: string, options: {cwd?: string; script?: string} = {}) {
+  const child = spawn(process.execPath, [options.script ?? bin, 'serve', protocol, '-c', config], {cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe']})
   let output = ''
   child.stdout.on('data', d => (output += d))
   child.stderr.on('data', d => (output += d))
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  return {child, exited, output: () => output}
+}
+
+/** A real `tracker serve` process on loopback ephemeral-ish ports, in its own directory. */
+async function startServe(dir: string, accessList: string, protocol: 'udp' | 'http' = 'udp', network = '', options: {cwd?: string; script?: string} = {}) {
+  const port = PORT
+  writeFileSync(join(dir, 'list.txt'), accessList)
+  const config = serveConfig(dir, protocol, port, network)
+  const t = spawnServe(protocol, config, options)
   for (let i = 0; i < 200 && !readStatus(join(dir, 'tracker.pid')); i++) await sleep(50)
-  assert.ok(readStatus(join(dir, 'tracker.pid')), `tracker started:\n${output}`)
-  return {child, config, port, exited, output: () => output}
+  assert.ok(readStatus(join(dir, 'tracker.pid')), `tracker started:\n${t.output()}`)
+  return {...t, config, port}
 }
 
 test('accesslist reload against a running tracker: success, then a bad file keeps the old list', async () => {
@@ -217,6 +235,113 @@ test('loadtest udp against a running tracker prints a summary; --json parses', a
     const lines = readFileSync(w, 'utf8').trim().split('\n')
     assert.equal(lines.length, 10_000)
     assert.ok(lines.every(l => /^[0-9a-f]{40}$/.test(l)))
+  } finally {
+    t.child.kill('SIGTERM')
+    await t.exited
+  }
+})
+
+const SECOND_TRACKER = /another tracker \(pid (\d+)\) is running with pid file (.*): stop it or set a different pid_file/
+
+test('a second tracker with the same pid_file exits 1 naming the first, before binding; the first still reloads', async () => {
+  const dir = tempDir()
+  const hash = nastyId().toString('hex')
+  // Started as `node bin/run.js` from the package root: the check resolves it through /proc/PID/cwd.
+  const t = await startServe(dir, `${hash}\n`, 'udp', '', {cwd: root, script: 'bin/run.js'})
+  const pidFile = join(dir, 'tracker.pid')
+  try {
+    assert.equal(checkTracker(t.child.pid!).verdict, 'tracker')
+    const pidBefore = statSync(pidFile).ino
+    const second = run(['serve', 'udp', '-c', serveConfig(dir, 'udp', PORT + 1, '', 'second')])
+    assert.equal(second.code, 1)
+    const m = SECOND_TRACKER.exec(oneLine(second.stderr))
+    assert.ok(m, second.stderr)
+    assert.deepEqual([Number(m[1]), m[2]], [t.child.pid, pidFile])
+    assert.doesNotMatch(second.stderr + second.stdout, /listening/, 'it stopped before binding')
+    noStack(second.stderr)
+    assert.equal(statSync(pidFile).ino, pidBefore)
+    assert.equal(readFileSync(pidFile, 'utf8'), `${t.child.pid}\n`)
+    writeFileSync(join(dir, 'list.txt'), `${hash}\n${nastyId().toString('hex')}\n`)
+    const outcome = await requestReload(pidFile)
+    assert.equal(outcome.ok, true, outcome.message)
+    assert.match(outcome.message, /2 entries in force \(generation 2\)/)
+  } finally {
+    t.child.kill('SIGTERM')
+    assert.equal(await t.exited, 0)
+  }
+  assert.throws(() => statSync(pidFile), /ENOENT/)
+})
+
+test('two trackers started at the same moment with one pid_file: exactly one runs (with no pid file, and with a stale one)', async () => {
+  for (const stale of [false, true]) {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'list.txt'), '')
+    const pidFile = join(dir, 'tracker.pid')
+    if (stale) writeFileSync(pidFile, `${spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {encoding: 'utf8'}).stdout}\n`)
+    const both = [0, 1].map(i => spawnServe('udp', serveConfig(dir, 'udp', PORT + i, '', `t${i}`)))
+    try {
+      for (let i = 0; i < 200 && !(readStatus(pidFile) && both.some(b => b.child.exitCode !== null)); i++) await sleep(50)
+      const lost = both.filter(b => b.child.exitCode !== null)
+      const won = both.filter(b => b.child.exitCode === null)
+      assert.equal(lost.length, 1, both.map(b => b.output()).join('\n---\n'))
+      assert.equal(won.length, 1)
+      assert.equal(await lost[0].exited, 1)
+      assert.equal(Number(SECOND_TRACKER.exec(oneLine(lost[0].output()))?.[1]), won[0].child.pid, lost[0].output())
+      assert.equal(readFileSync(pidFile, 'utf8'), `${won[0].child.pid}\n`)
+      assert.equal(readStatus(pidFile)!.pid, won[0].child.pid)
+    } finally {
+      for (const b of both) b.child.kill('SIGTERM')
+      await Promise.all(both.map(b => b.exited))
+    }
+  }
+})
+
+test('accesslist reload --pid on a pid file naming a sleep refuses, and the sleep lives', async () => {
+  const dir = tempDir()
+  const sleeper = spawn('sleep', ['60'], {stdio: 'ignore'})
+  try {
+    const pidFile = join(dir, 'tracker.pid')
+    writeFileSync(pidFile, `${sleeper.pid}\n`)
+    writeFileSync(statusPathFor(pidFile), JSON.stringify({pid: sleeper.pid, generation: 1}))
+    const r = run(['accesslist', 'reload', '--pid', pidFile])
+    assert.equal(r.code, 1)
+    assert.match(oneLine(r.stderr), new RegExp(`refusing to signal pid ${sleeper.pid} .*is not a tracker \\(its command line is \`sleep 60\`\\)`))
+    noStack(r.stderr)
+    await sleep(200)
+    assert.equal(sleeper.exitCode, null)
+    assert.equal(sleeper.signalCode, null, 'the sleep was not signalled')
+  } finally {
+    sleeper.kill()
+  }
+})
+
+test('accesslist reload reports the reload that began after its signal, not the one under way', async () => {
+  const dir = tempDir()
+  const first = nastyId().toString('hex')
+  const t = await startServe(dir, `${first}\n`)
+  const pidFile = join(dir, 'tracker.pid')
+  const list = join(dir, 'list.txt')
+  const replace = (text: string): void => {
+    writeFileSync(`${list}.new`, text)
+    renameSync(`${list}.new`, list)
+  }
+  const hashes = (n: number): string => {
+    const raw = randomBytes(20 * n)
+    let text = ''
+    for (let i = 0; i < n; i++) text += raw.toString('hex', 20 * i, 20 * i + 20) + '\n'
+    return text
+  }
+  try {
+    // Both lists are big enough that each reload outlasts the client's 50 ms between two looks.
+    const [big, other] = [hashes(500_000), hashes(300_000)]
+    replace(big)
+    t.child.kill('SIGUSR1') // someone else's reload: the big list
+    await sleep(30)
+    replace(other)
+    const outcome = await requestReload(pidFile)
+    assert.equal(outcome.ok, true, outcome.message)
+    assert.equal(outcome.status!.entries, 300_000, outcome.message)
+    assert.equal(outcome.status!.generation, 3, 'the big reload (2) ran first, then the one this request asked for')
   } finally {
     t.child.kill('SIGTERM')
     await t.exited

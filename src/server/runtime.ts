@@ -4,7 +4,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {availableParallelism, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {AccessList, AccessListError, loadAccessListFile, type AccessListMode} from '../accesslist/index.js'
+import {AccessList, AccessListError, buildSet, readAccessList, type AccessListMode} from '../accesslist/index.js'
 import {AggregatorRegistry, collectProcessMetrics, Registry, registerTrackerMetrics, startMetricsServer} from '../metrics/index.js'
 import {createLogger, type Logger, type LogLevel} from '../util/log.js'
 import {HashSet20} from '../util/hashset20.js'
@@ -13,7 +13,7 @@ import {Mesh} from './mesh.js'
 import {dropPrivileges} from './privileges.js'
 import {takeOverSignals} from './signals.js'
 import {loadTlsMaterial, tlsConfigOf, TlsError, type TlsMaterial} from './tls.js'
-import {removePidFiles, writePidFile, writeStatus, type TrackerStatus} from './status.js'
+import {PidFileError, TrackerFiles, type TrackerStatus} from './status.js'
 
 /** The keys every server config has (see src/config); the runtime reads nothing else. */
 export interface RuntimeConfig {
@@ -98,22 +98,43 @@ export function shardOf(infoHash: Uint8Array, offset: number, count: number): nu
  * Runs a tracker: one in-process worker when `socket_workers` is 1, else a cluster of worker
  * processes linked by a mesh, each owning a shard of the swarm. Handles the access list, pid and
  * status files, metrics endpoint, signals, privilege drop and fail-fast supervision.
+ *
+ * The pid file is claimed first, before anything is read or bound: while a live tracker holds
+ * it, a second one fails at once (PidFileError) and touches nothing of the first.
  */
 export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, options: {installSignals?: boolean; exitOnStop?: boolean} = {}): Promise<RunningTracker> {
+  const log = createLogger(spec.config.log_level)
+  const pidFile = spec.config.pid_file
+  let files: TrackerFiles
+  try {
+    files = TrackerFiles.claim(pidFile)
+  } catch (error) {
+    if (error instanceof PidFileError) throw error
+    log.warn(`could not write pid file ${pidFile} (${(error as Error).message}); \`tracker accesslist reload\` will need --pid`)
+    files = TrackerFiles.unclaimed(pidFile)
+  }
+  try {
+    return await startTracker(spec, options, log, files)
+  } catch (error) {
+    files.release()
+    throw error
+  }
+}
+
+async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, options: {installSignals?: boolean; exitOnStop?: boolean}, log: Logger, files: TrackerFiles): Promise<RunningTracker> {
   const {config, protocol} = spec
-  const log = createLogger(config.log_level)
   const startedAt = Date.now()
   const count = resolveWorkerCount(config.socket_workers)
   const accessList = new AccessList(config.access_list.mode)
   const reloads = {ok: 0, error: 0}
+  /** The list in force: its entries (duplicates counted once) and the attempt that made it so. */
+  const inForce = {entries: 0, generation: 1}
   let status: TrackerStatus = {
-    protocol, pid: process.pid, generation: 0, ok: true, entries: 0, error: null, time: '', listening: [],
+    protocol, pid: process.pid, generation: 1, startedNs: process.hrtime.bigint().toString(), ok: true, entries: 0, error: null, time: '', listening: [],
   }
 
-  if (accessList.mode !== 'off') {
-    // A bad list at start refuses to start (AccessListError carries file and line).
-    accessList.replace(await loadAccessListFile(config.access_list.path))
-  }
+  // A bad list at start refuses to start (AccessListError carries file and line).
+  const initialKeys = accessList.mode === 'off' ? undefined : await readAccessList(config.access_list.path)
   accessList.generation = 1
   // A bad certificate or key at start refuses to start, like a bad access list.
   const tlsConfig = tlsConfigOf(config)
@@ -121,8 +142,8 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
 
   const registry = new Registry()
   registerTrackerMetrics(registry, protocol, version, startedAt, {
-    entries: () => accessList.entries,
-    generation: () => accessList.generation,
+    entries: () => inForce.entries,
+    generation: () => inForce.generation,
     reloads: () => reloads,
   })
 
@@ -139,7 +160,6 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
   // Declared before the workers start: a failing worker shuts down through code that reads it.
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined
   let listening: string[] = []
-  let pending = 0
   const replies = new Map<number, (msg: WorkerReply) => void>()
   let nextRequest = 1
 
@@ -157,6 +177,7 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
   }
 
   if (count === 1) {
+    if (initialKeys) await putInForce(initialKeys, 1)
     const ctx: WorkerContext<C> = {
       index: 0, count: 1, config, secret, epochMs, accessList, log, registry, tls,
       ownerOf: () => 0,
@@ -195,9 +216,8 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
         phase.set(i, msg => (msg.type === type ? resolve(msg) : reject(new Error(`worker ${i}: unexpected ${msg.type}`))))
       })))
     // Workers get the access list before serving.
-    const hashes = accessList.mode === 'off' ? undefined : accessList.toBuffer()
     await waitPhase('booted')
-    for (const w of workers) w.send({type: 'access-list', generation: accessList.generation, hashes} satisfies PrimaryMessage)
+    if (initialKeys) await putInForce(initialKeys, 1)
     if (tls) for (const w of workers) w.send({type: 'tls', ...tls} satisfies PrimaryMessage)
     const meshUp = waitPhase('mesh-listening')
     for (const w of workers) w.send({type: 'mesh-listen'} satisfies PrimaryMessage)
@@ -253,29 +273,69 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
     }
   }
 
-  try {
-    writePidFile(config.pid_file)
-  } catch (error) {
-    log.warn(`could not write pid file ${config.pid_file} (${(error as Error).message}); \`tracker accesslist reload\` will need --pid`)
-  }
-  status = {...status, generation: accessList.generation, entries: accessList.entries, time: new Date().toISOString(), listening}
-  await writeStatus(config.pid_file, status).catch(() => {})
+  status = {...status, entries: inForce.entries, time: new Date().toISOString(), listening}
+  await files.writeStatus(status).catch(e => log.warn(`could not write status file: ${(e as Error).message}`))
   for (const line of listening) log.info(`${protocol} tracker listening: ${line}`)
-  log.info(`${count} worker${count === 1 ? '' : 's'}; access list mode ${accessList.mode}, ${accessList.entries} entries`)
+  log.info(`${count} worker${count === 1 ? '' : 's'}; access list mode ${accessList.mode}, ${inForce.entries} entries`)
 
-  async function reloadAccessList(): Promise<TrackerStatus> {
-    pending++
-    const generation = ++accessList.generation
+  /**
+   * Puts a list in force without holding up replies for long: the set is built in slices and
+   * swapped in one step. Workers get the table of the set the primary built, in parts of
+   * PART_BYTES (a memory copy each, no hashing), and swap it in once it is whole.
+   */
+  async function putInForce(keys: Buffer, generation: number): Promise<void> {
+    const set = await buildSet(keys)
+    if (workers.length === 0) accessList.replace(set)
+    else {
+      const split = set.capacity * 20
+      await Promise.all(workers.map(async w => {
+        await sendTo(w, {type: 'access-list-begin', generation, capacity: set.capacity, seed: set.seed, size: set.size})
+        for (const [from, to] of [[0, split], [split, set.tableLength]]) {
+          for (let at = from; at < to; at += PART_BYTES) {
+            await sendTo(w, {type: 'access-list-part', at, bytes: set.tableSlice(at, Math.min(to, at + PART_BYTES))})
+          }
+        }
+        await new Promise<WorkerReply>(resolve => {
+          const id = nextRequest++
+          replies.set(id, resolve)
+          w.send({type: 'access-list-end', id, generation} satisfies PrimaryMessage)
+        })
+      }))
+    }
+    inForce.entries = set.size
+  }
+
+  // Reloads run one at a time. A request during one makes one more after it, shared by every
+  // request until it starts, so the list in force is always the last one read.
+  let running: Promise<TrackerStatus> | undefined
+  let queued: Promise<TrackerStatus> | undefined
+  function reloadAccessList(): Promise<TrackerStatus> {
+    if (queued) return queued
+    if (!running) return startReload()
+    const next = (): Promise<TrackerStatus> => {
+      queued = undefined
+      return startReload()
+    }
+    queued = running.then(next, next)
+    return queued
+  }
+  function startReload(): Promise<TrackerStatus> {
+    const attempt: Promise<TrackerStatus> = reloadOnce().finally(() => {
+      if (running === attempt) running = undefined
+    })
+    running = attempt
+    return attempt
+  }
+
+  async function reloadOnce(): Promise<TrackerStatus> {
+    const generation = status.generation + 1
+    const startedNs = process.hrtime.bigint().toString()
     let error: string | null = null
     if (accessList.mode !== 'off') {
       try {
-        const set = await loadAccessListFile(config.access_list.path)
-        if (workers.length > 0) {
-          await askAll(id => ({type: 'access-list', id, generation, hashes: set.toBuffer()}))
-        }
-        accessList.replace(set)
+        await putInForce(await readAccessList(config.access_list.path), generation)
         reloads.ok++
-        log.info(`access list reloaded: ${set.size} entries (generation ${generation})`)
+        log.info(`access list reloaded: ${inForce.entries} entries (generation ${generation})`)
       } catch (e) {
         error = e instanceof AccessListError ? e.message : String(e)
         reloads.error++
@@ -299,9 +359,9 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
         log.error(`TLS reload failed, the previous certificate stays in force: ${message}`)
       }
     }
-    status = {...status, generation, ok: error === null, entries: accessList.entries, error, time: new Date().toISOString(), ...(tlsResult ? {tls: tlsResult} : {})}
-    await writeStatus(config.pid_file, status).catch(e => log.warn(`could not write status file: ${(e as Error).message}`))
-    pending--
+    accessList.generation = inForce.generation = generation
+    status = {...status, generation, startedNs, ok: error === null, entries: inForce.entries, error, time: new Date().toISOString(), ...(tlsResult ? {tls: tlsResult} : {})}
+    await files.writeStatus(status).catch(e => log.warn(`could not write status file: ${(e as Error).message}`))
     return status
   }
 
@@ -329,7 +389,7 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
       })))
     }
     if (meshDir) rmSync(meshDir, {recursive: true, force: true})
-    removePidFiles(config.pid_file)
+    files.release()
     resolveDone(code)
     if (exit) process.exit(code)
   }
@@ -378,8 +438,19 @@ export interface WorkerBoot {
   index?: number
 }
 
+/** Bytes of an access list's table per 'access-list-part' message (a memory copy for the worker). */
+const PART_BYTES = 160 * 1024
+
+/** Resolves once `msg` is handed to the channel, so that a big list goes out at the pace the worker reads it. */
+const sendTo = (w: Worker, msg: PrimaryMessage): Promise<void> => new Promise((resolve, reject) => {
+  w.send(msg, error => (error ? reject(error) : resolve()))
+})
+
 export type PrimaryMessage =
-  | {type: 'access-list'; id?: number; generation: number; hashes?: Buffer | Uint8Array}
+  /** An access list comes as the primary's set: begin, parts of its table (see HashSet20), end. */
+  | {type: 'access-list-begin'; generation: number; capacity: number; seed: Uint8Array; size: number}
+  | {type: 'access-list-part'; at: number; bytes: Uint8Array}
+  | {type: 'access-list-end'; id: number; generation: number}
   | {type: 'tls'; id?: number; cert: Buffer | Uint8Array; key: Buffer | Uint8Array}
   | {type: 'mesh-listen'}
   /** `ports`: the ports worker 0 got for a configured port 0 (see WorkerContext.ports). */
@@ -426,15 +497,24 @@ export async function runWorkerProcess(boot: Required<WorkerBoot>): Promise<void
   }
   let worker: ProtocolWorker | undefined
   let cleaningTimer: NodeJS.Timeout | undefined
+  /** The access list being received: filled as its parts come, in force at its end. */
+  let incoming: HashSet20 | undefined
   collectProcessMetrics(registry)
 
   process.on('message', (msg: PrimaryMessage) => {
     void (async () => {
       switch (msg.type) {
-        case 'access-list':
-          accessList.replace(msg.hashes ? HashSet20.fromBuffer(Buffer.from(msg.hashes)) : new HashSet20())
+        case 'access-list-begin':
+          incoming = HashSet20.emptyCopy(msg.capacity, msg.seed, msg.size)
+          return
+        case 'access-list-part':
+          incoming!.writeTable(msg.at, msg.bytes)
+          return
+        case 'access-list-end':
+          accessList.replace(incoming!)
           accessList.generation = msg.generation
-          if (msg.id !== undefined) send({type: 'ack', id: msg.id})
+          incoming = undefined
+          send({type: 'ack', id: msg.id})
           return
         case 'tls': {
           const material = {cert: Buffer.from(msg.cert), key: Buffer.from(msg.key)}

@@ -1,6 +1,7 @@
 import {AccessListError} from '../accesslist/index.js'
 import {ConfigError, loadConfig, type Override, type ServerName} from '../config/index.js'
 import {runTracker, type RunningTracker} from './runtime.js'
+import {PidFileError} from './status.js'
 import {TlsError} from './tls.js'
 
 const WORKER_MODULES: Record<ServerName, string> = {
@@ -18,7 +19,7 @@ export async function serve(protocol: ServerName, file: string | undefined, over
     const config = loadConfig(protocol, {file, overrides})
     return await runTracker({protocol, config, workerModule: WORKER_MODULES[protocol]}, {installSignals: true, exitOnStop: true})
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof AccessListError || error instanceof TlsError) throw new UserError(error.message)
+    if (error instanceof ConfigError || error instanceof AccessListError || error instanceof TlsError || error instanceof PidFileError) throw new UserError(error.message)
     if (error instanceof Error && /could not (bind|serve)|EADDRINUSE|EACCES|EADDRNOTAVAIL/.test(error.message)) throw new UserError(error.message + bindHint(error.message))
     throw error
   }
