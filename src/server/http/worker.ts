@@ -447,12 +447,14 @@ export class HttpWorker implements ProtocolWorker {
     const hashes = sortUnique(this.scrapeHashes, parsed)
     const count = hashes.length / 20
     const answered = this.scrapes.scrape(hashes, 0, count, counts => {
-      let at = writeScrapeStart(this.body, 0)
-      for (let i = 0; i < count; i++) at = writeScrapeEntry(this.body, at, hashes, 20 * i, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
-      at = writeScrapeEnd(this.body, at)
       const wasBusy = conn.busy
       if (wasBusy) conn.busy = false
-      this.write(conn, 200, this.body, at, keepAlive, http11, RES_SCRAPE)
+      if (counts) {
+        let at = writeScrapeStart(this.body, 0)
+        for (let i = 0; i < count; i++) at = writeScrapeEntry(this.body, at, hashes, 20 * i, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
+        at = writeScrapeEnd(this.body, at)
+        this.write(conn, 200, this.body, at, keepAlive, http11, RES_SCRAPE)
+      } else this.fail(conn, MESSAGE.busy, keepAlive, http11)
       if (wasBusy) this.resume(conn)
     })
     // Not answered at once: other workers are counting their part.
