@@ -1,12 +1,15 @@
 /**
- * Issue 13, item 6: a flood of 70-hash UDP scrapes from one client with a valid connection id
- * against `tracker serve udp` with 2 workers, on loopback, for a bounded time. Prints each
- * worker's RSS and the latency of a legitimate announce (another address, one every 100 ms)
- * before, during and after the flood, and the tracker's drop and refusal counters.
+ * Issue 13, item 6: a flood of 70-hash UDP scrapes (or announces: `--announces`) from one
+ * client with a valid connection id against `tracker serve udp` with 2 workers, on loopback, for
+ * a bounded time. Prints each worker's RSS and the latency of a legitimate announce (another
+ * address, one every 100 ms) before, during and after the flood, and the tracker's drop and
+ * refusal counters. The announce flood cycles 64 torrents and peers, so that what grows is what
+ * sits between the workers, not the swarm.
  *
- *   npx tsc -p . && node dist/loadtest/bench/mesh-flood.js [--seconds 15] [--after 10] [--sockets 8]
+ *   npx tsc -p . && node dist/loadtest/bench/mesh-flood.js [--seconds 15] [--after 10] [--sockets 8] [--announces]
  */
 import dgram from 'node:dgram'
+import {createServer} from 'node:net'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -17,7 +20,7 @@ import {Worker, isMainThread, parentPort, workerData} from 'node:worker_threads'
 import * as udp from '../../src/protocol/udp/index.js'
 import {descendants, rssBytes, startProcess, stopProcess} from './proc.js'
 
-interface FloodOptions {port: number; seconds: number; sockets: number; hashes: number}
+interface FloodOptions {port: number; seconds: number; sockets: number; hashes: number; announces: boolean}
 
 /** Ask for a connection id from `address`; the tracker's ids are per client IP. */
 async function connectionId(socket: dgram.Socket, port: number): Promise<Uint8Array> {
@@ -39,7 +42,7 @@ async function connectionId(socket: dgram.Socket, port: number): Promise<Uint8Ar
 }
 
 /** The flood, in a thread of its own so that the probe's clock is not the flood's event loop. */
-async function flood({port, seconds, sockets, hashes}: FloodOptions): Promise<void> {
+async function flood({port, seconds, sockets, hashes, announces}: FloodOptions): Promise<void> {
   const socks = await Promise.all(Array.from({length: sockets}, () => new Promise<dgram.Socket>(resolve => {
     const s = dgram.createSocket('udp4')
     s.bind(0, '127.0.0.1', () => resolve(s))
@@ -48,6 +51,11 @@ async function flood({port, seconds, sockets, hashes}: FloodOptions): Promise<vo
   // Replies are read and thrown away, as an attacker would.
   for (const s of socks) s.on('message', () => {})
   const packets = Array.from({length: 64}, (_, i) => {
+    if (announces) {
+      const b = Buffer.alloc(udp.ANNOUNCE_REQUEST_LENGTH)
+      udp.writeAnnounceRequest(b, {connectionId: cid, transactionId: i, infoHash: randomBytes(20), peerId: randomBytes(20), downloaded: 0, left: 1, uploaded: 0, event: 0, numWant: 30, port: 6881})
+      return b
+    }
     const b = Buffer.alloc(16 + 20 * hashes)
     udp.writeScrapeRequest(b, cid, i, Array.from({length: hashes}, () => randomBytes(20)))
     return b
@@ -80,6 +88,22 @@ async function flood({port, seconds, sockets, hashes}: FloodOptions): Promise<vo
 
 interface Probe {sentAt: number; latency?: number}
 
+/** A port free on 127.0.0.1 now, for UDP or TCP. */
+async function freePort(kind: 'udp' | 'tcp'): Promise<number> {
+  if (kind === 'tcp') {
+    const server = createServer()
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const {port} = server.address() as {port: number}
+    await new Promise(resolve => server.close(resolve))
+    return port
+  }
+  const socket = dgram.createSocket('udp4')
+  await new Promise<void>(resolve => socket.bind(0, '127.0.0.1', resolve))
+  const {port} = socket.address()
+  await new Promise<void>(resolve => socket.close(resolve))
+  return port
+}
+
 async function main(): Promise<void> {
   const arg = (name: string, d: number): number => {
     const i = process.argv.indexOf(`--${name}`)
@@ -88,9 +112,10 @@ async function main(): Promise<void> {
   const seconds = arg('seconds', 15)
   const after = arg('after', 10)
   const sockets = arg('sockets', 8)
+  const announces = process.argv.includes('--announces')
   const dir = mkdtempSync(join(tmpdir(), 'mesh-flood-'))
-  const port = 20_000 + Math.floor(Math.random() * 20_000)
-  const metricsPort = port + 1
+  const port = await freePort('udp')
+  const metricsPort = await freePort('tcp')
   const cfg = join(dir, 'udp.toml')
   writeFileSync(cfg, `socket_workers = 2
 log_level = "info"
@@ -133,7 +158,7 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
   mark('before')
   const rssBefore = workers.map(w => rssBytes(w))
   await sleep(2000)
-  const thread = new Worker(fileURLToPath(import.meta.url), {workerData: {port, seconds, sockets, hashes: 70} satisfies FloodOptions})
+  const thread = new Worker(fileURLToPath(import.meta.url), {workerData: {port, seconds, sockets, hashes: 70, announces} satisfies FloodOptions})
   const sent = await new Promise<number>((resolve, reject) => {
     thread.on('message', (m: {type: string; sent?: number}) => {
       if (m.type === 'started') mark('flood')
@@ -164,7 +189,7 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
   const MiB = (b: number): string => (b / 1048576).toFixed(0)
   const ms = (v: number | undefined): string => (v === undefined ? '-' : v.toFixed(1))
   const pct = (list: number[], q: number): number | undefined => (list.length ? list[Math.min(list.length - 1, Math.floor(q * list.length))] : undefined)
-  console.log(`flood: ${sent} scrapes of 70 hashes in ${seconds} s (${Math.round(sent / seconds)}/s) from ${sockets} sockets`)
+  console.log(`flood: ${sent} ${announces ? 'announces' : 'scrapes of 70 hashes'} in ${seconds} s (${Math.round(sent / seconds)}/s) from ${sockets} sockets`)
   console.log('\nworker | RSS before MiB | RSS max during flood MiB | RSS end MiB')
   workers.forEach((w, i) => console.log(`${i} (pid ${w}) | ${MiB(rssBefore[i])} | ${MiB(rssFloodMax[i])} | ${MiB(rssEnd[i])}`))
   console.log('\nphase | announces sent | answered | p50 ms | p99 ms | max ms')
@@ -184,7 +209,7 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
   console.log(`\nafter the flood: every announce answered within 100 ms from ${recovered === undefined ? 'never' : `${recovered.toFixed(0)} ms`} after it stopped`)
   console.log('\ncounters:')
   for (const line of metrics.split('\n')) {
-    if (/^tracker_(dropped|refusals)_total\{/.test(line) || /^tracker_responses_total\{type="(scrape|error)"/.test(line) ||
+    if (/^tracker_(dropped|refusals)_total\{/.test(line) || /^tracker_responses_total\{type="(scrape|error|announce)"/.test(line) ||
       /^nodejs_(heap_size_used|external_memory)_bytes /.test(line)) console.log(`  ${line}`)
   }
 }

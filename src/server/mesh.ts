@@ -280,10 +280,11 @@ export class Mesh {
         setImmediate(resume)
       }
     })
-    socket.on('error', error => this.broken(`link from worker ${reader.from} failed: ${error.message}`))
+    const name = (): string => (reader.from < 0 ? 'a link from a worker that had not said which' : `link from worker ${reader.from}`)
+    socket.on('error', error => this.broken(`${name()} failed: ${error.message}`))
     socket.on('close', () => {
       this.incoming.delete(socket)
-      this.broken(`link from worker ${reader.from} closed`)
+      this.broken(`${name()} closed`)
     })
   }
 
