@@ -66,6 +66,24 @@ export interface SwarmGauges {
   refusals(): Record<string, number>
 }
 
+/**
+ * Drops and refusals counted outside a protocol worker's TrafficStats, by reason: the mesh
+ * between workers and the scrape router, the same in every protocol.
+ */
+export interface WorkerCounts {
+  drops?(): Record<string, number>
+  refusals?(): Record<string, number>
+}
+
+const workerCounts = new WeakMap<Registry, WorkerCounts[]>()
+
+/** Adds `counts` to the drops and refusals that `registerWorkerMetrics` reports for this registry's worker. */
+export function addWorkerCounts(registry: Registry, counts: WorkerCounts): void {
+  const list = workerCounts.get(registry)
+  if (list) list.push(counts)
+  else workerCounts.set(registry, [counts])
+}
+
 /** Registers the per-worker metrics; values are read from `stats` and `swarm` at scrape time. */
 export function registerWorkerMetrics(registry: Registry, workerIndex: number, stats: TrafficStats,
   swarm?: SwarmGauges, connections?: () => number): void {
@@ -94,10 +112,17 @@ export function registerWorkerMetrics(registry: Registry, workerIndex: number, s
   counterFrom(METRIC.txBytes, set => {
     for (let v = 0; v < 2; v++) set({ip_version: IP_VERSIONS[v], worker_index}, stats.txBytes[v])
   })
-  counterFrom(METRIC.drops, set => stats.dropReasons.forEach((reason, i) => set({reason, worker_index}, stats.drops[i])))
+  const extra = (kind: 'drops' | 'refusals', set: (labels: Record<string, string>, v: number) => void) => {
+    for (const counts of workerCounts.get(registry) ?? []) for (const [reason, v] of Object.entries(counts[kind]?.() ?? {})) set({reason, worker_index}, v)
+  }
+  counterFrom(METRIC.drops, set => {
+    stats.dropReasons.forEach((reason, i) => set({reason, worker_index}, stats.drops[i]))
+    extra('drops', set)
+  })
   counterFrom(METRIC.refusals, set => {
     stats.refusalReasons.forEach((reason, i) => set({reason, worker_index}, stats.refusals[i]))
     if (swarm) for (const [reason, v] of Object.entries(swarm.refusals())) set({reason, worker_index}, v)
+    extra('refusals', set)
   })
   if (swarm) {
     gaugeFrom(METRIC.torrents, set => set({worker_index}, swarm.torrents()))

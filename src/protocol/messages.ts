@@ -5,5 +5,5 @@ export const MESSAGE = {
   infoHashList: 'Invalid info hash list',
   infoHashNotAllowed: 'Info hash not allowed',
   torrentLimit: 'Tracker is at its torrent limit; try again later',
-  trackerBusy: 'Tracker is busy; try again later',
+  busy: 'Tracker is busy; try again later',
 } as const

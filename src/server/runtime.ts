@@ -5,7 +5,7 @@ import {availableParallelism, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {AccessList, AccessListError, buildSet, readAccessList, type AccessListMode} from '../accesslist/index.js'
-import {AggregatorRegistry, collectProcessMetrics, Registry, registerTrackerMetrics, startMetricsServer} from '../metrics/index.js'
+import {addWorkerCounts, AggregatorRegistry, collectProcessMetrics, Registry, registerTrackerMetrics, startMetricsServer} from '../metrics/index.js'
 import {createLogger, type Logger, type LogLevel} from '../util/log.js'
 import {HashSet20} from '../util/hashset20.js'
 import {version} from '../version.js'
@@ -490,6 +490,7 @@ export async function runWorkerProcess(boot: Required<WorkerBoot>): Promise<void
   accessList.generation = boot.accessListGeneration
   const registry = new Registry()
   const mesh = new Mesh(boot.index, boot.count, boot.meshDir, reason => fatal(`mesh ${reason}`))
+  addWorkerCounts(registry, {drops: () => mesh.drops()})
   const ctx: WorkerContext = {
     index: boot.index, count: boot.count, config, secret: Buffer.from(boot.secret, 'hex'), epochMs: boot.epochMs,
     accessList, log, registry, mesh,

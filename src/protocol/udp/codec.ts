@@ -28,6 +28,7 @@ export const ERROR_FULL_SCRAPE = error(MESSAGE.fullScrape)
 export const ERROR_INFO_HASH_LIST = error(MESSAGE.infoHashList)
 export const ERROR_INFO_HASH_NOT_ALLOWED = error(MESSAGE.infoHashNotAllowed)
 export const ERROR_TRACKER_FULL = error(MESSAGE.torrentLimit)
+export const ERROR_BUSY = error(MESSAGE.busy)
 
 export const enum ParseStatus {
   /** A well-formed request. */

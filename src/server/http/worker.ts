@@ -10,7 +10,7 @@ import {
 import {AnnounceRequest, AnnounceResult, AnnounceStatus, Swarm} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {SwarmShard} from '../shard.js'
-import {ScrapeRouter} from '../scrape-router.js'
+import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
 import type {TlsMaterial} from '../tls.js'
 import {CONNECTION_DROP_REASONS, HttpTransport, type HttpConnection, type HttpHandler} from './transport.js'
 
@@ -40,6 +40,8 @@ const FRAME_ANNOUNCE = 17
 const FRAME_ANNOUNCE_REPLY = 18
 const FRAME_FULL_SCRAPE_PART = 19
 
+/** Bytes of a forwarded announce: id, address, port, event, flags, numwant, info hash, peer id. */
+const FORWARD_FRAME = 67
 /** An announce handed to another worker is answered with a failure reason if its reply takes longer. */
 const FORWARD_TIMEOUT_MS = 5000
 
@@ -104,6 +106,10 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
     this.fullScrapeParts = new Array(ctx.count).fill(undefined)
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.transport.size)
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
+    // The largest frames: an announce reply, a scrape part, or (when on) a shard's full-scrape part.
+    if (!cfg.protocol.enable_full_scrape) {
+      ctx.mesh?.limitFrames(Math.max(FORWARD_FRAME, 4 + announceBodyMax(maxPeers), scrapeFrameBytes(cfg.protocol.max_scrape_torrents)))
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -280,10 +286,12 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
     const count = hashes.length / 20
     let waiting = false
     const answered = this.scrapes.scrape(hashes, 0, count, counts => {
-      let at = writeScrapeStart(this.body, 0)
-      for (let i = 0; i < count; i++) at = writeScrapeEntry(this.body, at, hashes, 20 * i, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
-      at = writeScrapeEnd(this.body, at)
-      this.transport.respond(conn, 200, this.body, at, keepAlive, http11, RES_SCRAPE)
+      if (counts) {
+        let at = writeScrapeStart(this.body, 0)
+        for (let i = 0; i < count; i++) at = writeScrapeEntry(this.body, at, hashes, 20 * i, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
+        at = writeScrapeEnd(this.body, at)
+        this.transport.respond(conn, 200, this.body, at, keepAlive, http11, RES_SCRAPE)
+      } else this.fail(conn, MESSAGE.busy, keepAlive, http11)
       if (waiting) this.transport.release(conn)
     })
     // Not answered at once: other workers are counting their part.
@@ -303,7 +311,7 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
 
   private forwardAnnounce(owner: number, conn: HttpConnection, q: AnnounceQuery, ipFamily: 4 | 6, ip: Uint8Array, keepAlive: boolean, http11: boolean): void {
     const id = this.nextForward++
-    const frame = Buffer.allocUnsafe(67)
+    const frame = Buffer.allocUnsafe(FORWARD_FRAME)
     frame.writeUInt32LE(id, 0)
     frame[4] = ipFamily
     frame.set(ip.subarray(0, 16), 5)
@@ -313,7 +321,11 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
     frame.writeUInt16LE(Math.min(q.numWant < 0 ? 0xffff : q.numWant, 0xfffe), 25)
     frame.set(q.infoHash, 27)
     frame.set(q.peerId, 47)
-    this.ctx.mesh!.send(owner, FRAME_ANNOUNCE, frame)
+    // A link too full to take it: the client hears so at once (the mesh counts the drop).
+    if (!this.ctx.mesh!.send(owner, FRAME_ANNOUNCE, frame)) {
+      this.fail(conn, MESSAGE.busy, keepAlive, http11)
+      return
+    }
     this.forwarded.set(id, {conn, keepAlive, http11, sentAt: this.shard.nowMs})
     this.transport.hold(conn)
   }
@@ -325,7 +337,7 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
       if (f.sentAt > before) break
       this.forwarded.delete(id)
       this.stats.drops[DROP_FORWARD_TIMEOUT]++
-      this.fail(f.conn, MESSAGE.trackerBusy, f.keepAlive, f.http11)
+      this.fail(f.conn, MESSAGE.busy, f.keepAlive, f.http11)
       this.transport.release(f.conn)
     }
   }
@@ -350,7 +362,7 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
       const reply = Buffer.allocUnsafe(4 + length)
       reply.writeUInt32LE(buf.readUInt32LE(offset), 0)
       this.body.copy(reply, 4, 0, length)
-      this.ctx.mesh!.send(from, FRAME_ANNOUNCE_REPLY, reply)
+      this.ctx.mesh!.answer(from, FRAME_ANNOUNCE_REPLY, reply)
     } else if (type === FRAME_ANNOUNCE_REPLY) {
       const id = buf.readUInt32LE(offset)
       const f = this.forwarded.get(id)

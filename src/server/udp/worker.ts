@@ -1,7 +1,7 @@
 import {TrafficStats, registerWorkerMetrics} from '../../metrics/index.js'
 import {
-  ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_SCRAPE, ConnectionIdValidator, ERROR_INFO_HASH_NOT_ALLOWED,
-  ERROR_TRACKER_FULL, ParseStatus, ParsedRequest, parseRequest, writeAnnounceHeader, writeConnectResponse,
+  ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_SCRAPE, ANNOUNCE_REQUEST_LENGTH, ConnectionIdValidator, ERROR_BUSY,
+  ERROR_INFO_HASH_NOT_ALLOWED, ERROR_TRACKER_FULL, ParseStatus, ParsedRequest, parseRequest, writeAnnounceHeader, writeConnectResponse,
   writeErrorResponse, writeScrapeHeader, writeScrapeEntry,
 } from '../../protocol/udp/index.js'
 import {AnnounceRequest, AnnounceResult, AnnounceStatus, ScrapeCounts, Swarm} from '../../swarm/index.js'
@@ -10,7 +10,7 @@ import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {splitHostPort} from '../runtime.js'
 import {SwarmShard} from '../shard.js'
 import {nodeHasReusePort, portToBind} from '../listen.js'
-import {ScrapeRouter} from '../scrape-router.js'
+import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
 import {BatchLink, DgramLink, PeerAddress, type LinkOptions, type UdpLink} from './link.js'
 
 export type UdpWorkerConfig = UdpConfig
@@ -26,8 +26,10 @@ const DROP_SEND_FAILED = 3
 const REFUSED_ACCESS = 0
 
 // Mesh frame type of an announce forwarded to its shard's owner (see scrape-router for scrapes).
+// Only the announce's fixed 98 bytes are forwarded, whatever the datagram's length.
 const FRAME_ANNOUNCE = 16
 const FORWARD_HEADER = 20
+const FORWARD_FRAME = FORWARD_HEADER + ANNOUNCE_REQUEST_LENGTH
 
 export function createWorker(ctx: WorkerContext<UdpWorkerConfig>): ProtocolWorker {
   return new UdpWorker(ctx)
@@ -45,6 +47,8 @@ export class UdpWorker implements ProtocolWorker {
   private readonly outSize: number
   /** The peer of a request forwarded by another worker. */
   private readonly forwardedPeer = new PeerAddress()
+  /** A forwarded announce is written here; the mesh copies it. */
+  private readonly forwardFrame = Buffer.alloc(FORWARD_FRAME)
   private readonly req = new ParsedRequest()
   private readonly announceReq = new AnnounceRequest()
   private readonly announceRes = new AnnounceResult()
@@ -61,6 +65,8 @@ export class UdpWorker implements ProtocolWorker {
     this.outSize = Math.max(20 + 18 * cfg.protocol.max_response_peers, 8 + 12 * cfg.protocol.max_scrape_torrents, 1024)
     this.scrapes = new ScrapeRouter(ctx, this.swarm)
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges())
+    // The largest frame a UDP worker sends: a scrape's part (its answer is smaller) or an announce.
+    ctx.mesh?.limitFrames(Math.max(FORWARD_FRAME, scrapeFrameBytes(cfg.protocol.max_scrape_torrents)))
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
   }
 
@@ -194,14 +200,18 @@ export class UdpWorker implements ProtocolWorker {
     this.stats.responses[v][1]++
   }
 
-  /** Frame: socket family (1), port (2), IP version (1), the address in 16 bytes, then the request. */
+  /**
+   * Frame: socket family (1), port (2), IP version (1), the address in 16 bytes, then the request.
+   * At a full link the announce is dropped, like a lost datagram (the mesh counts it).
+   */
   private forwardAnnounce(owner: number, socketFamily: 0 | 1, msg: Buffer, peer: PeerAddress): void {
-    const frame = Buffer.allocUnsafe(FORWARD_HEADER + msg.length)
+    const frame = this.forwardFrame
     frame[0] = socketFamily
     frame.writeUInt16BE(peer.port, 1)
     frame[3] = peer.family
-    frame.set(peer.bytes, 4)
-    msg.copy(frame, FORWARD_HEADER)
+    const ip = peer.bytes
+    for (let i = 0; i < ip.length; i++) frame[4 + i] = ip[i]
+    msg.copy(frame, FORWARD_HEADER, 0, ANNOUNCE_REQUEST_LENGTH)
     this.ctx.mesh!.send(owner, FRAME_ANNOUNCE, frame)
   }
 
@@ -222,6 +232,8 @@ export class UdpWorker implements ProtocolWorker {
     // The peer object is the link's, reused for the next packet: keep a copy for the answer.
     const to = peer.copy()
     this.scrapes.scrape(msg, scrapeOffset, scrapeCount, counts => {
+      // Another worker's part could not be had (the router counts why): never made-up counts.
+      if (!counts) return this.sendError(link, v, transactionId, ERROR_BUSY, to)
       writeScrapeHeader(link.out, transactionId)
       for (let i = 0; i < scrapeCount; i++) writeScrapeEntry(link.out, i, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
       this.send(link, v, 8 + 12 * scrapeCount, to)
@@ -230,8 +242,8 @@ export class UdpWorker implements ProtocolWorker {
   }
 
   private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
-    if (this.scrapes.onFrame(from, type, buf, offset)) return
-    if (type === FRAME_ANNOUNCE) {
+    if (this.scrapes.onFrame(from, type, buf, offset, length)) return
+    if (type === FRAME_ANNOUNCE && length >= FORWARD_FRAME) {
       const link = buf[offset] === 0 ? this.link4 : this.link6
       const family = buf[offset + 3]
       if (!link || (family !== 4 && family !== 6)) return

@@ -432,6 +432,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     const unique = [...new Set(infoHashes)]
     const hashes = Buffer.from(unique.join(''), 'latin1')
     this.scrapes.scrape(hashes, 0, unique.length, counts => {
+      if (!counts) return this.fail(conn, MESSAGE.busy, 'scrape')
       const entries = unique.map((infoHash, i) => ({infoHash, complete: counts[3 * i], downloaded: counts[3 * i + 1], incomplete: counts[3 * i + 2]}))
       this.send(conn, scrapeResponse(entries), RES_SCRAPE)
     })
