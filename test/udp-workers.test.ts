@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import {fetchMetrics, sample, startUdpTracker, UdpClient} from './harness.js'
 import {nastyId} from './helpers.js'
 import {nodeHasReusePort} from '../src/server/listen.js'
+import {descendants} from '../loadtest/bench/proc.js'
 
 // Both socket paths: the batched addon (each worker binds its own socket, SO_REUSEPORT) and
 // node:dgram (on Node 20 the cluster primary shares one socket).
@@ -12,8 +13,12 @@ for (const batched of [true, false]) test(`2 workers (${batched ? 'batched I/O' 
   const clients: UdpClient[] = []
   try {
     clients.push(...await Promise.all(Array.from({length: N}, (_, i) => UdpClient.open(4, t.port4, `127.0.0.${1 + (i % 8)}`))))
-    // Several torrents so both shards own some.
-    const hashes = Array.from({length: 8}, () => nastyId())
+    // Several torrents so both shards own some (by first byte modulo 2).
+    const hashes = Array.from({length: 8}, (_, i) => {
+      const h = nastyId()
+      h[0] = i
+      return h
+    })
     const peerIds = clients.map(() => nastyId())
     for (const c of clients) await c.connect()
     let answered = 0
@@ -52,6 +57,31 @@ for (const batched of [true, false]) test(`2 workers (${batched ? 'batched I/O' 
     }
   } finally {
     clients.forEach(c => c.close())
+    await t.stop()
+  }
+})
+
+test('metrics with a worker that does not answer: the endpoint says so within 10 s; scrapes meanwhile share one question', async () => {
+  const t = await startUdpTracker({socket_workers: 2})
+  const stopped = descendants(process.pid).at(-1)!
+  try {
+    assert.ok((await fetchMetrics(t.metricsUrl)).includes('tracker_info'))
+    process.kill(stopped, 'SIGSTOP')
+    const started = Date.now()
+    const answers = await Promise.all(Array.from({length: 5}, () => fetch(t.metricsUrl).then(async r => ({status: r.status, text: await r.text()}))))
+    assert.ok(Date.now() - started < 15_000)
+    for (const a of answers) {
+      assert.equal(a.status, 500)
+      assert.match(a.text, /worker 1 did not answer within 10 s/)
+    }
+    process.kill(stopped, 'SIGCONT')
+    assert.ok((await fetchMetrics(t.metricsUrl)).includes('tracker_info'), 'served again once the worker answers')
+  } finally {
+    try {
+      process.kill(stopped, 'SIGCONT')
+    } catch {
+      // gone
+    }
     await t.stop()
   }
 })

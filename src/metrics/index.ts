@@ -182,6 +182,9 @@ export async function startMetricsServer(host: string, port: number, render: () 
       res.end(`metrics unavailable: ${String(error)}\n`)
     })
   })
+  // A scraper that sends its request slowly or not at all is let go, like a tracker client.
+  server.headersTimeout = 10_000
+  server.requestTimeout = 10_000
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {

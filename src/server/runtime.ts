@@ -163,10 +163,18 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
   const replies = new Map<number, (msg: WorkerReply) => void>()
   let nextRequest = 1
 
+  /** Asks every worker; a worker that has not answered within WORKER_REPLY_MS fails the question. */
   const askAll = async (make: (id: number) => PrimaryMessage): Promise<WorkerReply[]> =>
-    Promise.all(workers.map(w => new Promise<WorkerReply>(resolve => {
+    Promise.all(workers.map((w, i) => new Promise<WorkerReply>((resolve, reject) => {
       const id = nextRequest++
-      replies.set(id, resolve)
+      const timer = setTimeout(() => {
+        replies.delete(id)
+        reject(new Error(`worker ${i} did not answer within ${WORKER_REPLY_MS / 1000} s`))
+      }, WORKER_REPLY_MS)
+      replies.set(id, msg => {
+        clearTimeout(timer)
+        resolve(msg)
+      })
       w.send(make(id))
     })))
 
@@ -246,13 +254,16 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
 
   if (config.metrics.run_prometheus_endpoint) {
     const [host, port] = splitHostPort(config.metrics.prometheus_endpoint_address)
+    // Scrapes that come while the workers are being asked share that answer: one question in flight.
+    let asking: Promise<string> | undefined
+    const askWorkers = async (): Promise<string> => {
+      const parts = await askAll(id => ({type: 'metrics', id}))
+      const jsons = [await registry.getMetricsAsJSON(), ...parts.map(p => p.metrics!)]
+      return AggregatorRegistry.aggregate(jsons as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics()
+    }
     const render = count === 1
       ? () => registry.metrics()
-      : async () => {
-        const parts = await askAll(id => ({type: 'metrics', id}))
-        const jsons = [await registry.getMetricsAsJSON(), ...parts.map(p => p.metrics!)]
-        return AggregatorRegistry.aggregate(jsons as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics()
-      }
+      : () => (asking ??= askWorkers().finally(() => (asking = undefined)))
     try {
       metricsServer = await startMetricsServer(host, port, render, registry.contentType)
       const bound = metricsServer.address() as {port: number}
@@ -437,6 +448,9 @@ export interface WorkerBoot {
   accessListGeneration: number
   index?: number
 }
+
+/** How long the primary waits for a worker's answer (metrics, TLS material) before giving up. */
+const WORKER_REPLY_MS = 10_000
 
 /** Bytes of an access list's table per 'access-list-part' message (a memory copy for the worker). */
 const PART_BYTES = 160 * 1024
