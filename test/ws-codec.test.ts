@@ -112,7 +112,7 @@ test('SDP text is delimited, not checked: it is relayed as it came (see the prot
 })
 
 test('engine: counts exclude the announcer; offers go to distinct others; answers need a live offer', () => {
-  const swarm = new WebTorrentSwarm({maxTorrents: 10, maxPeersPerTorrent: 100, maxPeerAge: 60, maxOfferAge: 30})
+  const swarm = new WebTorrentSwarm({maxTorrents: 10, maxPeersPerTorrent: 100, maxPeerAge: 60, maxOfferAge: 30, maxPendingOffersPerConnection: 100, maxPendingOffersPerTorrent: 100})
   const counts = {complete: 0, incomplete: 0, downloaded: 0}
   const ih = 'h'.repeat(20)
   const conn = (id: number) => ({worker: 0, id})
