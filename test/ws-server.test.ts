@@ -5,12 +5,24 @@ import net from 'node:net'
 import {once} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fetchMetrics, sample, startWsTracker, tempDir} from './harness.js'
-import {binaryId, handshakeRequest, isAnnounceResponse, isAnswer, isFailure, isOffer, maskedFrame, StalledClient, WsTestClient, type Msg} from './ws-client.js'
+import {binaryId, handshakeRequest, isAnnounceResponse, isAnswer, isFailure, isOffer, maskedControlFrame, maskedFrame, RawWsClient, StalledClient, WsTestClient, type Msg} from './ws-client.js'
 import {makeCertificate} from './certs.js'
+import {OP_PING, OP_PONG} from '../src/server/ws/socket.js'
 
 const sdp = (n: number, tag = '') => `v=0\r\no=- ${tag} "quoted" \\ ünïcödé ${'a'.repeat(n)}\r\n`
 const offer = (id = binaryId(), size = 40) => ({offer_id: id, offer: {type: 'offer', sdp: sdp(size, 'offer')}})
 const announce = (infoHash: string, peerId: string, extra: Msg = {}) => ({action: 'announce', info_hash: infoHash, peer_id: peerId, left: 100, numwant: 5, uploaded: 0, downloaded: 0, ...extra})
+
+/** A counter summed over workers: `tracker_dropped_total{reason="x"` and the like. */
+function total(text: string, metric: string, reason: string): number {
+  let n = 0
+  for (const line of text.split('\n')) if (line.startsWith(`${metric}{reason="${reason}",`)) n += Number(line.slice(line.lastIndexOf(' ') + 1))
+  return n
+}
+
+/** Both I/O paths: the batched TCP addon (Linux) and Node's sockets. */
+const IO = process.platform === 'linux' ? [true, false] : [false]
+const ioName = (batched: boolean) => batched ? 'batched I/O' : 'Node sockets'
 
 // Batched I/O (the addon, Linux) by default; Node's sockets with batched_io = false. The other tests run on the default.
 for (const batched of process.platform === 'linux' ? [true, false] : [false]) test(`offers reach other peers with their SDP untouched; answers come back only for offers made (${batched ? 'batched I/O' : 'Node sockets'})`, async () => {
@@ -319,6 +331,152 @@ test('2 workers: offers and answers cross workers; every peer of one torrent is 
     for (const w of ['0', '1']) assert.ok((sample(text, `tracker_responses_total{type="announce",ip_version="4",worker_index="${w}"}`) ?? 0) > 0, `worker ${w} answered`)
   } finally {
     clients.forEach(c => c.close())
+    await t.stop()
+  }
+})
+
+for (const [batched, workers] of IO.flatMap(b => [[b, 1], [b, 2]] as const)) test(`a client that floods pings and never reads: the tracker stops reading it, stays small and closes it after send_timeout (${ioName(batched)}, ${workers} worker${workers > 1 ? 's' : ''})`, async () => {
+  const sendTimeout = 2
+  const t = await startWsTracker({socket_workers: workers, network: {batched_io: batched},
+    connections: {max_buffered_bytes: 65_536, send_timeout: sendTimeout, ping_interval: 3600, max_connection_idle: 3600}})
+  const url = `ws://127.0.0.1:${t.port4}`
+  const normal = await WsTestClient.open(url)
+  const flooder = await StalledClient.open(t.port4)
+  const socket = flooder.socket
+  try {
+    const rss = process.memoryUsage().rss
+    const closed = flooder.closedByServer()
+    let closedAt = 0
+    void closed.then(() => (closedAt = Date.now()))
+    const pings = Buffer.concat(Array.from({length: 256}, () => maskedControlFrame(OP_PING, Buffer.alloc(125, 0x70))))
+    const base = socket.bytesWritten
+    const start = Date.now()
+    while (closedAt === 0 && Date.now() - start < 15_000) {
+      if (!socket.write(pings)) await Promise.race([once(socket, 'drain').catch(() => {}), closed, sleep(200)])
+    }
+    const taken = socket.bytesWritten - socket.writableLength - base
+    assert.ok(closedAt > 0, 'the flooder was closed')
+    const after = closedAt - start
+    // The clock the sweep reads ticks once a second: closed between send_timeout - 1 and send_timeout + 2 s (with slack).
+    assert.ok(after >= (sendTimeout - 1) * 1000 && after <= (sendTimeout + 3) * 1000, `closed ${after} ms after the flood began`)
+    // Without the bound the tracker reads every ping and queues a pong for each (over 1 GiB in 10 s).
+    assert.ok(taken < 48 << 20, `the tracker stopped reading: it took ${taken} bytes of pings`)
+    if (workers === 1) assert.ok(process.memoryUsage().rss - rss < 128 << 20, 'the tracker (in this process) stayed small')
+    const text = await fetchMetrics(t.metricsUrl)
+    assert.equal(total(text, 'tracker_dropped_total', 'send_timeout'), 1)
+    // The other client is unaffected.
+    assert.equal(normal.closed, false)
+    const ih = binaryId()
+    normal.send({action: 'scrape', info_hash: ih})
+    assert.ok((await normal.next(m => m.action === 'scrape')).files)
+  } finally {
+    normal.close()
+    flooder.close()
+    await t.stop()
+  }
+})
+
+for (const batched of IO) test(`only a pong that echoes our ping answers it: unsolicited pongs do not keep a connection alive (${ioName(batched)})`, async () => {
+  const t = await startWsTracker({network: {batched_io: batched}, connections: {ping_interval: 1, max_connection_idle: 3600}})
+  const url = `ws://127.0.0.1:${t.port4}`
+  const ponger = await RawWsClient.open(t.port4, {answerPings: false})
+  const answerer = await RawWsClient.open(t.port4, {answerPings: true})
+  const normal = await WsTestClient.open(url)
+  const timer = setInterval(() => ponger.send(OP_PONG, Buffer.from(binaryId(), 'latin1').subarray(0, 8)), 100)
+  try {
+    const start = Date.now()
+    while (!ponger.closed && Date.now() - start < 5000) await sleep(50)
+    assert.ok(ponger.closed, 'a client that sends pongs of its own but never answers a ping is closed')
+    // Pinged in one round, closed in the next.
+    assert.ok(Date.now() - start <= 3500, `closed after ${Date.now() - start} ms`)
+    assert.ok(ponger.pings.length >= 1 && ponger.pings.every(p => p.length === 8), 'pings carry an 8-byte token')
+    await sleep(1500)
+    assert.equal(answerer.closed, false, 'a client that echoes every ping stays')
+    assert.ok(answerer.pings.length >= 3)
+    assert.notDeepEqual(answerer.pings[0], answerer.pings[1], 'a new token every round')
+    assert.equal(normal.closed, false, 'the ws client (which answers pings itself) stays')
+    normal.send({action: 'scrape', info_hash: binaryId()})
+    assert.ok((await normal.next(m => m.action === 'scrape')).files)
+    assert.equal(total(await fetchMetrics(t.metricsUrl), 'tracker_dropped_total', 'ping_timeout'), 1)
+  } finally {
+    clearInterval(timer)
+    for (const c of [ponger, answerer, normal]) c.close()
+    await t.stop()
+  }
+})
+
+// Expiry and replaced offer ids giving their slots back: the model test in ws-codec.test.ts.
+for (const workers of [1, 2]) test(`pending offers are capped per connection and per torrent; an answer gives its slot back (${workers} worker${workers > 1 ? 's' : ''})`, async () => {
+  const t = await startWsTracker({socket_workers: workers, protocol: {max_offers: 10},
+    limits: {max_pending_offers_per_connection: 5, max_pending_offers_per_torrent: 8}})
+  const url = `ws://127.0.0.1:${t.port4}`
+  const peers = await Promise.all(Array.from({length: 12}, () => WsTestClient.open(url)))
+  const [a, c] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url)])
+  const ih = binaryId()
+  const [pa, pc] = [binaryId(), binaryId()]
+  const ids = peers.map(() => binaryId())
+  /** Offers relayed to the peers within a short wait, with the index of the peer each reached. */
+  const relayed = async (): Promise<{to: number; msg: Msg}[]> => {
+    await sleep(300)
+    const got: {to: number; msg: Msg}[] = []
+    for (const [to, p] of peers.entries()) for (let msg; (msg = await p.next(isOffer, 1).catch(() => undefined));) got.push({to, msg})
+    return got
+  }
+  const offerFrom = async (client: WsTestClient, peerId: string): Promise<{to: number; msg: Msg}[]> => {
+    client.send(announce(ih, peerId, {offers: Array.from({length: 10}, () => offer())}))
+    assert.ok(isAnnounceResponse(await client.next(isAnnounceResponse)), 'the announce itself is answered')
+    return relayed()
+  }
+  const refused = async () => total(await fetchMetrics(t.metricsUrl), 'tracker_refusals_total', 'offer_limit')
+  try {
+    for (let i = 0; i < peers.length; i++) {
+      peers[i].send(announce(ih, ids[i]))
+      await peers[i].next(isAnnounceResponse)
+    }
+    const first = await offerFrom(a, pa)
+    assert.equal(first.length, 5, 'the connection cap')
+    assert.equal(await refused(), 5)
+    assert.equal((await offerFrom(a, pa)).length, 0, 'still at the cap')
+    assert.equal(await refused(), 15)
+    // An answer frees its offer's slot.
+    const {to, msg} = first[0]
+    assert.equal(msg.peer_id, pa)
+    peers[to].send(announce(ih, ids[to], {answer: {type: 'answer', sdp: 'x'}, to_peer_id: pa, offer_id: msg.offer_id}))
+    assert.equal((await a.next(isAnswer)).offer_id, msg.offer_id)
+    assert.equal((await offerFrom(a, pa)).length, 1, 'one slot came back')
+    // The torrent cap: 5 of a's are pending, room for 3 of c's.
+    assert.equal((await offerFrom(c, pc)).length, 3, 'the torrent cap')
+    assert.equal(await refused(), 15 + 9 + 7)
+  } finally {
+    for (const x of [...peers, a, c]) x.close()
+    await t.stop()
+  }
+})
+
+for (const workers of [1, 2]) test(`a connection can be in at most max_torrents_per_connection torrents (${workers} worker${workers > 1 ? 's' : ''})`, async () => {
+  const t = await startWsTracker({socket_workers: workers, limits: {max_torrents_per_connection: 3}})
+  const c = await WsTestClient.open(`ws://127.0.0.1:${t.port4}`)
+  try {
+    const torrents = Array.from({length: 4}, () => binaryId())
+    const pid = binaryId()
+    for (const ih of torrents.slice(0, 3)) {
+      c.send(announce(ih, pid))
+      await c.next(isAnnounceResponse)
+    }
+    c.send(announce(torrents[3], pid))
+    const f = await c.next(isFailure)
+    assert.equal(f['failure reason'], 'Too many torrents on one connection: at most 3')
+    assert.equal(f.info_hash, torrents[3])
+    // Announcing again in a torrent it is in is fine; leaving one makes room.
+    c.send(announce(torrents[0], pid))
+    await c.next(isAnnounceResponse)
+    c.send(announce(torrents[1], pid, {event: 'stopped'}))
+    await c.next(isAnnounceResponse)
+    c.send(announce(torrents[3], pid))
+    await c.next(isAnnounceResponse)
+    assert.equal(total(await fetchMetrics(t.metricsUrl), 'tracker_refusals_total', 'torrents_per_connection'), 1)
+  } finally {
+    c.close()
     await t.stop()
   }
 })
