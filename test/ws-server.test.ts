@@ -2,6 +2,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
+import tls from 'node:tls'
 import {once} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fetchMetrics, sample, startWsTracker, tempDir} from './harness.js'
@@ -477,6 +478,84 @@ for (const workers of [1, 2]) test(`a connection can be in at most max_torrents_
     assert.equal(total(await fetchMetrics(t.metricsUrl), 'tracker_refusals_total', 'torrents_per_connection'), 1)
   } finally {
     c.close()
+    await t.stop()
+  }
+})
+
+/** A TCP connection to the tracker (TLS when `tls`) that sends `bytes` and then nothing; resolves when connected. */
+async function stalled(port: number, o: {tls?: boolean; bytes?: string} = {}): Promise<{socket: net.Socket; closed: Promise<number>; received: () => string}> {
+  const socket = o.tls ? tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false}) : net.connect({port, host: '127.0.0.1'})
+  let got = ''
+  socket.on('data', d => (got += d.toString('latin1')))
+  socket.on('error', () => {})
+  const start = Date.now()
+  const closed = new Promise<number>(resolve => socket.once('close', () => resolve(Date.now() - start)))
+  await once(socket, o.tls ? 'secureConnect' : 'connect')
+  if (o.bytes) socket.write(o.bytes)
+  return {socket, closed, received: () => got}
+}
+
+for (const scheme of ['ws', 'wss'] as const) test(`every state before the WebSocket has a timer: stalled ${scheme === 'wss' ? 'TLS handshakes and ' : ''}upgrade requests are closed after handshake_timeout (${scheme}://)`, async () => {
+  const secure = scheme === 'wss' ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws')) : {}
+  const t = await startWsTracker({connections: {handshake_timeout: 1}, network: {...secure}})
+  const sockets: net.Socket[] = []
+  try {
+    const cases = [
+      // Over wss://, a socket that sends nothing never starts its TLS handshake; over ws://, it never sends its request.
+      {what: 'a socket that sends nothing', s: await stalled(t.port4)},
+      {what: 'half an upgrade request', s: await stalled(t.port4, {tls: scheme === 'wss', bytes: 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'})},
+    ]
+    for (const {what, s} of cases) {
+      sockets.push(s.socket)
+      const after = await Promise.race([s.closed, sleep(10_000).then(() => Infinity)])
+      assert.ok(after >= 800 && after <= 3000, `${what}: closed after ${after} ms`)
+    }
+    // Node answers a request that timed out with 408; a TLS handshake that timed out gets nothing.
+    assert.match(cases[1].s.received(), /^HTTP\/1\.1 408 /)
+    const text = await fetchMetrics(t.metricsUrl)
+    assert.equal(total(text, 'tracker_dropped_total', 'tls_handshake_timeout'), scheme === 'wss' ? 1 : 0)
+    assert.equal(total(text, 'tracker_dropped_total', 'request_timeout'), scheme === 'wss' ? 1 : 2)
+    // A real client still gets in.
+    const c = await WsTestClient.open(`${scheme}://127.0.0.1:${t.port4}`)
+    c.send(announce(binaryId(), binaryId()))
+    assert.ok(isAnnounceResponse(await c.next()))
+    c.close()
+  } finally {
+    for (const s of sockets) s.destroy()
+    await t.stop()
+  }
+})
+
+for (const scheme of ['ws', 'wss'] as const) test(`at max_connections held by stalled handshakes a new client still gets a WebSocket; WebSockets are never evicted (${scheme}://)`, async () => {
+  const secure = scheme === 'wss' ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws')) : {}
+  const t = await startWsTracker({connections: {max_connections: 4, handshake_timeout: 60}, network: {...secure}})
+  const url = `${scheme}://127.0.0.1:${t.port4}`
+  const clients: WsTestClient[] = []
+  const stalls: Awaited<ReturnType<typeof stalled>>[] = []
+  try {
+    clients.push(await WsTestClient.open(url), await WsTestClient.open(url))
+    // Sockets that never begin their handshake (TLS, or the upgrade request) fill the other two slots.
+    for (let i = 0; i < 2; i++) {
+      stalls.push(await stalled(t.port4))
+      await sleep(100)
+    }
+    clients.push(await WsTestClient.open(url))
+    assert.ok(await Promise.race([stalls[0].closed.then(() => true), sleep(2000).then(() => false)]), 'the oldest stalled socket made room')
+    assert.equal(await Promise.race([stalls[1].closed.then(() => true), sleep(200).then(() => false)]), false, 'the other stalled socket is still open')
+    clients.push(await WsTestClient.open(url))
+    assert.ok(await Promise.race([stalls[1].closed.then(() => true), sleep(2000).then(() => false)]))
+    // Every slot is a WebSocket now: the next client is refused, and none of them is closed.
+    await assert.rejects(WsTestClient.open(url), /503/)
+    for (const c of clients) {
+      c.send({action: 'scrape', info_hash: binaryId()})
+      assert.ok((await c.next(m => m.action === 'scrape')).files)
+    }
+    const text = await fetchMetrics(t.metricsUrl)
+    assert.equal(total(text, 'tracker_dropped_total', 'handshake_evicted'), 2)
+    assert.equal(total(text, 'tracker_dropped_total', 'max_connections'), 1)
+  } finally {
+    for (const c of clients) c.close()
+    for (const s of stalls) s.socket.destroy()
     await t.stop()
   }
 })
