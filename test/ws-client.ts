@@ -121,10 +121,10 @@ export function handshakeRequest(): string {
 export class StalledClient {
   private constructor(readonly socket: net.Socket) {}
 
-  static async open(port: number): Promise<StalledClient> {
-    const socket = net.connect({port, host: '127.0.0.1'})
+  static async open(port: number, o: {tls?: boolean} = {}): Promise<StalledClient> {
+    const socket = o.tls ? tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false}) : net.connect({port, host: '127.0.0.1'})
     await new Promise<void>((resolve, reject) => {
-      socket.once('connect', () => resolve())
+      socket.once(o.tls ? 'secureConnect' : 'connect', () => resolve())
       socket.once('error', reject)
     })
     socket.write(handshakeRequest())

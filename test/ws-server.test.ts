@@ -336,13 +336,15 @@ test('2 workers: offers and answers cross workers; every peer of one torrent is 
   }
 })
 
-for (const [batched, workers] of IO.flatMap(b => [[b, 1], [b, 2]] as const)) test(`a client that floods pings and never reads: the tracker stops reading it, stays small and closes it after send_timeout (${ioName(batched)}, ${workers} worker${workers > 1 ? 's' : ''})`, async () => {
+// wss:// connections always use Node's sockets (StreamLink over TLS).
+for (const [batched, workers, secure] of [...IO.flatMap(b => [[b, 1, false], [b, 2, false]] as const), [false, 1, true] as const]) test(`a client that floods pings and never reads: the tracker stops reading it, stays small and closes it after send_timeout (${secure ? 'wss://' : ioName(batched)}, ${workers} worker${workers > 1 ? 's' : ''})`, async () => {
   const sendTimeout = 2
-  const t = await startWsTracker({socket_workers: workers, network: {batched_io: batched},
+  const tlsKeys = secure ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws')) : {}
+  const t = await startWsTracker({socket_workers: workers, network: {batched_io: batched, ...tlsKeys},
     connections: {max_buffered_bytes: 65_536, send_timeout: sendTimeout, ping_interval: 3600, max_connection_idle: 3600}})
-  const url = `ws://127.0.0.1:${t.port4}`
+  const url = `${secure ? 'wss' : 'ws'}://127.0.0.1:${t.port4}`
   const normal = await WsTestClient.open(url)
-  const flooder = await StalledClient.open(t.port4)
+  const flooder = await StalledClient.open(t.port4, {tls: secure})
   const socket = flooder.socket
   try {
     const rss = process.memoryUsage().rss
@@ -515,6 +517,7 @@ for (const scheme of ['ws', 'wss'] as const) test(`every state before the WebSoc
     const text = await fetchMetrics(t.metricsUrl)
     assert.equal(total(text, 'tracker_dropped_total', 'tls_handshake_timeout'), scheme === 'wss' ? 1 : 0)
     assert.equal(total(text, 'tracker_dropped_total', 'request_timeout'), scheme === 'wss' ? 1 : 2)
+    assert.equal(total(text, 'tracker_dropped_total', 'tls_error'), 0)
     // A real client still gets in.
     const c = await WsTestClient.open(`${scheme}://127.0.0.1:${t.port4}`)
     c.send(announce(binaryId(), binaryId()))
@@ -553,6 +556,7 @@ for (const scheme of ['ws', 'wss'] as const) test(`at max_connections held by st
     const text = await fetchMetrics(t.metricsUrl)
     assert.equal(total(text, 'tracker_dropped_total', 'handshake_evicted'), 2)
     assert.equal(total(text, 'tracker_dropped_total', 'max_connections'), 1)
+    assert.equal(total(text, 'tracker_dropped_total', 'tls_error'), 0, 'an evicted TLS handshake is counted once')
   } finally {
     for (const c of clients) c.close()
     for (const s of stalls) s.socket.destroy()

@@ -216,17 +216,19 @@ every full_scrape_interval seconds. Off by default: it can be large.`),
     keys: {
       ...limits.keys,
       max_torrents_per_connection: int(1000, `Most torrents one connection can be in at once (a browser shares one
-connection among all its torrents). An announce for one more gets an error.`, 1),
-      max_pending_offers_per_connection: int(1000, `Most offers from one connection waiting for their answer (each for up to
-max_offer_age). A browser sends at most max_offers (10) per announce, once an
-announce interval per torrent, and answered offers leave at once: a browser in
-50 torrents whose offers all went unanswered would hold 1,000. Offers past it
-are not relayed (the announce is still answered). Counted per worker: offers
-are held by the worker that owns their torrent, so with several workers one
-connection can hold this many on each.`, 1),
-      max_pending_offers_per_torrent: int(100_000, `Most offers waiting for their answer in one torrent: 10,000 peers each with
-10 unanswered offers. Offers past it are not relayed (the announce is still
-answered) until answers or max_offer_age free room.`, 1),
+connection among all its torrents). An announce for one more gets an error
+(counted as torrents_per_connection) until the connection leaves one.`, 1),
+      max_pending_offers_per_connection: int(1000, `Most offers from one connection waiting for their answer. A browser sends at
+most max_offers (10) per announce, once an announce interval per torrent, and
+answered offers leave at once; with max_offer_age no longer than the interval
+(both 120 s by default), even offers nobody answers number at most about 20
+per torrent: 1,000 covers a browser in 50 torrents that nobody answers. Offers
+past it are not relayed (the announce is still answered; counted as
+offer_limit). Counted per worker: offers are held by the worker that owns their
+torrent, so with several workers one connection can hold this many on each.`, 1),
+      max_pending_offers_per_torrent: int(100_000, `Most offers waiting for their answer in one torrent: 5,000 peers each with
+20 unanswered offers. Offers past it are not relayed (the announce is still
+answered; counted as offer_limit) until answers or max_offer_age free room.`, 1),
     },
   },
   metrics: metrics(9002),

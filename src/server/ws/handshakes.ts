@@ -61,7 +61,8 @@ export class Handshakes {
     if (tls) {
       // With this listener Node leaves the socket open: it is closed here.
       server.on('tlsClientError', (error: Error & {code?: string}, socket: Duplex) => {
-        this.drop(error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? HandshakeDrop.TlsTimeout : HandshakeDrop.TlsError)
+        // A socket closed to make room fails its handshake too; it is counted as evicted only.
+        if (this.pending.has(rawOf(socket))) this.drop(error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? HandshakeDrop.TlsTimeout : HandshakeDrop.TlsError)
         socket.destroy()
       })
     }
@@ -91,7 +92,11 @@ export class Handshakes {
 
   /** The handshake of `socket` (plain, or the TLS socket over a raw one) is done: it is a WebSocket now. */
   upgraded(socket: Duplex): void {
-    // A TLS socket made by the server keeps the accepted socket as its parent.
-    this.pending.delete((socket as Duplex & {_parent?: Socket})._parent ?? (socket as Socket))
+    this.pending.delete(rawOf(socket))
   }
+}
+
+/** The accepted TCP socket under `socket`: a TLS socket made by the server keeps it as its parent. */
+function rawOf(socket: Duplex): Socket {
+  return (socket as Duplex & {_parent?: Socket})._parent ?? (socket as Socket)
 }
