@@ -497,10 +497,11 @@ async function stalled(port: number, o: {tls?: boolean; bytes?: string} = {}): P
   return {socket, closed, received: () => got}
 }
 
-for (const scheme of ['ws', 'wss'] as const) test(`every state before the WebSocket has a timer: stalled ${scheme === 'wss' ? 'TLS handshakes and ' : ''}upgrade requests are closed after handshake_timeout (${scheme}://)`, async () => {
+for (const [scheme, batched] of [...IO.map(b => ['ws', b] as const), ['wss', false] as const]) test(`every state before the WebSocket has a timer: stalled ${scheme === 'wss' ? 'TLS handshakes and ' : ''}upgrade requests are closed after handshake_timeout; WebSockets outlive it (${scheme}://, ${ioName(batched)})`, async () => {
   const secure = scheme === 'wss' ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws')) : {}
-  const t = await startWsTracker({connections: {handshake_timeout: 1}, network: {...secure}})
+  const t = await startWsTracker({connections: {handshake_timeout: 1}, network: {batched_io: batched, ...secure}})
   const sockets: net.Socket[] = []
+  const early = await WsTestClient.open(`${scheme}://127.0.0.1:${t.port4}`)
   try {
     const cases = [
       // Over wss://, a socket that sends nothing never starts its TLS handshake; over ws://, it never sends its request.
@@ -518,12 +519,15 @@ for (const scheme of ['ws', 'wss'] as const) test(`every state before the WebSoc
     assert.equal(total(text, 'tracker_dropped_total', 'tls_handshake_timeout'), scheme === 'wss' ? 1 : 0)
     assert.equal(total(text, 'tracker_dropped_total', 'request_timeout'), scheme === 'wss' ? 1 : 2)
     assert.equal(total(text, 'tracker_dropped_total', 'tls_error'), 0)
-    // A real client still gets in.
+    // A WebSocket opened before is still served (the HTTP server's timers stop at the upgrade), and a new client gets in.
     const c = await WsTestClient.open(`${scheme}://127.0.0.1:${t.port4}`)
-    c.send(announce(binaryId(), binaryId()))
-    assert.ok(isAnnounceResponse(await c.next()))
+    for (const x of [early, c]) {
+      x.send(announce(binaryId(), binaryId()))
+      assert.ok(isAnnounceResponse(await x.next()))
+    }
     c.close()
   } finally {
+    early.close()
     for (const s of sockets) s.destroy()
     await t.stop()
   }

@@ -41,8 +41,12 @@ const DROP_SEND_TIMEOUT = 2
 const DROP_SLOW = 3
 const DROP_MAX_CONNECTIONS = 4
 const DROP_TARGET_GONE = 5
-/** By HandshakeDrop: tls_error, tls_handshake_timeout, request_timeout, handshake_evicted. */
-const DROP_HANDSHAKE = [6, 7, 8, 9]
+const DROP_TLS_ERROR = 6
+const DROP_TLS_TIMEOUT = 7
+const DROP_REQUEST_TIMEOUT = 8
+const DROP_EVICTED = 9
+/** Indexed by HandshakeDrop. */
+const DROP_HANDSHAKE = [DROP_TLS_ERROR, DROP_TLS_TIMEOUT, DROP_REQUEST_TIMEOUT, DROP_EVICTED]
 const REFUSAL_REASONS = ['access_list', 'invalid_request', 'message_too_large', 'full_scrape', 'peer_id', 'no_offer', 'too_many_offers',
   'torrents_per_connection'] as const
 const REFUSED_ACCESS = 0
