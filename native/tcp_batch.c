@@ -4,6 +4,7 @@
 // connection sent in one turn of the event loop lands in one shared buffer and reaches JS in one
 // call, after the poll phase; writes go straight to the kernel, with no stream in between. What
 // the kernel does not take at once is queued here and written when the socket becomes writable.
+// JS can stop reading one connection and start again (backpressure while its queue is too long).
 #define _GNU_SOURCE
 #define ADDON "tcp_batch"
 #include "napi_common.h"
