@@ -360,8 +360,8 @@ for (const [batched, workers, secure] of [...IO.flatMap(b => [[b, 1, false], [b,
     const taken = socket.bytesWritten - socket.writableLength - base
     assert.ok(closedAt > 0, 'the flooder was closed')
     const after = closedAt - start
-    // The clock the sweep reads ticks once a second: closed between send_timeout - 1 and send_timeout + 2 s (with slack).
-    assert.ok(after >= (sendTimeout - 1) * 1000 && after <= (sendTimeout + 3) * 1000, `closed ${after} ms after the flood began`)
+    // The clock the sweep reads ticks once a second: closed between send_timeout - 1 and send_timeout + 2 s (more on a busy machine).
+    assert.ok(after >= (sendTimeout - 1) * 1000 && after <= (sendTimeout + 5) * 1000, `closed ${after} ms after the flood began`)
     // Without the bound the tracker reads every ping and queues a pong for each (over 1 GiB in 10 s).
     assert.ok(taken < 48 << 20, `the tracker stopped reading: it took ${taken} bytes of pings`)
     if (workers === 1) assert.ok(process.memoryUsage().rss - rss < 128 << 20, 'the tracker (in this process) stayed small')
@@ -388,10 +388,10 @@ for (const batched of IO) test(`only a pong that echoes our ping answers it: uns
   const timer = setInterval(() => ponger.send(OP_PONG, Buffer.from(binaryId(), 'latin1').subarray(0, 8)), 100)
   try {
     const start = Date.now()
-    while (!ponger.closed && Date.now() - start < 5000) await sleep(50)
+    while (!ponger.closed && Date.now() - start < 8000) await sleep(50)
     assert.ok(ponger.closed, 'a client that sends pongs of its own but never answers a ping is closed')
-    // Pinged in one round, closed in the next.
-    assert.ok(Date.now() - start <= 3500, `closed after ${Date.now() - start} ms`)
+    // Pinged in one round, closed in the next (2 s; more on a busy machine).
+    assert.ok(Date.now() - start <= 5000, `closed after ${Date.now() - start} ms`)
     assert.ok(ponger.pings.length >= 1 && ponger.pings.every(p => p.length === 8), 'pings carry an 8-byte token')
     await sleep(1500)
     assert.equal(answerer.closed, false, 'a client that echoes every ping stays')
@@ -418,11 +418,11 @@ for (const workers of [1, 2]) test(`pending offers are capped per connection and
   const ih = binaryId()
   const [pa, pc] = [binaryId(), binaryId()]
   const ids = peers.map(() => binaryId())
-  /** Offers relayed to the peers within a short wait, with the index of the peer each reached. */
+  /** Offers relayed within a short wait, with the index of the peer each reached (a is 12 and c 13: they can be offered to as well). */
   const relayed = async (): Promise<{to: number; msg: Msg}[]> => {
     await sleep(300)
     const got: {to: number; msg: Msg}[] = []
-    for (const [to, p] of peers.entries()) for (let msg; (msg = await p.next(isOffer, 1).catch(() => undefined));) got.push({to, msg})
+    for (const [to, p] of [...peers, a, c].entries()) for (let msg; (msg = await p.next(isOffer, 1).catch(() => undefined));) got.push({to, msg})
     return got
   }
   const offerFrom = async (client: WsTestClient, peerId: string): Promise<{to: number; msg: Msg}[]> => {
@@ -436,6 +436,7 @@ for (const workers of [1, 2]) test(`pending offers are capped per connection and
       peers[i].send(announce(ih, ids[i]))
       await peers[i].next(isAnnounceResponse)
     }
+    // c is not in the torrent yet: a's offers go to the 12 peers.
     const first = await offerFrom(a, pa)
     assert.equal(first.length, 5, 'the connection cap')
     assert.equal(await refused(), 5)
@@ -511,7 +512,8 @@ for (const [scheme, batched] of [...IO.map(b => ['ws', b] as const), ['wss', fal
     for (const {what, s} of cases) {
       sockets.push(s.socket)
       const after = await Promise.race([s.closed, sleep(10_000).then(() => Infinity)])
-      assert.ok(after >= 800 && after <= 3000, `${what}: closed after ${after} ms`)
+      // 1 s, and Node checks request timers every half second (more on a busy machine).
+      assert.ok(after >= 800 && after <= 5000, `${what}: closed after ${after} ms`)
     }
     // Node answers a request that timed out with 408; a TLS handshake that timed out gets nothing.
     assert.match(cases[1].s.received(), /^HTTP\/1\.1 408 /)
