@@ -4,6 +4,7 @@
 // connection sent in one turn of the event loop lands in one shared buffer and reaches JS in one
 // call, after the poll phase; writes go straight to the kernel, with no stream in between. What
 // the kernel does not take at once is queued here and written when the socket becomes writable.
+// JS can stop reading one connection and start again (backpressure while its queue is too long).
 #define _GNU_SOURCE
 #define ADDON "tcp_batch"
 #include "napi_common.h"
@@ -36,7 +37,9 @@ typedef struct Conn {
   uv_poll_t poll;
   int fd;  // -1 once closed
   uint32_t id;
+  // What libuv polls for: UV_READABLE unless JS paused reading, UV_WRITABLE while bytes are queued.
   int events;
+  int paused;
   // Shut down our side once the queue is empty (the peer's end of stream then closes).
   int ending;
   // JS let go; the memory is freed once libuv has let go of the poll handle too.
@@ -123,7 +126,7 @@ static void lost(Conn *c) {
   push(c->hub, c->id, REC_CLOSED, 0, 0);
 }
 
-static void set_events(Conn *c, int events);
+static void update_events(Conn *c);
 
 static void on_io(uv_poll_t *handle, int status, int events) {
   Conn *c = (Conn *)handle->data;
@@ -146,13 +149,13 @@ static void on_io(uv_poll_t *handle, int status, int events) {
       c->queued -= (size_t)n;
       if (c->queued == 0) {
         c->queue_start = 0;
-        set_events(c, UV_READABLE);
+        update_events(c);
         if (c->ending) shutdown(c->fd, SHUT_WR);
       }
       push(h, c->id, REC_DRAINED, 0, c->queued);
     }
   }
-  if (!(events & UV_READABLE)) return;
+  if (!(events & UV_READABLE) || c->paused) return;
   // Room for a whole read, else JS takes what is gathered first.
   if (ARENA - h->used < READ_SIZE) deliver(h);
   if (c->fd < 0) return;
@@ -167,10 +170,12 @@ static void on_io(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static void set_events(Conn *c, int events) {
+static void update_events(Conn *c) {
+  int events = (c->paused ? 0 : UV_READABLE) | (c->queued > 0 ? UV_WRITABLE : 0);
   if (c->events == events) return;
   c->events = events;
-  uv_poll_start(&c->poll, events, on_io);
+  if (events == 0) uv_poll_stop(&c->poll);
+  else uv_poll_start(&c->poll, events, on_io);
 }
 
 static void on_check(uv_check_t *check) {
@@ -236,7 +241,7 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
   c->next = h->open;
   if (h->open) h->open->prev = c;
   h->open = c;
-  set_events(c, UV_READABLE);
+  update_events(c);
   napi_value result;
   CHECK(napi_create_external(env, c, NULL, NULL, &result));
   return result;
@@ -304,10 +309,25 @@ static napi_value Write(napi_env env, napi_callback_info info) {
     }
     memcpy(c->queue + c->queue_start + c->queued, (uint8_t *)data + sent, rest);
     c->queued += rest;
-    set_events(c, UV_READABLE | UV_WRITABLE);
+    update_events(c);
   }
   CHECK(napi_create_int32(env, (int32_t)c->queued, &result));
   return result;
+}
+
+// reading(connection, on): stops or starts reading from the connection (backpressure: JS stops
+// while the connection's outgoing queue is over its bound). Queued bytes are still written.
+static napi_value Reading(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Conn *c = conn_arg(env, argv[0]);
+  bool on;
+  CHECK(napi_get_value_bool(env, argv[1], &on));
+  if (c == NULL || c->fd < 0) return NULL;
+  c->paused = !on;
+  update_events(c);
+  return NULL;
 }
 
 // end(connection): our side shuts down once the queue is written; the connection closes when
@@ -381,11 +401,12 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
     {"adopt", NULL, Adopt, NULL, NULL, NULL, napi_default, NULL},
     {"write", NULL, Write, NULL, NULL, NULL, napi_default, NULL},
+    {"reading", NULL, Reading, NULL, NULL, NULL, napi_default, NULL},
     {"end", NULL, End, NULL, NULL, NULL, napi_default, NULL},
     {"release", NULL, Release, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 6, props);
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }
 

@@ -1,8 +1,10 @@
 /** A WebTorrent tracker client for tests: JSON messages in, queued messages out. */
 import {randomBytes} from 'node:crypto'
 import net from 'node:net'
+import tls from 'node:tls'
 import WebSocket from 'ws'
 import {handshakeRequest as upgradeRequest, maskedFrame as maskedTextFrame} from '../loadtest/ws-socket.js'
+import {OP_PING, OP_PONG} from '../src/server/ws/socket.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Msg = Record<string, any>
@@ -102,6 +104,11 @@ export function maskedFrame(msg: Msg): Buffer {
   return maskedTextFrame(JSON.stringify(msg))
 }
 
+/** A client's masked frame of `opcode` around `payload`. */
+export function maskedControlFrame(opcode: number, payload: Buffer): Buffer {
+  return maskedTextFrame(payload, opcode)
+}
+
 /** The upgrade request of a WebSocket handshake, as a client sends it. */
 export function handshakeRequest(): string {
   return upgradeRequest('localhost')
@@ -114,10 +121,10 @@ export function handshakeRequest(): string {
 export class StalledClient {
   private constructor(readonly socket: net.Socket) {}
 
-  static async open(port: number): Promise<StalledClient> {
-    const socket = net.connect({port, host: '127.0.0.1'})
+  static async open(port: number, o: {tls?: boolean} = {}): Promise<StalledClient> {
+    const socket = o.tls ? tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false}) : net.connect({port, host: '127.0.0.1'})
     await new Promise<void>((resolve, reject) => {
-      socket.once('connect', () => resolve())
+      socket.once(o.tls ? 'secureConnect' : 'connect', () => resolve())
       socket.once('error', reject)
     })
     socket.write(handshakeRequest())
@@ -135,6 +142,85 @@ export class StalledClient {
       if (this.socket.destroyed) return resolve(true)
       this.socket.once('close', () => resolve(true))
     })
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
+}
+
+/**
+ * A WebSocket client that reads the server's frames by hand and answers pings (echoing their
+ * payload) only when told to: for tests of the tracker's liveness checks.
+ */
+export class RawWsClient {
+  /** Payloads of the pings received. */
+  readonly pings: Buffer[] = []
+  closed = false
+  private buf: Buffer = Buffer.alloc(0)
+
+  private constructor(readonly socket: net.Socket, private readonly answerPings: boolean) {
+    socket.on('data', (d: Buffer) => this.onData(d))
+    socket.on('close', () => (this.closed = true))
+    socket.on('error', () => {})
+  }
+
+  static async open(port: number, o: {answerPings: boolean; tls?: boolean}): Promise<RawWsClient> {
+    const socket = o.tls ? tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false}) : net.connect({port, host: '127.0.0.1'})
+    await new Promise<void>((resolve, reject) => {
+      socket.once(o.tls ? 'secureConnect' : 'connect', () => resolve())
+      socket.once('error', reject)
+    })
+    socket.write(handshakeRequest())
+    const head = await new Promise<Buffer>((resolve, reject) => {
+      let got: Buffer = Buffer.alloc(0)
+      const onData = (d: Buffer) => {
+        got = Buffer.concat([got, d])
+        const end = got.indexOf('\r\n\r\n')
+        if (end < 0) return
+        socket.off('data', onData)
+        if (got.toString('latin1', 0, end).startsWith('HTTP/1.1 101 ')) resolve(got.subarray(end + 4))
+        else reject(new Error(`handshake refused: ${got.toString('latin1', 0, end)}`))
+      }
+      socket.on('data', onData)
+    })
+    const client = new RawWsClient(socket, o.answerPings)
+    if (head.length > 0) client.onData(head)
+    return client
+  }
+
+  send(opcode: number, payload: Buffer): void {
+    this.socket.write(maskedControlFrame(opcode, payload))
+  }
+
+  sendMessage(msg: Msg): void {
+    this.socket.write(maskedFrame(msg))
+  }
+
+  private onData(d: Buffer): void {
+    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d])
+    // Server frames are unmasked; the tracker's control frames and short messages are all this test reads.
+    while (this.buf.length >= 2) {
+      let length = this.buf[1] & 0x7f
+      let at = 2
+      if (length === 126) {
+        if (this.buf.length < 4) return
+        length = this.buf.readUInt16BE(2)
+        at = 4
+      } else if (length === 127) {
+        if (this.buf.length < 10) return
+        length = this.buf.readUInt32BE(6)
+        at = 10
+      }
+      if (this.buf.length < at + length) return
+      const opcode = this.buf[0] & 0x0f
+      const payload = Buffer.from(this.buf.subarray(at, at + length))
+      this.buf = this.buf.subarray(at + length)
+      if (opcode === OP_PING) {
+        this.pings.push(payload)
+        if (this.answerPings) this.send(OP_PONG, payload)
+      }
+    }
   }
 
   close(): void {

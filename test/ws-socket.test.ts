@@ -19,17 +19,22 @@ interface Echo {
   closed: number
   /** The most bytes a connection had waiting 50 ms after an echo. */
   maxBuffered: number
+  /** Times a connection went over its bound (reading stopped) and came back under. */
+  overs: number
+  unders: number
+  /** The most bytes a connection had waiting when it went over its bound. */
+  maxBufferedOver: number
   stop(): Promise<void>
 }
 
 /** A server that answers each message with "echo:" + the message, in the same turn twice. */
-async function startEcho(link: string, maxPayload = 1024): Promise<Echo> {
+async function startEcho(link: string, maxPayload = 1024, maxBuffered = 1 << 20): Promise<Echo> {
   const queue = new FlushQueue()
   const batched = link === 'batched' || link === 'refused' ? NativeTcp.open(queue) : null
   if (link !== 'stream') assert.ok(batched, 'the tcp_batch addon is built (npm ci builds it)')
   // The addon refusing a connection (as when out of file descriptors): it stays on Node's socket.
   if (link === 'refused') (batched as unknown as {io: object}).io = Object.create(batched!.io, {adopt: {value: () => { throw new Error('EMFILE') }}})
-  const state = {pongs: 0, closed: 0, maxBuffered: 0}
+  const state = {pongs: 0, closed: 0, maxBuffered: 0, overs: 0, unders: 0, maxBufferedOver: 0}
   const handler: WsSocketHandler = {
     onMessage(socket, data) {
       if (data.toString() === 'ping me') socket.ping()
@@ -42,13 +47,21 @@ async function startEcho(link: string, maxPayload = 1024): Promise<Echo> {
     },
     onPong: () => state.pongs++,
     onClose: () => state.closed++,
+    onBackpressure(socket, over) {
+      if (over) {
+        state.overs++
+        state.maxBufferedOver = Math.max(state.maxBufferedOver, socket.bufferedAmount)
+      } else {
+        state.unders++
+      }
+    },
   }
   const server = http.createServer((_req, res) => res.end())
   server.on('upgrade', (req, socket, head) => {
     if (!acceptHandshake(req, socket)) return
     const io = batched ? batched.adopt(socket as net.Socket, head) : {link: new StreamLink(socket), head}
     assert.equal(io.link instanceof StreamLink, link !== 'batched', 'a plain socket is handed over unless refused')
-    new WsSocket(io.link, handler, queue, maxPayload).start(io.head)
+    new WsSocket(io.link, handler, queue, maxPayload, maxBuffered).start(io.head)
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -57,6 +70,9 @@ async function startEcho(link: string, maxPayload = 1024): Promise<Echo> {
     get pongs() { return state.pongs },
     get closed() { return state.closed },
     get maxBuffered() { return state.maxBuffered },
+    get overs() { return state.overs },
+    get unders() { return state.unders },
+    get maxBufferedOver() { return state.maxBufferedOver },
     stop: async () => {
       await new Promise<void>(resolve => {
         server.closeAllConnections()
@@ -295,6 +311,71 @@ for (const link of [...LINKS, ...(LINKS.length > 1 ? ['refused'] : [])]) test(`b
     assert.match(got.toString('latin1'), /^HTTP\/1\.1 101 [^]*\r\n\r\n\x81\x05echo:\x81\x05first\x81\x05echo:\x81\x06second$/)
     socket.destroy()
   } finally {
+    await echo.stop()
+  }
+})
+
+for (const link of LINKS) test(`every frame counts against the bound: a peer that sends pings and does not read is not read from; it is read again once it drains (${link})`, async () => {
+  const maxBuffered = 16_384
+  const echo = await startEcho(link, 1024, maxBuffered)
+  const {client} = await RawClient.open(echo.port)
+  const socket = client.socket
+  try {
+    socket.pause()
+    socket.removeAllListeners('data')
+    // Pings numbered in their payload, as fast as the kernel takes them, until it takes no more.
+    const payload = Buffer.alloc(125, 0x70)
+    const handshake = socket.bytesWritten
+    let sent = 0
+    let stalledSince = Date.now()
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline && Date.now() - stalledSince < 300) {
+      const batch: Buffer[] = []
+      for (let i = 0; i < 256; i++) {
+        payload.writeUInt32BE(sent++)
+        batch.push(RawClient.frame(9, payload))
+      }
+      if (socket.write(Buffer.concat(batch))) stalledSince = Date.now()
+      else await Promise.race([once(socket, 'drain').then(() => (stalledSince = Date.now())), sleep(300)])
+    }
+    const taken = socket.bytesWritten - socket.writableLength - handshake
+    // Without the bound, the server reads all it is sent and queues a pong for each (gigabytes
+    // within seconds); with it, only what the kernel's buffers hold between the two is taken.
+    assert.ok(taken < 48 << 20, `the server stopped reading: the kernel took ${taken} bytes of pings`)
+    assert.ok(echo.overs >= 1, 'the connection went over its bound')
+    assert.ok(echo.maxBufferedOver <= maxBuffered + 127, `at most one frame past the bound was queued (${echo.maxBufferedOver})`)
+    // Reading now: every ping is answered, in order, with its payload; then messages are echoed again.
+    let buf: Buffer = Buffer.alloc(0)
+    let pongs = 0
+    let next = 0
+    let bad = ''
+    const done = new Promise<void>(resolve => {
+      socket.on('data', (d: Buffer) => {
+        buf = buf.length === 0 ? d : Buffer.concat([buf, d])
+        let at = 0
+        while (buf.length - at >= 2 && buf.length - at >= 2 + (buf[at + 1] & 0x7f)) {
+          const length = buf[at + 1] & 0x7f
+          if ((buf[at] & 0x0f) === 10) {
+            const n = buf.readUInt32BE(at + 2)
+            if (length !== 125 || n !== next) bad ||= `pong ${pongs}: length ${length}, number ${n}, expected ${next}`
+            next++
+            pongs++
+          } else if ((buf[at] & 0x0f) === 1 && buf.toString('latin1', at + 2, at + 2 + length) === 'after') resolve()
+          at += 2 + length
+        }
+        buf = buf.subarray(at)
+      })
+    })
+    socket.resume()
+    await sleep(200)
+    socket.write(RawClient.frame(1, Buffer.from('after')))
+    await Promise.race([done, sleep(20_000).then(() => assert.fail(`no echo after the pongs (${pongs} pongs of ${sent} pings)`))])
+    assert.equal(bad, '')
+    assert.ok(echo.unders >= 1, 'reading started again')
+    // The pings still in the client's queue went out once it read again: every one is answered.
+    assert.equal(pongs, sent)
+  } finally {
+    socket.destroy()
     await echo.stop()
   }
 })

@@ -65,6 +65,14 @@ export interface WebTorrentLimits {
   maxPeersPerTorrent: number
   maxPeerAge: number
   maxOfferAge: number
+  /** Offers awaiting an answer from one connection, in this swarm (one shard). */
+  maxPendingOffersPerConnection: number
+  maxPendingOffersPerTorrent: number
+}
+
+/** One number per connection: worker index and connection id. */
+function connectionKey(conn: ConnectionRef): number {
+  return conn.id * 1024 + conn.worker
 }
 
 export interface WsCounts {
@@ -82,6 +90,11 @@ export class WebTorrentSwarm {
   peersExpired = 0
   completedTotal = 0
   offersExpired = 0
+  /** Offers not relayed because a pending-offer cap was reached. */
+  refusedOfferLimit = 0
+  /** Offers awaiting an answer, by offering connection (connectionKey); no entry at 0. */
+  private readonly pendingByConnection = new Map<number, number>()
+  private pendingTotal = 0
 
   constructor(readonly limits: WebTorrentLimits, private random: () => number = Math.random) {}
 
@@ -189,7 +202,28 @@ export class WebTorrentSwarm {
     peer.torrent = DETACHED
     if (peer.seeder) t.seeders--
     // A torrent with a completed count is kept until cleaning, like the other engine.
-    if (t.peers.size === 0 && t.completed === 0) map.delete(infoHash)
+    if (t.peers.size === 0 && t.completed === 0) this.dropTorrent(map, infoHash, t)
+  }
+
+  /** Removes a torrent; its pending offers give their slots back. */
+  private dropTorrent(map: Map<string, Torrent>, infoHash: string, t: Torrent): void {
+    for (const offer of t.offers.values()) this.released(offer)
+    t.offers.clear()
+    map.delete(infoHash)
+  }
+
+  /** An offer left its torrent's map (answered, replaced, expired or dropped with its torrent). */
+  private released(offer: PendingOffer): void {
+    const key = connectionKey(offer.offerer.conn)
+    const n = this.pendingByConnection.get(key)! - 1
+    if (n === 0) this.pendingByConnection.delete(key)
+    else this.pendingByConnection.set(key, n)
+    this.pendingTotal--
+  }
+
+  /** Offers awaiting an answer: all of them, or those of one connection. */
+  pendingOffers(conn?: ConnectionRef): number {
+    return conn === undefined ? this.pendingTotal : this.pendingByConnection.get(connectionKey(conn)) ?? 0
   }
 
   /** Removes the peer if `conn` owns it (a closed connection's peers leave at once). */
@@ -203,16 +237,26 @@ export class WebTorrentSwarm {
 
   /**
    * Up to one distinct random other peer of `from`'s torrent per offer (same IP family), each
-   * recorded as awaiting that offer's answer until `now + maxOfferAge`. `from` is the peer an
-   * announce just stored (`announced`).
+   * recorded as awaiting that offer's answer until `now + maxOfferAge`: targets[i] is the peer of
+   * offers[i]. Past a pending-offer cap (of `from`'s connection or of the torrent), the remaining
+   * offers get no target (counted). `from` is the peer an announce just stored (`announced`).
    */
   offerTargets(from: WebTorrentPeer, offers: readonly {offerId: string}[], now: number): WebTorrentPeer[] {
     const t = from.torrent
     const out: WebTorrentPeer[] = []
     if (from.index < 0) return out
     const len = t.list.length
-    const n = Math.min(offers.length, len - 1)
+    let n = Math.min(offers.length, len - 1)
     if (n <= 0) return out
+    const key = connectionKey(from.conn)
+    const mine = this.pendingByConnection.get(key) ?? 0
+    // Replacing an offer id already pending would free a slot; not worth a lookup per offer here.
+    const room = Math.min(this.limits.maxPendingOffersPerConnection - mine, this.limits.maxPendingOffersPerTorrent - t.offers.size)
+    if (room < n) {
+      this.refusedOfferLimit += n - Math.max(room, 0)
+      n = Math.max(room, 0)
+      if (n === 0) return out
+    }
     // A random start and a stride coprime to the list length visit distinct peers.
     let p = Math.floor(this.random() * len)
     let stride = 1 + Math.floor(this.random() * (len - 1))
@@ -221,7 +265,13 @@ export class WebTorrentSwarm {
     while (out.length < n) {
       const peer = t.list[p]
       if (peer !== from) {
-        t.offers.set(offers[out.length].offerId, new PendingOffer(from, peer.peerId, expires))
+        const offerId = offers[out.length].offerId
+        // A reused id (even within this announce) replaces the pending offer, which gives its slot back.
+        const replaced = t.offers.get(offerId)
+        if (replaced !== undefined) this.released(replaced)
+        t.offers.set(offerId, new PendingOffer(from, peer.peerId, expires))
+        this.pendingByConnection.set(key, (this.pendingByConnection.get(key) ?? 0) + 1)
+        this.pendingTotal++
         out.push(peer)
       }
       p = (p + stride) % len
@@ -239,6 +289,7 @@ export class WebTorrentSwarm {
     const offer = t.offers.get(offerId)
     if (offer !== undefined && offer.targetId === fromPeerId && offer.offerer.peerId === toPeerId) {
       t.offers.delete(offerId)
+      this.released(offer)
       if (offer.offerer.index < 0) return AnswerStatus.NoPeer
       if (offer.expires >= now) return offer.offerer
     }
@@ -282,7 +333,7 @@ export class WebTorrentSwarm {
             peer.index = -1
             peer.torrent = DETACHED
           }
-          map.delete(infoHash)
+          this.dropTorrent(map, infoHash, t)
           continue
         }
         for (let i = t.list.length - 1; i >= 0; i--) {
@@ -295,10 +346,11 @@ export class WebTorrentSwarm {
         for (const [offerId, offer] of t.offers) {
           if (offer.expires < now) {
             t.offers.delete(offerId)
+            this.released(offer)
             this.offersExpired++
           }
         }
-        if (t.peers.size === 0) map.delete(infoHash)
+        if (t.peers.size === 0 && map.get(infoHash) === t) this.dropTorrent(map, infoHash, t)
       }
     }
   }
@@ -331,7 +383,7 @@ export class WebTorrentSwarm {
       leechers: () => this.peerCount(0) + this.peerCount(1) - this.seederCount(),
       completed: () => this.completedTotal,
       peersExpired: () => this.peersExpired,
-      refusals: () => ({torrent_limit: this.refusedTorrentLimit, peer_limit: this.refusedPeerLimit}),
+      refusals: () => ({torrent_limit: this.refusedTorrentLimit, peer_limit: this.refusedPeerLimit, offer_limit: this.refusedOfferLimit}),
     }
   }
 }

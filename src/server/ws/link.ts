@@ -19,12 +19,19 @@ export interface LinkOwner {
   receive(chunk: Buffer, start: number, end: number): void
   /** Once, when the connection is gone. */
   linkClosed(): void
+  /** Some of what was written left while reading was paused (owners that pause look at `buffered`). */
+  linkDrained?(): void
 }
 
 export interface WsLink {
   attach(owner: LinkOwner): void
   /** Starts reading. */
   start(): void
+  /**
+   * Stops (false) or starts again (true) reading from the connection: backpressure while its
+   * outgoing queue is over its bound. What is written still leaves.
+   */
+  reading(on: boolean): void
   /** Writes out[0, length); true when `out` may be filled again at once (nothing kept a reference). */
   write(out: Buffer, length: number): boolean
   /** Bytes written but not yet taken by the kernel. */
@@ -38,9 +45,18 @@ export interface WsLink {
 }
 
 export class StreamLink implements WsLink {
+  private owner: LinkOwner | null = null
+  private paused = false
+
   constructor(private readonly socket: Duplex) {}
 
+  /** A write's bytes reached the kernel; made once, passed to every write. */
+  private readonly written = (): void => {
+    if (this.paused) this.owner?.linkDrained?.()
+  }
+
   attach(owner: LinkOwner): void {
+    this.owner = owner
     const s = this.socket as Duplex & {setNoDelay?(on: boolean): void; setTimeout?(ms: number): void}
     s.setNoDelay?.(true)
     s.setTimeout?.(0)
@@ -51,11 +67,17 @@ export class StreamLink implements WsLink {
   }
 
   start(): void {
-    this.socket.resume()
+    if (!this.paused) this.socket.resume()
+  }
+
+  reading(on: boolean): void {
+    this.paused = !on
+    if (on) this.socket.resume()
+    else this.socket.pause()
   }
 
   write(out: Buffer, length: number): boolean {
-    this.socket.write(out.subarray(0, length))
+    this.socket.write(out.subarray(0, length), this.written)
     // Nothing left in the stream means the kernel took it all at once.
     return this.socket.writableLength === 0
   }
@@ -92,6 +114,7 @@ interface TcpBatchAddon {
   open(onBatch: (count: number) => void): NativeHub
   adopt(hub: unknown, fd: number, id: number): unknown
   write(conn: unknown, data: Buffer, length: number): number
+  reading(conn: unknown, on: boolean): void
   end(conn: unknown): void
   release(conn: unknown): void
   close(hub: unknown): void
@@ -166,7 +189,7 @@ export class NativeTcp {
       if (link === undefined) continue
       const kind = r[i + 1]
       if (kind === REC_DATA) link.owner!.receive(this.arena, r[i + 2], r[i + 2] + r[i + 3])
-      else if (kind === REC_DRAINED) link.buffered = r[i + 3]
+      else if (kind === REC_DRAINED) link.drained(r[i + 3])
       else if (kind === REC_CLOSED) link.lost()
     }
   }
@@ -182,6 +205,7 @@ class NativeLink implements WsLink {
   buffered = 0
   gone = false
   private released = false
+  private paused = false
 
   constructor(private readonly tcp: NativeTcp, private readonly id: number, private readonly conn: unknown) {}
 
@@ -191,6 +215,17 @@ class NativeLink implements WsLink {
 
   start(): void {
     // The addon reads from the moment it adopts the connection.
+  }
+
+  reading(on: boolean): void {
+    this.paused = !on
+    if (!this.released) this.tcp.io.reading(this.conn, on)
+  }
+
+  /** The addon's queue shrank to `queued` bytes. */
+  drained(queued: number): void {
+    this.buffered = queued
+    if (this.paused) this.owner?.linkDrained?.()
   }
 
   write(out: Buffer, length: number): boolean {

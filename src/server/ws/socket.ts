@@ -4,6 +4,10 @@
  * no per-message objects or events, incoming frames unmasked in place, and each connection's
  * outgoing messages gathered into one buffer and one write per turn of the event loop.
  *
+ * Every outgoing byte (messages and control frames: pongs, pings, closes) counts against the
+ * connection's bound. Past it, the connection is not read any more (so a peer that sends pings and
+ * never reads cannot make us queue pongs) until what is queued has drained to a quarter of it.
+ *
  * What it does not do: extensions (permessage-deflate is never negotiated, so RSV bits are a
  * protocol error) and subprotocols (none is selected).
  */
@@ -40,9 +44,25 @@ const enum State {
 export interface WsSocketHandler {
   /** A whole message (text or binary, valid UTF-8); `data` is only valid during the call. */
   onMessage(socket: WsSocket, data: Buffer): void
-  onPong(socket: WsSocket): void
+  /** A pong; `payload` (what the ping it answers carried, if any) is only valid during the call. */
+  onPong(socket: WsSocket, payload: Buffer): void
+  /**
+   * The outgoing queue went over the bound (`over`: reading stops) or drained below a quarter of
+   * it (reading starts again).
+   */
+  onBackpressure(socket: WsSocket, over: boolean): void
   /** Once, when the underlying socket is gone. */
   onClose(socket: WsSocket): void
+}
+
+/**
+ * Answers an upgrade request with an HTTP error (`why` is the body) and closes the socket once
+ * the answer has left, whether or not the peer closes its side. Returns false.
+ */
+export function refuse(socket: Duplex, status: string, why: string, extra = ''): false {
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(why)}\r\n${extra}\r\n${why}`,
+    () => socket.destroy())
+  return false
 }
 
 /**
@@ -51,16 +71,12 @@ export interface WsSocketHandler {
  */
 export function acceptHandshake(req: http.IncomingMessage, socket: Duplex): boolean {
   const key = req.headers['sec-websocket-key']
-  const refuse = (status: string, why: string, extra = ''): false => {
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(why)}\r\n${extra}\r\n${why}`)
-    return false
-  }
-  if (req.method !== 'GET') return refuse('405 Method Not Allowed', 'A WebSocket handshake is a GET request.\n')
-  if (!/\bwebsocket\b/i.test(req.headers.upgrade ?? '')) return refuse('400 Bad Request', 'Upgrade: websocket expected.\n')
+  if (req.method !== 'GET') return refuse(socket, '405 Method Not Allowed', 'A WebSocket handshake is a GET request.\n')
+  if (!/\bwebsocket\b/i.test(req.headers.upgrade ?? '')) return refuse(socket, '400 Bad Request', 'Upgrade: websocket expected.\n')
   if (req.headers['sec-websocket-version'] !== '13') {
-    return refuse('426 Upgrade Required', 'Only WebSocket version 13 is supported.\n', 'Sec-WebSocket-Version: 13\r\n')
+    return refuse(socket, '426 Upgrade Required', 'Only WebSocket version 13 is supported.\n', 'Sec-WebSocket-Version: 13\r\n')
   }
-  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return refuse('400 Bad Request', 'Invalid Sec-WebSocket-Key.\n')
+  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return refuse(socket, '400 Bad Request', 'Invalid Sec-WebSocket-Key.\n')
   const accept = createHash('sha1').update(key + GUID).digest('base64')
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
   return true
@@ -68,6 +84,7 @@ export function acceptHandshake(req: http.IncomingMessage, socket: Duplex): bool
 
 /** The masking key of the frame being read. */
 const MASK = Buffer.alloc(4)
+const EMPTY = Buffer.alloc(0)
 
 /** Bytes of a server frame header for a payload of `length` bytes. */
 function headerLength(length: number): number {
@@ -157,6 +174,9 @@ export class WsSocket implements LinkOwner {
   private out: Buffer | null = null
   private outLength = 0
   private queued = false
+  /** Over the bound: not reading until the queue drains to `resumeAt`. */
+  private over = false
+  private readonly resumeAt: number
 
   constructor(
     private readonly link: WsLink,
@@ -164,7 +184,10 @@ export class WsSocket implements LinkOwner {
     private readonly flushQueue: FlushQueue,
     /** The largest message accepted; a larger one closes the connection with 1009. */
     private readonly maxPayload: number,
+    /** The most bytes queued to the peer before reading stops (backpressure). */
+    private readonly maxBuffered: number,
   ) {
+    this.resumeAt = maxBuffered >>> 2
     link.attach(this)
   }
 
@@ -183,8 +206,17 @@ export class WsSocket implements LinkOwner {
     this.handler.onClose(this)
   }
 
+  linkDrained(): void {
+    if (this.over) this.drained()
+  }
+
   get open(): boolean {
     return this.state === State.Open
+  }
+
+  /** Over the bound: reading is paused and messages for it should be dropped. */
+  get congested(): boolean {
+    return this.over
   }
 
   /** Bytes waiting to leave: gathered this turn plus those the socket has not written yet. */
@@ -210,10 +242,12 @@ export class WsSocket implements LinkOwner {
     this.out!.write(text, p, 'utf8')
   }
 
-  ping(): void {
+  /** Queues a ping carrying `data[start, end)` (at most 125 bytes), which the pong must echo. */
+  ping(data: Uint8Array = EMPTY, start = 0, end = data.length): void {
     if (this.state !== State.Open) return
-    const at = this.reserve(2)
-    writeHeader(this.out!, at, OP_PING, 0)
+    const length = end - start
+    const at = this.reserve(2 + length)
+    this.out!.set(data.subarray(start, end), writeHeader(this.out!, at, OP_PING, length))
   }
 
   /** Starts the closing handshake; the socket ends when the peer answers (or is terminated). */
@@ -239,6 +273,16 @@ export class WsSocket implements LinkOwner {
     this.outLength = 0
     // When the link keeps no reference to `out`, the next turn (of any connection) can fill it again.
     if (this.link.write(out, length)) this.flushQueue.give(out)
+    if (this.over) this.drained()
+  }
+
+  /** Reads again once the queue is down to `resumeAt`, beginning with what came while paused. */
+  private drained(): void {
+    if (this.state === State.Closed || this.bufferedAmount > this.resumeAt) return
+    this.over = false
+    this.link.reading(true)
+    this.handler.onBackpressure(this, false)
+    if (this.stashed > 0 && this.stashed >= this.need) this.parseStash()
   }
 
   /** Room for `bytes` more in the output; returns its offset. */
@@ -253,6 +297,11 @@ export class WsSocket implements LinkOwner {
       this.out = grown
     }
     this.outLength = needed
+    if (!this.over && needed + this.link.buffered > this.maxBuffered) {
+      this.over = true
+      this.link.reading(false)
+      this.handler.onBackpressure(this, true)
+    }
     if (!this.queued) {
       this.queued = true
       this.flushQueue.add(this)
@@ -283,36 +332,43 @@ export class WsSocket implements LinkOwner {
 
   receive(chunk: Buffer, start: number, end: number): void {
     if (this.state === State.Closed) return
-    let data = chunk
-    let pos = start
-    let length = end
-    if (this.stashed > 0) {
-      // Copied: the link may reuse the chunk's memory.
-      this.stash.push(Buffer.from(chunk.subarray(start, end)))
-      this.stashed += end - start
-      // Concatenate only once the awaited frame is whole: a message in many small pieces is
-      // copied once, not once a piece.
-      if (this.stashed < this.need) return
-      data = Buffer.concat(this.stash, this.stashed)
-      this.stash = []
-      this.stashed = 0
-      pos = 0
-      length = data.length
+    if (this.stashed === 0 && !this.over) {
+      this.parse(chunk, start, end)
+      return
     }
+    // Copied: the link may reuse the chunk's memory. While paused, at most one read of the link's
+    // arrives after the pause.
+    this.stash.push(Buffer.from(chunk.subarray(start, end)))
+    this.stashed += end - start
+    // Concatenate only once the awaited frame is whole: a message in many small pieces is
+    // copied once, not once a piece.
+    if (this.stashed >= this.need && !this.over) this.parseStash()
+  }
+
+  private parseStash(): void {
+    const data = this.stash.length === 1 ? this.stash[0] : Buffer.concat(this.stash, this.stashed)
+    this.stash = []
+    this.stashed = 0
+    this.parse(data, 0, data.length)
+  }
+
+  private parse(data: Buffer, pos: number, length: number): void {
     while (pos < length && this.isReading()) {
       const used = this.frame(data, pos, length)
-      if (used === 0) {
-        const rest = Buffer.from(data.subarray(pos, length))
-        this.stash = [rest]
-        this.stashed = rest.length
-        return
-      }
+      if (used === 0) break
       pos += used
     }
+    if (pos >= length || this.state === State.Closed) return
+    // A frame not whole yet (`need` says how much it takes), or the queue went over the bound:
+    // the rest waits (`need` 0: parsed as soon as reading starts again).
+    if (this.over) this.need = 0
+    const rest = Buffer.from(data.subarray(pos, length))
+    this.stash = [rest]
+    this.stashed = rest.length
   }
 
   private isReading(): boolean {
-    return this.state !== State.Closed
+    return this.state !== State.Closed && !this.over
   }
 
   /** Handles the frame at `pos` (bytes up to `end`); returns the bytes it took, or 0 when it is not whole yet. */
@@ -402,7 +458,7 @@ export class WsSocket implements LinkOwner {
         }
         break
       case OP_PONG:
-        this.handler.onPong(this)
+        this.handler.onPong(this, payload)
         break
       default:
         return this.protocolError(`unknown opcode ${opcode}`)

@@ -1,3 +1,4 @@
+import {randomFillSync} from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
 import type {Socket} from 'node:net'
@@ -16,8 +17,9 @@ import {ScrapeRouter} from '../scrape-router.js'
 import {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 import {listenTcp} from '../listen.js'
-import {acceptHandshake, CLOSE_NORMAL, FlushQueue, WsSocket, type WsSocketHandler} from './socket.js'
+import {acceptHandshake, CLOSE_NORMAL, FlushQueue, refuse, WsSocket, type WsSocketHandler} from './socket.js'
 import {NativeTcp, StreamLink, type WsLink} from './link.js'
+import {Handshakes, serverTimers} from './handshakes.js'
 
 const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape'] as const
 const RESPONSE_TYPES = ['announce', 'scrape', 'full_scrape', 'offer', 'answer', 'error'] as const
@@ -31,7 +33,8 @@ const RES_OFFER = 3
 const RES_ANSWER = 4
 const RES_ERROR = 5
 /** Connections closed and messages not delivered, by reason. */
-const DROP_REASONS = ['idle_timeout', 'ping_timeout', 'send_timeout', 'slow_consumer', 'max_connections', 'answer_target_gone', 'tls_error'] as const
+const DROP_REASONS = ['idle_timeout', 'ping_timeout', 'send_timeout', 'slow_consumer', 'max_connections', 'answer_target_gone', 'tls_error',
+  'tls_handshake_timeout', 'request_timeout', 'handshake_evicted'] as const
 const DROP_IDLE = 0
 const DROP_PING = 1
 const DROP_SEND_TIMEOUT = 2
@@ -39,7 +42,13 @@ const DROP_SLOW = 3
 const DROP_MAX_CONNECTIONS = 4
 const DROP_TARGET_GONE = 5
 const DROP_TLS_ERROR = 6
-const REFUSAL_REASONS = ['access_list', 'invalid_request', 'message_too_large', 'full_scrape', 'peer_id', 'no_offer', 'too_many_offers'] as const
+const DROP_TLS_TIMEOUT = 7
+const DROP_REQUEST_TIMEOUT = 8
+const DROP_EVICTED = 9
+/** Indexed by HandshakeDrop. */
+const DROP_HANDSHAKE = [DROP_TLS_ERROR, DROP_TLS_TIMEOUT, DROP_REQUEST_TIMEOUT, DROP_EVICTED]
+const REFUSAL_REASONS = ['access_list', 'invalid_request', 'message_too_large', 'full_scrape', 'peer_id', 'no_offer', 'too_many_offers',
+  'torrents_per_connection'] as const
 const REFUSED_ACCESS = 0
 const REFUSED_INVALID = 1
 const REFUSED_TOO_LARGE = 2
@@ -47,6 +56,7 @@ const REFUSED_FULL_SCRAPE = 3
 const REFUSED_PEER_ID = 4
 const REFUSED_NO_OFFER = 5
 const REFUSED_TOO_MANY_OFFERS = 6
+const REFUSED_TORRENTS_PER_CONNECTION = 7
 
 // Mesh frames (see scrape-router for scrapes).
 const FRAME_REQUEST = 33
@@ -56,6 +66,9 @@ const FRAME_FULL_SCRAPE_PART = 36
 
 /** The WebSocket layer closes (1009) a connection that sends more than this many times the limit. */
 const HARD_LIMIT_FACTOR = 4
+
+/** Bytes of the token each ping carries; only a pong that echoes it answers the ping. */
+const PING_TOKEN = 8
 
 export const NO_OFFER_MESSAGE = 'Could not find the offer corresponding to your answer. It may have expired.'
 
@@ -69,13 +82,17 @@ class WsConnection extends WsSocket {
   /** Where this connection lives, as the swarm records it for its peers. */
   readonly ref: ConnectionRef
   lastActive: number
+  /** Pinged this round and not answered yet. */
   pongPending = false
-  /** Since when (ms) the outgoing queue has been over its limit; 0 when it is not. */
+  /** This round's ping token (PING_TOKEN random bytes, as two words). */
+  token0 = 0
+  token1 = 0
+  /** Since when (ms) the outgoing queue has been over its bound; 0 when it is not. */
   overSince = 0
 
   constructor(worker: number, readonly id: number, readonly family: 0 | 1, now: number,
-    link: WsLink, handler: WsSocketHandler, flushQueue: FlushQueue, maxPayload: number) {
-    super(link, handler, flushQueue, maxPayload)
+    link: WsLink, handler: WsSocketHandler, flushQueue: FlushQueue, maxPayload: number, maxBuffered: number) {
+    super(link, handler, flushQueue, maxPayload, maxBuffered)
     this.lastActive = now
     this.ref = {worker, id}
   }
@@ -110,13 +127,18 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   private readonly batched: NativeTcp | null
   private readonly fullScrapeParts: string[]
   private fullScrapeBody: string | null = null
+  private readonly handshakes: Handshakes
+  /** Ping tokens of one round, PING_TOKEN bytes per connection. */
+  private tokens = Buffer.alloc(0)
 
   constructor(private readonly ctx: WorkerContext<WsConfig>) {
     const cfg = (this.cfg = ctx.config)
     this.swarm = new WebTorrentSwarm({
       maxTorrents: cfg.limits.max_torrents, maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
       maxPeerAge: cfg.cleaning.max_peer_age, maxOfferAge: cfg.cleaning.max_offer_age,
+      maxPendingOffersPerConnection: cfg.limits.max_pending_offers_per_connection, maxPendingOffersPerTorrent: cfg.limits.max_pending_offers_per_torrent,
     })
+    this.handshakes = new Handshakes(cfg.connections.max_connections, () => this.connections.size, reason => this.stats.drops[DROP_HANDSHAKE[reason]]++)
     this.scrapes = new ScrapeRouter(ctx, {scrape: (b, o, out) => this.swarm.scrapeBytes(b, o, out)})
     this.fullScrapeParts = new Array(ctx.count).fill('')
     this.clock = new WorkerClock(ctx.epochMs)
@@ -152,12 +174,10 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   private listen(address: string, family: 4 | 6): Promise<number> {
     const material = this.ctx.tls
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => this.onHttpRequest(req, res)
-    const server = material ? https.createServer({cert: material.cert, key: material.key}, onRequest) : http.createServer(onRequest)
-    if (material) server.on('tlsClientError', () => this.stats.drops[DROP_TLS_ERROR]++)
+    const timers = serverTimers(this.cfg.connections.handshake_timeout * 1000)
+    const server = material ? https.createServer({cert: material.cert, key: material.key, ...timers}, onRequest) : http.createServer(timers, onRequest)
+    this.handshakes.watch(server, material !== undefined)
     server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
-    // Slow clients get the same bound on sending their request head as on the WebSocket side.
-    server.headersTimeout = this.cfg.connections.send_timeout * 1000
-    server.requestTimeout = this.cfg.connections.send_timeout * 1000
     this.servers.push(server)
     const network = this.cfg.network
     return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers: this.ctx.count, log: this.ctx.log, what: 'ws', ports: this.ctx.ports})
@@ -178,39 +198,43 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Sockets are counted from accept (Handshakes); WebSockets are never closed to make room.
     if (this.connections.size >= this.cfg.connections.max_connections) {
       this.stats.drops[DROP_MAX_CONNECTIONS]++
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      refuse(socket, '503 Service Unavailable', 'The tracker is at its connection limit; try again later.\n')
       return
     }
     if (!acceptHandshake(req, socket)) return
+    this.handshakes.upgraded(socket)
     // The IP version of the TCP peer picks the swarm map (IPv4-mapped IPv6 is IPv4).
     const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
     const io = this.batched ? this.batched.adopt(socket as Socket, head) : {link: new StreamLink(socket), head}
     const id = this.nextId++ >>> 0
     const conn = new WsConnection(this.ctx.index, id, family, this.clock.nowMs, io.link, this, this.flushQueue,
-      this.cfg.network.max_message_size * HARD_LIMIT_FACTOR)
+      this.cfg.network.max_message_size * HARD_LIMIT_FACTOR, this.cfg.connections.max_buffered_bytes)
     this.connections.set(id, conn)
     conn.start(io.head)
   }
 
-  onPong(conn: WsSocket): void {
-    (conn as WsConnection).pongPending = false
+  /** Only a pong that echoes this round's token answers the ping; others are allowed and ignored. */
+  onPong(socket: WsSocket, payload: Buffer): void {
+    const conn = socket as WsConnection
+    if (payload.length === PING_TOKEN && payload.readUInt32LE(0) === conn.token0 && payload.readUInt32LE(4) === conn.token1) conn.pongPending = false
+  }
+
+  onBackpressure(socket: WsSocket, over: boolean): void {
+    (socket as WsConnection).overSince = over ? this.clock.nowMs : 0
   }
 
   /** Once a second: close idle connections and those stuck behind a full queue. */
   private sweep(): void {
     const idleBefore = this.clock.nowMs - this.cfg.connections.max_connection_idle * 1000
     const stuckBefore = this.clock.nowMs - this.cfg.connections.send_timeout * 1000
-    const max = this.cfg.connections.max_buffered_bytes
     for (const conn of this.connections.values()) {
-      if (conn.overSince !== 0) {
-        if (conn.bufferedAmount <= max) conn.overSince = 0
-        else if (conn.overSince < stuckBefore) {
-          this.stats.drops[DROP_SEND_TIMEOUT]++
-          conn.terminate()
-          continue
-        }
+      if (conn.overSince !== 0 && conn.overSince < stuckBefore) {
+        this.stats.drops[DROP_SEND_TIMEOUT]++
+        conn.terminate()
+        continue
       }
       if (conn.lastActive < idleBefore && conn.open) {
         this.stats.drops[DROP_IDLE]++
@@ -221,6 +245,11 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   }
 
   private ping(): void {
+    // Random tokens, one per connection: a peer that does not read our pings cannot answer them.
+    const size = PING_TOKEN * this.connections.size
+    if (this.tokens.length < size) this.tokens = Buffer.allocUnsafe(size)
+    randomFillSync(this.tokens, 0, size)
+    let at = 0
     for (const conn of this.connections.values()) {
       if (conn.pongPending) {
         this.stats.drops[DROP_PING]++
@@ -229,7 +258,10 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       }
       // A connection that was asked to close is not pinged; if it is still there next round, it is cut off.
       conn.pongPending = true
-      conn.ping()
+      conn.token0 = this.tokens.readUInt32LE(at)
+      conn.token1 = this.tokens.readUInt32LE(at + 4)
+      conn.ping(this.tokens, at, at + PING_TOKEN)
+      at += PING_TOKEN
     }
   }
 
@@ -259,12 +291,11 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     return this.ctx.ownerOf(this.hashScratch, 0)
   }
 
-  /** Whether a message may be queued to `conn`; a full queue drops it (counted). */
+  /** Whether a message may be queued to `conn`; a queue over its bound drops it (counted). */
   private admits(conn: WsConnection): boolean {
     if (!conn.open) return false
-    if (conn.bufferedAmount > this.cfg.connections.max_buffered_bytes) {
+    if (conn.congested) {
       this.stats.drops[DROP_SLOW]++
-      if (conn.overSince === 0) conn.overSince = this.clock.nowMs
       return false
     }
     return true
@@ -351,6 +382,12 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     if (previous !== undefined && peerIdOf(previous) !== req.peerId) {
       this.stats.refusals[REFUSED_PEER_ID]++
       this.fail(conn, 'Only one peer id can be used per torrent on a connection', 'announce', req.infoHash)
+      return
+    }
+    const maxTorrents = this.cfg.limits.max_torrents_per_connection
+    if (previous === undefined && req.event !== WS_EVENT_STOPPED && conn.announced.size >= maxTorrents) {
+      this.stats.refusals[REFUSED_TORRENTS_PER_CONNECTION]++
+      this.fail(conn, `Too many torrents on one connection: at most ${maxTorrents}`, 'announce', req.infoHash)
       return
     }
     const owner = typeof previous === 'object' ? this.ctx.index : this.ownerOf(req.infoHash)
