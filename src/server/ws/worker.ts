@@ -13,7 +13,8 @@ import {
 } from '../../protocol/ws/message.js'
 import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WebTorrentPeer, type WsCounts} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
-import {ScrapeRouter} from '../scrape-router.js'
+import {connectionCap} from '../fd-limit.js'
+import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
 import {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 import {listenTcp} from '../listen.js'
@@ -66,6 +67,9 @@ const FRAME_FULL_SCRAPE_PART = 36
 
 /** The WebSocket layer closes (1009) a connection that sends more than this many times the limit. */
 const HARD_LIMIT_FACTOR = 4
+
+/** What a relayed message adds to the bytes it carries: its ids, escaped, and the keys around them. */
+const RELAY_OVERHEAD = 1024
 
 /** Bytes of the token each ping carries; only a pong that echoes it answers the ping. */
 const PING_TOKEN = 8
@@ -128,6 +132,8 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   private readonly fullScrapeParts: string[]
   private fullScrapeBody: string | null = null
   private readonly handshakes: Handshakes
+  /** max_connections, as far as the open-file limit allows. */
+  private readonly maxConnections: number
   /** Ping tokens of one round, PING_TOKEN bytes per connection. */
   private tokens = Buffer.alloc(0)
 
@@ -138,13 +144,19 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       maxPeerAge: cfg.cleaning.max_peer_age, maxOfferAge: cfg.cleaning.max_offer_age,
       maxPendingOffersPerConnection: cfg.limits.max_pending_offers_per_connection, maxPendingOffersPerTorrent: cfg.limits.max_pending_offers_per_torrent,
     })
-    this.handshakes = new Handshakes(cfg.connections.max_connections, () => this.connections.size, reason => this.stats.drops[DROP_HANDSHAKE[reason]]++)
+    this.maxConnections = connectionCap(cfg.connections.max_connections, ctx.log, '[connections] max_connections')
+    this.handshakes = new Handshakes(this.maxConnections, () => this.connections.size, reason => this.stats.drops[DROP_HANDSHAKE[reason]]++)
     this.scrapes = new ScrapeRouter(ctx, {scrape: (b, o, out) => this.swarm.scrapeBytes(b, o, out)})
     this.fullScrapeParts = new Array(ctx.count).fill('')
     this.clock = new WorkerClock(ctx.epochMs)
     this.batched = cfg.network.batched_io && !ctx.tls ? NativeTcp.open(this.flushQueue) : null
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.connections.size)
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
+    // The largest frames: a message as it came (an announce, or one relayed with its ids), or a
+    // scrape part; a shard's full-scrape part (when on) grows with its torrents.
+    if (!cfg.protocol.enable_full_scrape) {
+      ctx.mesh?.limitFrames(Math.max(5 + cfg.network.max_message_size + RELAY_OVERHEAD, scrapeFrameBytes(cfg.protocol.max_scrape_torrents)))
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -199,7 +211,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     // Sockets are counted from accept (Handshakes); WebSockets are never closed to make room.
-    if (this.connections.size >= this.cfg.connections.max_connections) {
+    if (this.connections.size >= this.maxConnections) {
       this.stats.drops[DROP_MAX_CONNECTIONS]++
       refuse(socket, '503 Service Unavailable', 'The tracker is at its connection limit; try again later.\n')
       return
@@ -280,7 +292,8 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
         frame[4] = conn.family
         frame.write(infoHash, 5, 20, 'latin1')
         frame.write(peerId, 25, 20, 'latin1')
-        this.ctx.mesh!.send(owner, FRAME_REMOVE, frame)
+        // An answer's bound: a peer left behind would linger until max_peer_age.
+        this.ctx.mesh!.answer(owner, FRAME_REMOVE, frame)
       }
     }
   }
@@ -333,7 +346,8 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     frame[4] = type
     if (typeof msg === 'string') frame.write(msg, 5)
     else msg.buf.copy(frame, 5, 0, length)
-    this.ctx.mesh!.send(ref.worker, FRAME_DELIVER, frame)
+    // The outcome of work done here (a reply, a relayed offer or answer): an answer on the mesh.
+    this.ctx.mesh!.answer(ref.worker, FRAME_DELIVER, frame)
   }
 
   private fail(conn: WsConnection, reason: string, action?: string, infoHash?: string): void {
@@ -400,14 +414,18 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       }
       return
     }
-    if (req.event === WS_EVENT_STOPPED) conn.announced.delete(req.infoHash)
-    else if (previous === undefined) conn.announced.set(req.infoHash, req.peerId)
     // The bytes as they came: no re-encoding of the text.
     const frame = Buffer.allocUnsafe(5 + data.length)
     frame.writeUInt32LE(conn.id, 0)
     frame[4] = conn.family
     data.copy(frame, 5)
-    this.ctx.mesh!.send(owner, FRAME_REQUEST, frame)
+    // A link too full to take it: the announce did not happen (the mesh counts the drop).
+    if (!this.ctx.mesh!.send(owner, FRAME_REQUEST, frame)) {
+      this.fail(conn, MESSAGE.busy, 'announce', req.infoHash)
+      return
+    }
+    if (req.event === WS_EVENT_STOPPED) conn.announced.delete(req.infoHash)
+    else if (previous === undefined) conn.announced.set(req.infoHash, req.peerId)
   }
 
   /**
