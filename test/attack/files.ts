@@ -127,7 +127,7 @@ const secondTracker: Attack = {
 }
 
 const reloadForeignPid: Attack = {
-  name: '8.files.reload-foreign-pid', server: 'cli', workers: 'any', fast: true, budgetS: 30,
+  name: '8.files.reload-foreign-pid', server: 'cli', workers: 'one', fast: true, budgetS: 30,
   async run(ctx) {
     const sleeper = spawn('sleep', ['60'], {stdio: 'ignore'})
     ctx.defer(() => sleeper.kill('SIGKILL'))

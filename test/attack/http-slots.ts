@@ -1,7 +1,7 @@
 /**
  * Class 5: silent connections hold every slot. At max_connections = 1000 the attacker holds 1,000
- * connections that never send a byte, and opens 1,000 fresh ones every 10 s; a legitimate client
- * on fresh connections must still get at least 95% of its announces answered.
+ * connections (per worker) that never send a byte, and opens as many fresh ones every 10 s; a
+ * legitimate client on fresh connections must still get at least 95% of its announces answered.
  */
 import {holdConnections, sleep, type Held} from './net.js'
 import {httpAnnouncer, Probe} from './probe.js'
@@ -24,7 +24,7 @@ const silentConnections: Attack = {
       // Before request_timeout (10 s) cuts them: the old ones go and new ones take their slots at once.
       cut += current.filter(h => h.closedAt !== 0).length
       for (const h of current) h.socket.destroy()
-      current = await holdConnections(ctx, t.port, MAX_CONNECTIONS)
+      current = await holdConnections(ctx, t.port, MAX_CONNECTIONS * ctx.workers)
       opened += current.length
       await sleep(Math.max(0, 10_000 - (Date.now() - roundStart)))
     }

@@ -17,9 +17,9 @@ export interface Outcome {
 /**
  * How many workers an attack's trackers run with: `any` with `--workers N` (1 by default),
  * `multi` with at least 2 (the class needs several), `both` with 1 and with max(N, 2) (the
- * worker count changes the code path).
+ * worker count changes the code path), `one` with 1 (a per-worker limit seen from outside).
  */
-export type WorkerPlan = 'any' | 'multi' | 'both'
+export type WorkerPlan = 'any' | 'multi' | 'both' | 'one'
 
 export interface Attack {
   /** `<class>.<what>`: the class number of issue 13, or `held` for the classes that already held. */
@@ -140,7 +140,7 @@ export class Context {
 export function expand(attacks: Attack[], workers: number): Case[] {
   const many = Math.max(2, workers)
   return attacks.flatMap(attack => {
-    const counts = attack.workers === 'any' ? [workers] : attack.workers === 'multi' ? [many] : [1, many]
+    const counts = {any: [workers], multi: [many], both: [1, many], one: [1]}[attack.workers]
     return counts.map(w => ({attack, workers: w}))
   })
 }

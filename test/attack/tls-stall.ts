@@ -29,7 +29,9 @@ function tlsStall(server: 'https' | 'wss', variant: 'silent' | 'half-hello'): At
       const legit = new Probe(http ? httpAnnouncer(t.port, {tls: true}) : wsAnnouncer(t.port, {tls: true}), 500)
       const metrics = new Probe(metricsReader(t.ports.metrics), 500)
       const t0 = Date.now()
-      const held = await holdConnections(ctx, t.port, STALLED)
+      // The open-file limit is per process: as many per worker.
+      const stalled = STALLED * ctx.workers
+      const held = await holdConnections(ctx, t.port, stalled)
       if (hello) for (const h of held) h.socket.write(hello.subarray(0, Math.floor(hello.length / 2)))
       const opened = Date.now()
       legit.start('during')
@@ -58,7 +60,7 @@ function tlsStall(server: 'https' | 'wss', variant: 'silent' | 'half-hello'): At
       const legitName = http ? 'https' : 'wss'
       return {
         held: fellAt !== 0 && legit.ratio('during') >= 0.9 && metrics.ratio('during') >= 0.9 && legit.ratio('after') >= 0.9,
-        evidence: `${held.length}/${STALLED} connected${hello ? ` (each sent ${Math.floor(hello.length / 2)} of ${hello.length} ClientHello bytes)` : ''}; ` +
+        evidence: `${held.length}/${stalled} connected${hello ? ` (each sent ${Math.floor(hello.length / 2)} of ${hello.length} ClientHello bytes)` : ''}; ` +
           `tracker fds ${fds0}->${peak} peak, ${fellAt ? `back to ${fdsEnd} after ${secs(fellAt - t0)} s` : `${fdsEnd} after ${secs(Date.now() - t0)} s`}; ` +
           `${closedByTracker} closed by the tracker; drops: ${drops}; legit ${legitName} ${legit.text('during')}, ${legit.text('after')}; metrics ${metrics.text('during')}`,
       }

@@ -185,7 +185,6 @@ export async function startTracker(spec: TrackerSpec, dir: string, ports: Ports,
     network: {address_ipv4: `127.0.0.1:${ports.port}`, use_ipv6: false},
     metrics: {prometheus_endpoint_address: `127.0.0.1:${ports.metrics}`},
   }
-  if (spec.protocol === 'udp') config = merge(config, {network: {socket_recv_buffer_size: 0}})
   if (spec.tls) {
     const {cert, key} = makeCertificate(dir, name)
     config = merge(config, {network: {enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}})

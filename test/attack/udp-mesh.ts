@@ -72,13 +72,14 @@ const meshQueues: Attack = {
     const recovered = legit.firstAnswerAfter(stoppedAt)
     const meshDrops = await t.metric('tracker_dropped_total', {reason: 'mesh_queue_full'})
     const drops = await t.byReason('tracker_dropped_total')
+    const refusals = await t.byReason('tracker_refusals_total')
     const bounded = peaks.every((p, i) => p - rss0[i] < WORKER_RSS_BOUND)
     return {
       held: bounded && recovered !== null && recovered <= 1000 && legit.ratioSince(stoppedAt + 1000) >= 0.9,
       evidence: `worker RSS ${peaks.map((p, i) => `${mib(rss0[i])}->${mib(p)}`).join(', ')} MiB (bound +${mib(WORKER_RSS_BOUND)} each); ` +
         `${sent} scrapes of 70 hashes in ${floodMs / 1000} s, ${replies} answered; legit announces ${legit.text('during')}; ` +
         `first answer ${recovered === null ? 'never' : `${Math.round(recovered)} ms`} after the flood stopped, ${legit.text('after')}; ` +
-        `mesh_queue_full ${meshDrops ?? '?'}; drops: ${drops}`,
+        `mesh_queue_full ${meshDrops ?? '?'}; drops: ${drops}; refusals: ${refusals}`,
     }
   },
 }
