@@ -27,26 +27,26 @@ function slowloris(server: 'http' | 'ws'): Attack {
       const probe = new Probe(http ? httpAnnouncer(t.port) : wsAnnouncer(t.port), 500)
       const head = Buffer.from(http ? `GET ${announcePath({infoHash: randomBytes(20), peerId: randomBytes(20), port: 1, left: 1})} HTTP/1.1\r\n`
         : 'GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n')
-      const held = await holdConnections(ctx, t.port, 50)
+      const conns = await holdConnections(ctx, t.port, 50)
       const t0 = Date.now()
       // Byte 0 goes now, the rest one a second.
       let at = 1
       const drip = setInterval(() => {
-        for (const h of held) if (!h.closedAt && !h.socket.destroyed) h.socket.write(head.subarray(at, at + 1))
+        for (const h of conns) if (!h.closedAt && !h.socket.destroyed) h.socket.write(head.subarray(at, at + 1))
         at = (at + 1) % head.length
       }, 1000)
       ctx.defer(() => clearInterval(drip))
-      for (const h of held) h.socket.write(head.subarray(0, 1))
+      for (const h of conns) h.socket.write(head.subarray(0, 1))
       probe.start('during')
       const bound = (TIMEOUT_S + 3) * 1000
-      await waitFor(() => held.every(h => h.closedAt !== 0), bound, 250)
+      await waitFor(() => conns.every(h => h.closedAt !== 0), bound, 250)
       clearInterval(drip)
       await probe.stop()
-      const closed = held.filter(h => h.closedAt !== 0)
+      const closed = conns.filter(h => h.closedAt !== 0)
       const last = Math.max(...closed.map(h => h.closedAt - t0), 0)
       return {
-        held: closed.length === held.length && last <= bound && probe.ratio('during') >= 0.9,
-        evidence: `${held.length} heads at a byte a second: ${closed.length} cut off${closed.length ? `, the last after ${secs(last)} s` : ` within ${secs(Date.now() - t0)} s`} (bound ${TIMEOUT_S + 3} s); ` +
+        held: closed.length === conns.length && last <= bound && probe.ratio('during') >= 0.9,
+        evidence: `${conns.length} heads at a byte a second: ${closed.length} cut off${closed.length ? `, the last after ${secs(last)} s` : ` within ${secs(Date.now() - t0)} s`} (bound ${TIMEOUT_S + 3} s); ` +
           `legit ${server} ${probe.text('during')}; drops: ${await t.byReason('tracker_dropped_total')}`,
       }
     },

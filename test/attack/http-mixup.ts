@@ -6,20 +6,12 @@ import {randomBytes} from 'node:crypto'
 import {announcePath, scrapePath} from '../../src/protocol/http/client.js'
 import {decode, scrapeFiles, type RawHttp} from '../http-client.js'
 import {openHttp, sleep} from './net.js'
+import {shardHash} from './tracker.js'
 import type {Attack, Context, Outcome} from './suite.js'
 
 const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`
-/**
- * `n` random info hashes; with `shard` of `workers`, all of that worker's shard (the first byte
- * modulo the worker count, as the README says), so that the worker answers without the mesh.
- */
-function hashes(n: number, shard = 0, workers = 1): Buffer[] {
-  return Array.from({length: n}, () => {
-    const h = randomBytes(20)
-    h[0] = h[0] - (h[0] % workers) + shard
-    return h
-  })
-}
+/** `n` random info hashes, all of worker `shard`'s shard: that worker answers without the mesh. */
+const hashes = (n: number, shard = 0, workers = 1): Buffer[] => Array.from({length: n}, () => shardHash(shard, workers))
 
 /** Whether a scrape reply lists exactly `asked` (hex keys); undefined when it is not a scrape reply. */
 function scrapeMatches(body: Buffer, asked: Buffer[]): boolean | undefined {

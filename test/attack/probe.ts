@@ -17,6 +17,7 @@ interface Attempt {
   at: number
   /** Latency in ms; null when it failed or timed out. */
   ms: number | null
+  error?: string
 }
 
 export interface PhaseSummary {
@@ -34,7 +35,6 @@ export class Probe {
   private readonly inFlight = new Set<Promise<void>>()
   private timer?: NodeJS.Timeout
   private current = 'before'
-  lastError = ''
 
   constructor(private readonly fn: LegitRequest, readonly intervalMs = 250, readonly timeoutMs = 2000) {}
 
@@ -60,7 +60,7 @@ export class Probe {
     const p = Promise.race([this.fn(this.timeoutMs), deadline]).then(() => {
       a.ms = performance.now() - t0
     }, (error: Error) => {
-      this.lastError = error.message
+      a.error = error.message
     }).finally(() => {
       clearTimeout(timer)
       this.inFlight.delete(p)
@@ -80,10 +80,12 @@ export class Probe {
     return {sent: list.length, answered: ok.length, p50: ok[Math.floor(ok.length / 2)] ?? 0, max: ok[ok.length - 1] ?? 0}
   }
 
-  /** "during 45/50 answered, p50 3 ms, max 850 ms" */
+  /** "during 45/50, p50 3 ms, max 850 ms", and the last error when some failed. */
   text(phase: string): string {
     const s = this.summary(phase)
-    return `${phase} ${s.answered}/${s.sent}${s.answered > 0 ? `, p50 ${Math.round(s.p50)} ms, max ${Math.round(s.max)} ms` : ''}`
+    const failed = this.attempts.filter(a => a.phase === phase && a.error !== undefined)
+    const why = failed.length > 0 ? ` (last error: ${failed[failed.length - 1].error!.slice(0, 40)})` : ''
+    return `${phase} ${s.answered}/${s.sent}${s.answered > 0 ? `, p50 ${Math.round(s.p50)} ms, max ${Math.round(s.max)} ms` : ''}${why}`
   }
 
   /**

@@ -31,8 +31,8 @@ function tlsStall(server: 'https' | 'wss', variant: 'silent' | 'half-hello'): At
       const t0 = Date.now()
       // The open-file limit is per process: as many per worker.
       const stalled = STALLED * ctx.workers
-      const held = await holdConnections(ctx, t.port, stalled)
-      if (hello) for (const h of held) h.socket.write(hello.subarray(0, Math.floor(hello.length / 2)))
+      const conns = await holdConnections(ctx, t.port, stalled)
+      if (hello) for (const h of conns) h.socket.write(hello.subarray(0, Math.floor(hello.length / 2)))
       const opened = Date.now()
       legit.start('during')
       metrics.start('during')
@@ -49,18 +49,18 @@ function tlsStall(server: 'https' | 'wss', variant: 'silent' | 'half-hello'): At
         }
         await sleep(250)
       }
-      const closedByTracker = held.filter(h => h.closedAt !== 0).length
+      const closedByTracker = conns.filter(h => h.closedAt !== 0).length
       const fdsEnd = t.fds()
       legit.phase('after')
       metrics.phase('after')
-      for (const h of held) h.socket.destroy()
+      for (const h of conns) h.socket.destroy()
       await sleep(2000)
       await Promise.all([legit.stop(), metrics.stop()])
       const drops = await t.byReason('tracker_dropped_total')
       const legitName = http ? 'https' : 'wss'
       return {
         held: fellAt !== 0 && legit.ratio('during') >= 0.9 && metrics.ratio('during') >= 0.9 && legit.ratio('after') >= 0.9,
-        evidence: `${held.length}/${stalled} connected${hello ? ` (each sent ${Math.floor(hello.length / 2)} of ${hello.length} ClientHello bytes)` : ''}; ` +
+        evidence: `${conns.length}/${stalled} connected${hello ? ` (each sent ${Math.floor(hello.length / 2)} of ${hello.length} ClientHello bytes)` : ''}; ` +
           `tracker fds ${fds0}->${peak} peak, ${fellAt ? `back to ${fdsEnd} after ${secs(fellAt - t0)} s` : `${fdsEnd} after ${secs(Date.now() - t0)} s`}; ` +
           `${closedByTracker} closed by the tracker; drops: ${drops}; legit ${legitName} ${legit.text('during')}, ${legit.text('after')}; metrics ${metrics.text('during')}`,
       }

@@ -3,6 +3,7 @@
  * loopback, seen from the outside only: its pid and its workers' (RSS, open fds), its output,
  * its metrics endpoint, signals.
  */
+import {randomBytes} from 'node:crypto'
 import {readdirSync, writeFileSync} from 'node:fs'
 import http from 'node:http'
 import {join} from 'node:path'
@@ -18,6 +19,16 @@ export type Protocol = 'udp' | 'http' | 'ws'
 export const MiB = 2 ** 20
 /** This checkout's CLI; `npm run attack -- --bin PATH` attacks another build. */
 export const BIN = distPath('../bin/run.js')
+
+/**
+ * A random info hash owned by worker `shard` of `workers`: the tracker shards by the first byte
+ * modulo the worker count (README, "Workers"), so an attacker can aim at one worker or at all.
+ */
+export function shardHash(shard: number, workers: number): Buffer {
+  const h = randomBytes(20)
+  h[0] = h[0] - (h[0] % workers) + shard
+  return h
+}
 
 /** Config sections (and top-level keys) laid over the suite's defaults. */
 export type ConfigPatch = Record<string, string | number | boolean | Record<string, string | number | boolean>>

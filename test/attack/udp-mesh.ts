@@ -10,20 +10,13 @@ import * as udp from '../../src/protocol/udp/index.js'
 import {UdpClient} from '../harness.js'
 import {mib, sleep} from './net.js'
 import {Probe, udpAnnouncer} from './probe.js'
-import {MiB} from './tracker.js'
+import {MiB, shardHash} from './tracker.js'
 import type {Attack} from './suite.js'
 
 /** Each worker's RSS may grow by less than this during the flood. */
 const WORKER_RSS_BOUND = 100 * MiB
 /** Sends not yet handed to the kernel: the attacker's own memory stays small. */
 const MAX_OUTSTANDING = 2048
-
-/** A hash owned by worker `shard` of `workers` (first byte modulo the worker count). */
-function shardHash(shard: number, workers: number): Buffer {
-  const h = randomBytes(20)
-  h[0] = h[0] - (h[0] % workers) + shard
-  return h
-}
 
 const meshQueues: Attack = {
   name: '6.mesh-queues', server: 'udp', workers: 'multi', budgetS: 60,
