@@ -55,7 +55,8 @@ const pidSymlink: Attack = {
         evidence: `${started}; target ${afterStart ? 'unchanged' : `overwritten with ${show(seen)}`} while running, ${v.intact() ? 'unchanged' : `now ${show(v.now())}`} after stop`,
       }
     } catch (error) {
-      started = `refused to start (${(error as Error).message.split('\n').slice(-1)[0].slice(0, 80)})`
+      // What it said, after startProcess's own first line.
+      started = `refused to start (${oneLine((error as Error).message.split('\n').slice(1).join('\n'))})`
       return {held: v.intact(), evidence: `${started}; target ${v.intact() ? 'unchanged' : `now ${show(v.now())}`}`}
     }
   },
