@@ -68,7 +68,7 @@ const limits = {
   help: `Caps that keep a flood of new info hashes or peers from exhausting memory.
 Refusals are counted in tracker_refusals_total.`,
   keys: {
-    max_torrents: int(5_000_000, 'Most torrents held at once. An announce for a new torrent beyond it gets an\nerror ("Tracker is at its torrent limit; try again later").', 1),
+    max_torrents: int(5_000_000, 'Most torrents held at once by each worker (a worker holds its shard of them).\nAn announce for a new torrent beyond it gets an error ("Tracker is at its\ntorrent limit; try again later").', 1),
     max_peers_per_torrent: int(250_000, 'Most peers stored per torrent. A new peer beyond it still gets counts and\npeers, but is not stored until others leave.', 1),
   },
 }
