@@ -260,8 +260,8 @@ async function httpAnswers(port: number): Promise<boolean> {
 }
 
 /**
- * Most HTTP inputs keep their framing (the request target is mutated, with no space, CR or LF
- * added), so that many reach the query parser on one connection; one in 50 is mutated whole
+ * Most HTTP inputs keep their framing (the request target is mutated, with no space or control
+ * byte added), so that many reach the query parser on one connection; one in 50 is mutated whole
  * and usually ends the connection with a 400.
  */
 function mutateHttp(m: Mutator, seed: Buffer): Buffer {
@@ -269,7 +269,8 @@ function mutateHttp(m: Mutator, seed: Buffer): Buffer {
   const start = seed.indexOf(32) + 1
   const end = seed.indexOf(' HTTP/1.1')
   const target = m.mutate(seed.subarray(start, end))
-  for (let i = 0; i < target.length; i++) if (target[i] === 32 || target[i] === 13 || target[i] === 10) target[i] = 37
+  // Control bytes and spaces in a target are refused with a 400 that ends the connection (RFC 9112).
+  for (let i = 0; i < target.length; i++) if (target[i] <= 32 || target[i] === 127) target[i] = 37
   return Buffer.concat([seed.subarray(0, start), target, seed.subarray(end)])
 }
 
