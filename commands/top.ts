@@ -1,6 +1,6 @@
 import {Command, Flags} from '@oclif/core'
 import {ConfigError, loadConfig, SERVER_NAMES} from '../src/config/index.js'
-import {fetchMetricsText, metricsUrl, readOnce, viewText} from '../src/top/index.js'
+import {fetchMetricsText, metricsUrl, readOnce, viewText, type View} from '../src/top/index.js'
 
 export default class Top extends Command {
   static override description = 'Live dashboard of a running tracker, read from its Prometheus endpoint'
@@ -12,8 +12,8 @@ export default class Top extends Command {
     '<%= config.bin %> top --json',
   ]
   static override flags = {
-    url: Flags.string({description: 'metrics URL (default: the UDP tracker\'s, http://127.0.0.1:9000/metrics)', helpValue: 'URL'}),
-    config: Flags.string({char: 'c', description: 'the tracker\'s config file (its [metrics] address is used)', helpValue: 'FILE'}),
+    url: Flags.string({description: "metrics URL (default: the UDP tracker's, http://127.0.0.1:9000/metrics)", helpValue: 'URL'}),
+    config: Flags.string({char: 'c', description: "the tracker's config file (its [metrics] address is used)", helpValue: 'FILE'}),
     protocol: Flags.string({description: 'which tracker the config belongs to', options: [...SERVER_NAMES], default: 'udp'}),
     once: Flags.boolean({description: 'print one plain-text snapshot (two reads a second apart) and exit'}),
     json: Flags.boolean({description: 'print one snapshot as JSON and exit'}),
@@ -33,7 +33,7 @@ export default class Top extends Command {
       }
     }
     if (flags.once || flags.json || !process.stdout.isTTY) {
-      let view
+      let view: View
       try {
         view = await readOnce(url)
       } catch (error) {

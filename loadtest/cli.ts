@@ -23,7 +23,10 @@ export interface LoadtestCommandSpec<N extends 'loadtest-udp' | 'loadtest-http' 
 export class LoadtestUsageError extends Error {}
 
 export async function runLoadtestCommand<N extends 'loadtest-udp' | 'loadtest-http' | 'loadtest-ws'>(
-  spec: LoadtestCommandSpec<N>, flags: LoadtestFlags, log: (line: string) => void): Promise<void> {
+  spec: LoadtestCommandSpec<N>,
+  flags: LoadtestFlags,
+  log: (line: string) => void,
+): Promise<void> {
   let config: ConfigFor<N>
   try {
     config = loadConfig(spec.schema, {file: flags.config, overrides: loadtestOverrides(flags)})

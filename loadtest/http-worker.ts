@@ -35,7 +35,10 @@ class HttpGenerator implements LoadGenerator {
   private inFlight = 0
   private finished: Promise<void>[] = []
 
-  constructor(private readonly cfg: LoadtestHttpConfig, index: number) {
+  constructor(
+    private readonly cfg: LoadtestHttpConfig,
+    index: number,
+  ) {
     const r = cfg.requests
     // Same seed everywhere: every thread (and `--write-info-hashes`) simulates the same torrents.
     this.model = new SwarmModel({numberOfTorrents: r.number_of_torrents, numberOfPeers: r.number_of_peers, peerSeederProbability: r.peer_seeder_probability})
@@ -50,7 +53,10 @@ class HttpGenerator implements LoadGenerator {
     const host = address.family === 6 ? `[${address.host}]` : address.host
     const origin = `${cfg.network.tls ? 'https' : 'http'}://${host}:${address.port}`
     this.pool = new Pool(origin, {
-      connections: this.loops, pipelining: 1, headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS,
+      connections: this.loops,
+      pipelining: 1,
+      headersTimeout: TIMEOUT_MS,
+      bodyTimeout: TIMEOUT_MS,
       connect: cfg.network.tls ? {rejectUnauthorized: false} : undefined,
     })
   }
@@ -67,7 +73,8 @@ class HttpGenerator implements LoadGenerator {
       const left = m.peerSeeder[peer] === 1 ? 0 : 1_000_000
       return {
         announce: true,
-        path: `/announce?info_hash=${this.hashParam(m.peerTorrent[peer])}&peer_id=${percentEncode(m.peerId(peer))}` +
+        path:
+          `/announce?info_hash=${this.hashParam(m.peerTorrent[peer])}&peer_id=${percentEncode(m.peerId(peer))}` +
           `&port=${m.peerPorts[peer]}&uploaded=0&downloaded=0&left=${left}&numwant=${r.announce_peers_wanted}&compact=1`,
       }
     }

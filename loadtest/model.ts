@@ -133,7 +133,7 @@ export class LatencyHistogram {
   count = 0
 
   record(us: number): void {
-    const v = us < 1 ? 1 : us
+    const v = Math.max(us, 1)
     let b = Math.floor(Math.log2(v) * LatencyHistogram.BUCKETS_PER_OCTAVE)
     if (b >= this.counts.length) b = this.counts.length - 1
     this.counts[b]++

@@ -81,8 +81,13 @@ export async function runLoadThreads(spec: ThreadsSpec, options: LoadtestOptions
           reports = 0
           seconds++
           const announces = window.responses.announce ?? 0
-          options.onProgress?.(progressLine(seconds, window.responses,
-            `errors ${errorCount(window)}  unanswered ${window.unanswered}  peers/announce ${announces ? round(window.peers / announces) : 0}`))
+          options.onProgress?.(
+            progressLine(
+              seconds,
+              window.responses,
+              `errors ${errorCount(window)}  unanswered ${window.unanswered}  peers/announce ${announces ? round(window.peers / announces) : 0}`,
+            ),
+          )
           window = emptyStats(types)
         }
         if (m.type === 'final') {
@@ -109,10 +114,14 @@ export async function runLoadThreads(spec: ThreadsSpec, options: LoadtestOptions
 
   await new Promise<void>(resolve => {
     const timer = config.duration > 0 ? setTimeout(resolve, config.duration * 1000) : undefined
-    options.signal?.addEventListener('abort', () => {
-      clearTimeout(timer)
-      resolve()
-    }, {once: true})
+    options.signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      {once: true},
+    )
     void done.then(() => failure && resolve())
   })
   const elapsed = (performance.now() - started) / 1000

@@ -41,7 +41,10 @@ class LoadSocket {
   private counter = 1
   private readonly counterWrap: number
 
-  constructor(readonly gen: Generator, readonly family: 4 | 6) {
+  constructor(
+    readonly gen: Generator,
+    readonly family: 4 | 6,
+  ) {
     const cfg = gen.cfg
     this.window = cfg.network.requests_in_flight_per_socket
     this.kinds = new Uint8Array(this.window)
@@ -182,7 +185,10 @@ class Generator implements LoadGenerator {
   private readonly announceShare: number
   private readonly scrapeHashes: Uint8Array[]
 
-  constructor(readonly cfg: LoadtestUdpConfig, index: number) {
+  constructor(
+    readonly cfg: LoadtestUdpConfig,
+    index: number,
+  ) {
     const r = cfg.requests
     // Same seed everywhere: every thread simulates the same torrents (and the same whitelist).
     this.model = new SwarmModel({numberOfTorrents: r.number_of_torrents, numberOfPeers: r.number_of_peers, peerSeederProbability: r.peer_seeder_probability})
@@ -211,10 +217,17 @@ class Generator implements LoadGenerator {
     const peer = this.rng.int(m.options.numberOfPeers)
     const seeder = m.peerSeeder[peer] === 1
     return udp.writeAnnounceRequest(buf, {
-      connectionId, transactionId: tid,
-      infoHash: m.infoHash(m.peerTorrent[peer]), peerId: m.peerId(peer),
-      downloaded: 0, uploaded: 0, left: seeder ? 0 : 1_000_000,
-      event: udp.EVENT_NONE, key: peer, numWant: this.cfg.requests.announce_peers_wanted, port: m.peerPorts[peer],
+      connectionId,
+      transactionId: tid,
+      infoHash: m.infoHash(m.peerTorrent[peer]),
+      peerId: m.peerId(peer),
+      downloaded: 0,
+      uploaded: 0,
+      left: seeder ? 0 : 1_000_000,
+      event: udp.EVENT_NONE,
+      key: peer,
+      numWant: this.cfg.requests.announce_peers_wanted,
+      port: m.peerPorts[peer],
     })
   }
 

@@ -64,12 +64,15 @@ export class LoadSocket implements LinkOwner {
 
   /** Connects and completes the handshake; rejects with what went wrong. */
   static connect(o: LoadSocketOptions): Promise<LoadSocket> {
-    const socket = o.tls ? tls.connect({host: o.host, port: o.port, rejectUnauthorized: false, servername: net.isIP(o.host) ? undefined : o.host})
+    const socket = o.tls
+      ? tls.connect({host: o.host, port: o.port, rejectUnauthorized: false, servername: net.isIP(o.host) ? undefined : o.host})
       : net.connect({host: o.host, port: o.port})
     socket.setNoDelay(true)
     const ws = new LoadSocket(o)
     const key = randomBytes(16).toString('base64')
-    const accept = createHash('sha1').update(key + GUID).digest('base64')
+    const accept = createHash('sha1')
+      .update(key + GUID)
+      .digest('base64')
     return new Promise((resolve, reject) => {
       let head = Buffer.alloc(0)
       const fail = (why: string) => {
@@ -84,7 +87,8 @@ export class LoadSocket implements LinkOwner {
         if (end < 0) return
         const response = head.toString('latin1', 0, end)
         if (!/^HTTP\/1\.1 101 /.test(response)) return fail(`the handshake was refused: ${response.split('\r\n')[0]}`)
-        if (!new RegExp(`\r\nsec-websocket-accept: *${accept.replace(/[+/]/g, '\\$&')}`, 'i').test(response)) return fail('the handshake answer has a wrong Sec-WebSocket-Accept')
+        if (!new RegExp(`\r\nsec-websocket-accept: *${accept.replace(/[+/]/g, '\\$&')}`, 'i').test(response))
+          return fail('the handshake answer has a wrong Sec-WebSocket-Accept')
         // From here the link carries the bytes (a TLS socket is never handed to the addon).
         socket.off('data', onHandshake)
         socket.off('error', onError)
@@ -99,7 +103,9 @@ export class LoadSocket implements LinkOwner {
         if (io.head.length > 0) ws.receive(io.head, 0, io.head.length)
         io.link.start()
       }
-      socket.once(o.tls ? 'secureConnect' : 'connect', () => socket.write(handshakeRequest(net.isIPv6(o.host) ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`, key)))
+      socket.once(o.tls ? 'secureConnect' : 'connect', () =>
+        socket.write(handshakeRequest(net.isIPv6(o.host) ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`, key)),
+      )
       socket.on('error', onError)
       socket.on('close', onClose)
       socket.on('data', onHandshake)

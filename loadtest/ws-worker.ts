@@ -84,7 +84,10 @@ class Peer {
   readonly peerIdJson: string
   readonly peerIdJsonBytes: Buffer
 
-  constructor(readonly peerId: string, readonly seeder: boolean) {
+  constructor(
+    readonly peerId: string,
+    readonly seeder: boolean,
+  ) {
     this.peerIdJson = jsonBinary(peerId)
     this.peerIdJsonBytes = Buffer.from(this.peerIdJson)
   }
@@ -94,7 +97,7 @@ class WsGenerator implements LoadGenerator {
   private readonly model: SwarmModel
   private readonly rng: Rng
   private readonly url: string
-  private readonly address: {host: string, port: number}
+  private readonly address: {host: string; port: number}
   /** Batched I/O for plain ws:// connections (as the server does), when the addon is built. */
   private readonly batched: NativeTcp | null
   private readonly peers: Peer[] = []
@@ -113,7 +116,10 @@ class WsGenerator implements LoadGenerator {
   /** Finds announces unanswered for TIMEOUT_MS (one timer for all connections). */
   private sweeper?: NodeJS.Timeout
 
-  constructor(private readonly cfg: LoadtestWsConfig, index: number) {
+  constructor(
+    private readonly cfg: LoadtestWsConfig,
+    index: number,
+  ) {
     const r = cfg.requests
     // Every thread builds the same torrents and popularity (the peers are the connections).
     this.model = new SwarmModel({numberOfTorrents: r.number_of_torrents, numberOfPeers: cfg.network.connections, peerSeederProbability: 0})
@@ -137,19 +143,23 @@ class WsGenerator implements LoadGenerator {
   }
 
   async start(): Promise<void> {
-    await Promise.all(this.peers.map(async p => {
-      try {
-        p.ws = await LoadSocket.connect({
-          ...this.address, tls: this.cfg.network.tls, batched: this.batched,
-          onMessage: data => this.onMessage(p, data),
-          onClose: () => {
-            if (this.running) this.stats.errors['connection closed by the tracker'] = (this.stats.errors['connection closed by the tracker'] ?? 0) + 1
-          },
-        })
-      } catch (error) {
-        throw new Error(`could not connect to ${this.url}: ${(error as Error).message}`)
-      }
-    }))
+    await Promise.all(
+      this.peers.map(async p => {
+        try {
+          p.ws = await LoadSocket.connect({
+            ...this.address,
+            tls: this.cfg.network.tls,
+            batched: this.batched,
+            onMessage: data => this.onMessage(p, data),
+            onClose: () => {
+              if (this.running) this.stats.errors['connection closed by the tracker'] = (this.stats.errors['connection closed by the tracker'] ?? 0) + 1
+            },
+          })
+        } catch (error) {
+          throw new Error(`could not connect to ${this.url}: ${(error as Error).message}`)
+        }
+      }),
+    )
   }
 
   run(): void {
@@ -187,8 +197,10 @@ class WsGenerator implements LoadGenerator {
     }
     const offers: string[] = []
     for (let i = 0; i < this.cfg.requests.offers_per_announce; i++) offers.push(`{"offer_id":${this.offerId()},"offer":${this.offerJson}}`)
-    p.ws.send(`{"action":"announce","info_hash":${this.infoHashesJson[torrent]},"peer_id":${p.peerIdJson},"left":${p.seeder ? 0 : 1_000_000},` +
-      `"numwant":${this.cfg.requests.announce_peers_wanted},"uploaded":0,"downloaded":0,"offers":[${offers.join(',')}]}`)
+    p.ws.send(
+      `{"action":"announce","info_hash":${this.infoHashesJson[torrent]},"peer_id":${p.peerIdJson},"left":${p.seeder ? 0 : 1_000_000},` +
+        `"numwant":${this.cfg.requests.announce_peers_wanted},"uploaded":0,"downloaded":0,"offers":[${offers.join(',')}]}`,
+    )
   }
 
   private done(p: Peer): void {

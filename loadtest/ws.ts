@@ -7,5 +7,8 @@ import type {LoadReport} from './report.js'
 import {runLoadThreads, type LoadtestOptions} from './threads.js'
 
 export function runWsLoadtest(config: LoadtestWsConfig, options: LoadtestOptions = {}): Promise<LoadReport> {
-  return runLoadThreads({protocol: 'ws', workerUrl: new URL('./ws-worker.js', import.meta.url), config, types: ['announce', 'scrape', 'offer', 'answer']}, options)
+  return runLoadThreads(
+    {protocol: 'ws', workerUrl: new URL('./ws-worker.js', import.meta.url), config, types: ['announce', 'scrape', 'offer', 'answer']},
+    options,
+  )
 }

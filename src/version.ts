@@ -17,7 +17,9 @@ export function readCommit(root = packageRoot): string | undefined {
     if (!head.startsWith('ref: ')) return head.slice(0, 12)
     const ref = head.slice(5)
     try {
-      return readFileSync(join(root, '.git', ref), 'utf8').trim().slice(0, 12)
+      return readFileSync(join(root, '.git', ref), 'utf8')
+        .trim()
+        .slice(0, 12)
     } catch {
       const packed = readFileSync(join(root, '.git', 'packed-refs'), 'utf8')
       const line = packed.split('\n').find(l => l.endsWith(' ' + ref))

@@ -21,13 +21,16 @@ test('parses hex hashes case-insensitively with blank lines and comments', () =>
 
 test('a bad line fails the whole file, naming file, line and text', () => {
   const good = nastyId().toString('hex')
-  assert.throws(() => parseAccessList(`${good}\n${good.slice(0, 39)}\n`, '/etc/list.txt'), (error: unknown) => {
-    assert.ok(error instanceof AccessListError)
-    assert.match(error.message, /\/etc\/list\.txt line 2/)
-    assert.match(error.message, new RegExp(good.slice(0, 39)))
-    assert.match(error.message, /40 hex characters/)
-    return true
-  })
+  assert.throws(
+    () => parseAccessList(`${good}\n${good.slice(0, 39)}\n`, '/etc/list.txt'),
+    (error: unknown) => {
+      assert.ok(error instanceof AccessListError)
+      assert.match(error.message, /\/etc\/list\.txt line 2/)
+      assert.match(error.message, new RegExp(good.slice(0, 39)))
+      assert.match(error.message, /40 hex characters/)
+      return true
+    },
+  )
   assert.throws(() => parseAccessList('zz' + good.slice(2), 'x'), /line 1/)
 })
 
@@ -94,11 +97,15 @@ test('decoding bytes: each kind of bad line names its number and text', async ()
     [`${good}\u00a0\n`, 1, `${good}\u00a0`], // only ASCII blanks are blanks
   ]
   for (const [text, line, shown] of cases) {
-    await assert.rejects(decodeAccessList(Buffer.from(text), '/l.txt'), (error: unknown) => {
-      assert.ok(error instanceof AccessListError)
-      assert.equal(error.message, `access list /l.txt line ${line}: ${JSON.stringify(shown)} is not an info hash: expected 40 hex characters`)
-      return true
-    }, JSON.stringify(text))
+    await assert.rejects(
+      decodeAccessList(Buffer.from(text), '/l.txt'),
+      (error: unknown) => {
+        assert.ok(error instanceof AccessListError)
+        assert.equal(error.message, `access list /l.txt line ${line}: ${JSON.stringify(shown)} is not an info hash: expected 40 hex characters`)
+        return true
+      },
+      JSON.stringify(text),
+    )
   }
 })
 
@@ -128,7 +135,10 @@ test('HashSet20 copies through its table, part by part, with no hashing', () => 
   for (const k of keys) set.add(k, 0)
   const copy = HashSet20.emptyCopy(set.capacity, set.seed, set.size)
   const split = set.capacity * 20
-  for (const [from, to] of [[0, split], [split, set.tableLength]]) {
+  for (const [from, to] of [
+    [0, split],
+    [split, set.tableLength],
+  ]) {
     for (let at = from; at < to; at += 1000) copy.writeTable(at, Buffer.from(set.tableSlice(at, Math.min(to, at + 1000))))
   }
   assert.equal(copy.size, 3000)

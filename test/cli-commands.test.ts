@@ -55,7 +55,11 @@ test('config print: the defaults; with -c and flags the merged config; bad files
   assert.equal(merged.socket_workers, 4)
   const bad = join(dir, 'bad.toml')
   writeFileSync(bad, '[network]\nuse_ipv5 = true\n')
-  for (const args of [['config', 'print', 'udp', '-c', bad], ['serve', 'udp', '-c', bad], ['loadtest', 'udp', '-c', bad, '--duration', '1']]) {
+  for (const args of [
+    ['config', 'print', 'udp', '-c', bad],
+    ['serve', 'udp', '-c', bad],
+    ['loadtest', 'udp', '-c', bad, '--duration', '1'],
+  ]) {
     const r = run(args)
     assert.equal(r.code, 1, args.join(' '))
     assert.match(r.stderr, /bad\.toml/)
@@ -71,7 +75,9 @@ test('config print: the defaults; with -c and flags the merged config; bad files
 })
 
 test('oclif.manifest.json is current (run `npm run manifest` after changing commands)', async () => {
-  const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {flags: Record<string, unknown>; args: Record<string, unknown>}>}
+  const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {
+    commands: Record<string, {flags: Record<string, unknown>; args: Record<string, unknown>}>
+  }
   const commandsDir = join(root, 'dist/commands')
   const files: string[] = []
   const walk = (d: string): void => {
@@ -99,7 +105,9 @@ const PORT = 20_000 + (process.pid % 5000) * 2
 /** A config of a tracker in `dir` (pid file `dir`/tracker.pid, list `dir`/list.txt) on loopback. */
 function serveConfig(dir: string, protocol: 'udp' | 'http', port: number, network = '', name: string = protocol): string {
   const config = join(dir, `${name}.toml`)
-  writeFileSync(config, `log_level = "info"
+  writeFileSync(
+    config,
+    `log_level = "info"
 pid_file = "${join(dir, 'tracker.pid')}"
 [network]
 address_ipv4 = "127.0.0.1:${port}"
@@ -110,7 +118,8 @@ prometheus_endpoint_address = "127.0.0.1:0"
 [access_list]
 mode = "allow"
 path = "${join(dir, 'list.txt')}"
-`)
+`,
+  )
   return config
 }
 
@@ -182,7 +191,12 @@ test('serve http with TLS: bad files refuse to start; accesslist reload reports 
   assert.match(oneLine(r.stderr), /nope\.crt \(\[network\] tls_certificate_path\): no such file/)
   noStack(r.stderr)
 
-  const t = await startServe(dir, `${nastyId().toString('hex')}\n`, 'http', `enable_tls = true\ntls_certificate_path = "${cert}"\ntls_private_key_path = "${key}"`)
+  const t = await startServe(
+    dir,
+    `${nastyId().toString('hex')}\n`,
+    'http',
+    `enable_tls = true\ntls_certificate_path = "${cert}"\ntls_private_key_path = "${key}"`,
+  )
   try {
     const ok = run(['accesslist', 'reload', '--protocol', 'http', '-c', t.config])
     assert.equal(ok.code, 0, ok.stderr)
@@ -224,7 +238,10 @@ test('loadtest udp against a running tracker prints a summary; --json parses', a
   const t = await startServe(dir, '')
   try {
     // An access list in allow mode with no entries refuses every announce: the run must count those errors.
-    const r = spawnSync(process.execPath, [bin, 'loadtest', 'udp', '--server', `127.0.0.1:${t.port}`, '--duration', '2', '--json'], {encoding: 'utf8', timeout: 30_000})
+    const r = spawnSync(process.execPath, [bin, 'loadtest', 'udp', '--server', `127.0.0.1:${t.port}`, '--duration', '2', '--json'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
     assert.equal(r.status, 0, r.stderr)
     const report = JSON.parse(r.stdout) as {responses: Record<string, number>; errors: Record<string, number>; unanswered: number}
     assert.ok(report.responses.connect >= 1)

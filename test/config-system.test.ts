@@ -79,12 +79,18 @@ test('every kind of bad config is refused naming the file, key, value and what w
     for (const p of patterns) assert.match(message, p, `${what}: ${message}`)
   }
   const missing = join(dir, 'nope.toml')
-  assert.match(refusal(() => loadConfig('udp', {file: missing})), new RegExp(`${missing}.*could not be read \\(ENOENT\\)`))
+  assert.match(
+    refusal(() => loadConfig('udp', {file: missing})),
+    new RegExp(`${missing}.*could not be read \\(ENOENT\\)`),
+  )
 })
 
 test('load-tester configs are checked the same way', () => {
   const path = file('lt.toml', '[requests]\npeer_seeder_probability = 2\n')
-  assert.match(refusal(() => loadConfig('loadtest-udp', {file: path})), /requests\.peer_seeder_probability = 2 is not valid/)
+  assert.match(
+    refusal(() => loadConfig('loadtest-udp', {file: path})),
+    /requests\.peer_seeder_probability = 2 is not valid/,
+  )
 })
 
 test('flags override the file; a bad flag value names the flag', () => {
@@ -97,7 +103,10 @@ test('flags override the file; a bad flag value names the flag', () => {
   assert.equal(c.log_level, 'warn')
   const message = refusal(() => loadConfig('udp', {file: path, overrides: serverOverrides({ipv4: 'nowhere'})}))
   assert.match(message, /flag --ipv4: network\.address_ipv4 = "nowhere" is not valid/)
-  assert.match(refusal(() => loadConfig('udp', {overrides: serverOverrides({workers: -1})})), /flag --workers/)
+  assert.match(
+    refusal(() => loadConfig('udp', {overrides: serverOverrides({workers: -1})})),
+    /flag --workers/,
+  )
 })
 
 test('socket addresses: IPv4, bracketed IPv6, port 0; anything else refused', () => {
@@ -112,8 +121,13 @@ test('default ports do not clash across servers and metrics', () => {
   const udp = defaultsOf(SCHEMAS.udp)
   const http = defaultsOf(SCHEMAS.http)
   const ws = defaultsOf(SCHEMAS.ws)
-  const tcp = [http.network.address_ipv4, ws.network.address_ipv4, udp.metrics.prometheus_endpoint_address,
-    http.metrics.prometheus_endpoint_address, ws.metrics.prometheus_endpoint_address].map(a => parseSocketAddress(a)!.port)
+  const tcp = [
+    http.network.address_ipv4,
+    ws.network.address_ipv4,
+    udp.metrics.prometheus_endpoint_address,
+    http.metrics.prometheus_endpoint_address,
+    ws.metrics.prometheus_endpoint_address,
+  ].map(a => parseSocketAddress(a)!.port)
   assert.equal(new Set(tcp).size, tcp.length, `TCP ports ${tcp.join(', ')}`)
   for (const c of [udp, http, ws]) {
     assert.equal(c.metrics.run_prometheus_endpoint, true)

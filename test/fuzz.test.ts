@@ -10,7 +10,11 @@ test('parsers: 30k random and mutated inputs each, nothing thrown', () => {
   for (const r of fuzzParsers(30_000, Date.now() % 1000)) assert.equal(r.crashes, 0, `${r.target}: ${r.firstCrash}`)
 })
 
-for (const [name, fuzz, p] of [['udp', fuzzUdpServer, port], ['http', fuzzHttpServer, port + 1], ['ws', fuzzWsServer, port + 2]] as const) {
+for (const [name, fuzz, p] of [
+  ['udp', fuzzUdpServer, port],
+  ['http', fuzzHttpServer, port + 1],
+  ['ws', fuzzWsServer, port + 2],
+] as const) {
   test(`live ${name} server: 30k mutated requests, still answering, no error output`, async () => {
     const r = await fuzz(30_000, p, Date.now() % 1000)
     assert.equal(r.aliveAfter, true, `the server stopped answering: ${r.errorOutput}`)

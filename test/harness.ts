@@ -20,8 +20,9 @@ export interface TestTracker<C = UdpConfig> {
 }
 
 /** Test defaults: loopback ephemeral ports, temp pid file, quiet; then `overrides` by section. */
-function testConfig<C extends {pid_file: string; log_level: string; network: {address_ipv4: string; address_ipv6: string}; metrics: {prometheus_endpoint_address: string}}>(
-  protocol: string, config: C, overrides: object): C {
+function testConfig<
+  C extends {pid_file: string; log_level: string; network: {address_ipv4: string; address_ipv6: string}; metrics: {prometheus_endpoint_address: string}},
+>(protocol: string, config: C, overrides: object): C {
   config.pid_file = join(tempDir(), `tracker-${protocol}.pid`)
   config.log_level = 'off'
   config.network.address_ipv4 = '127.0.0.1:0'
@@ -40,7 +41,8 @@ async function startTracker<C extends UdpConfig | HttpConfig | WsConfig>(protoco
   const port = (host: string) => Number(/:(\d+)(\/announce)?( \(.*\))?$/.exec(tracker.listening.find(l => !l.startsWith('metrics ') && l.includes(host))!)![1])
   const metrics = tracker.listening.find(l => l.startsWith('metrics '))
   return {
-    tracker, config,
+    tracker,
+    config,
     port4: config.network.use_ipv4 ? port('127.0.0.1') : 0,
     port6: config.network.use_ipv6 ? port('[::') : 0,
     metricsUrl: metrics ? metrics.slice('metrics '.length) : '',
@@ -77,7 +79,11 @@ export class UdpClient {
   connectionId: Uint8Array = new Uint8Array(8)
   private tid = 1
 
-  private constructor(readonly family: 4 | 6, readonly port: number, readonly host: string) {
+  private constructor(
+    readonly family: 4 | 6,
+    readonly port: number,
+    readonly host: string,
+  ) {
     this.socket = dgram.createSocket(family === 4 ? 'udp4' : 'udp6')
     this.peerSize = family === 4 ? 6 : 18
     this.socket.on('message', m => {
@@ -155,8 +161,14 @@ export class UdpClient {
   announceBytes(f: Partial<udp.AnnounceFields> & {infoHash: Uint8Array; peerId: Uint8Array; port: number}): Buffer {
     const b = Buffer.alloc(98)
     udp.writeAnnounceRequest(b, {
-      connectionId: this.connectionId, transactionId: this.tid++, downloaded: 0, left: 100, uploaded: 0,
-      event: udp.EVENT_STARTED, numWant: 50, ...f,
+      connectionId: this.connectionId,
+      transactionId: this.tid++,
+      downloaded: 0,
+      left: 100,
+      uploaded: 0,
+      event: udp.EVENT_STARTED,
+      numWant: 50,
+      ...f,
     })
     return b
   }

@@ -51,7 +51,10 @@ for (const workers of [1, 2]) {
         const peers = decode(reply.body).peers as {port: number}[]
         assert.ok(peers.length >= 50, `reply ${i} has its peers`)
         const base = 10_000 * ((i % 2) + 1)
-        assert.ok(peers.every(p => (p.port >= base && p.port < base + 60) || p.port >= 30_000), `reply ${i}: every peer is of the torrent asked for`)
+        assert.ok(
+          peers.every(p => (p.port >= base && p.port < base + 60) || p.port >= 30_000),
+          `reply ${i}: every peer is of the torrent asked for`,
+        )
       }
       e.close()
     } finally {
@@ -150,8 +153,10 @@ test('at max_connections held by silent clients, new clients are served; the sil
 test('HTTPS: stalled handshakes count against max_connections, make room for new clients and end at request_timeout', async () => {
   const dir = tempDir()
   const {cert, key} = makeCertificate(dir, 'hardening')
-  const t = await startHttpTracker({network: {enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key},
-    connections: {max_connections: 40, request_timeout: 1}})
+  const t = await startHttpTracker({
+    network: {enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key},
+    connections: {max_connections: 40, request_timeout: 1},
+  })
   const stalled: net.Socket[] = []
   let closedByServer = 0
   try {
@@ -208,7 +213,14 @@ test('2 workers: an announce whose owner does not answer gets "Tracker is busy" 
     // Connections land on the workers in turn: those on worker 0 asking for worker 1's torrent wait for it.
     const conns = await Promise.all(Array.from({length: 4}, () => RawHttp.open(t.port4)))
     for (const c of conns) c.get(announcePath(owned(1), nastyId(), 200))
-    const answered = await Promise.all(conns.map(c => c.next(9000).then(r => r, () => undefined)))
+    const answered = await Promise.all(
+      conns.map(c =>
+        c.next(9000).then(
+          r => r,
+          () => undefined,
+        ),
+      ),
+    )
     const busy = answered.filter(r => r && Buffer.from(decode(r.body)['failure reason'] ?? '').toString() === 'Tracker is busy; try again later')
     assert.ok(busy.length >= 1, `a forwarded announce was given up (${answered.filter(Boolean).length} of 4 answered)`)
     // The same connection goes on with its next request.
@@ -242,7 +254,10 @@ test('compact peers stay right under pipelining too (no reply is a view of a reu
     for (const [i, reply] of (await replies(c, 200)).entries()) {
       const base = 40_000 + 1000 * (i % 2)
       const ports = compactPeers(decode(reply.body).peers, 6).map(p => Number(p.split(':')[1]))
-      assert.ok(ports.every(p => (p >= base && p < base + 30) || p >= 50_000), `reply ${i}`)
+      assert.ok(
+        ports.every(p => (p >= base && p < base + 30) || p >= 50_000),
+        `reply ${i}`,
+      )
     }
     c.close()
   } finally {

@@ -9,7 +9,17 @@ import {compactPeers, decode, httpGet, query, RawHttp, scrapeFiles} from './http
 import {nastyId} from './helpers.js'
 
 const announcePath = (f: {infoHash: Uint8Array; peerId: Uint8Array; port: number; left?: number; event?: string; extra?: Record<string, string | number>}) =>
-  '/announce?' + query({info_hash: f.infoHash, peer_id: f.peerId, port: f.port, uploaded: 0, downloaded: 0, left: f.left ?? 100, ...(f.event ? {event: f.event} : {}), ...f.extra})
+  '/announce?' +
+  query({
+    info_hash: f.infoHash,
+    peer_id: f.peerId,
+    port: f.port,
+    uploaded: 0,
+    downloaded: 0,
+    left: f.left ?? 100,
+    ...(f.event ? {event: f.event} : {}),
+    ...f.extra,
+  })
 
 test('announce: counts exclude the announcer, compact peers (IPv4 in peers, IPv6 in peers6), seeders get leechers', async () => {
   const t = await startHttpTracker()
@@ -247,7 +257,9 @@ test('reverse proxy mode: the last address of X-Forwarded-For is the peer; a mis
 })
 
 test('slow and idle clients are cut off; oversize heads refused; a full tracker evicts the longest-idle connection', async () => {
-  const t = await startHttpTracker({connections: {request_timeout: 1, idle_timeout: 2, max_connections: 3, max_request_line_bytes: 300, max_request_head_bytes: 1024, max_headers: 5}})
+  const t = await startHttpTracker({
+    connections: {request_timeout: 1, idle_timeout: 2, max_connections: 3, max_request_line_bytes: 300, max_request_head_bytes: 1024, max_headers: 5},
+  })
   try {
     // Slowloris: a byte every 200 ms never completes a head.
     const slow = await RawHttp.open(t.port4)
@@ -332,21 +344,25 @@ test('2 workers: one consistent swarm over 40 connections, both workers serve, s
     })
     const conns = await Promise.all(Array.from({length: N}, () => RawHttp.open(t.port4)))
     for (let round = 0; round < 2; round++) {
-      const replies = await Promise.all(conns.map(async (c, i) => {
-        const out = []
-        for (const h of hashes) {
-          c.get(announcePath({infoHash: h, peerId: Buffer.from(nastyId()), port: 9000 + i}))
-          out.push(decode((await c.next()).body))
-        }
-        return out
-      }))
+      const replies = await Promise.all(
+        conns.map(async (c, i) => {
+          const out = []
+          for (const h of hashes) {
+            c.get(announcePath({infoHash: h, peerId: Buffer.from(nastyId()), port: 9000 + i}))
+            out.push(decode((await c.next()).body))
+          }
+          return out
+        }),
+      )
       if (round === 1) {
-        replies.forEach((perHash, i) => perHash.forEach(r => {
-          assert.equal(r.incomplete, N - 1)
-          const peers = compactPeers(r.peers, 6)
-          assert.equal(peers.length, Math.min(N - 1, 50))
-          assert.ok(!peers.includes(`127.0.0.1:${9000 + i}`))
-        }))
+        replies.forEach((perHash, i) =>
+          perHash.forEach(r => {
+            assert.equal(r.incomplete, N - 1)
+            const peers = compactPeers(r.peers, 6)
+            assert.equal(peers.length, Math.min(N - 1, 50))
+            assert.ok(!peers.includes(`127.0.0.1:${9000 + i}`))
+          }),
+        )
       }
     }
     const s = decode((await httpGet(t.port4, '/scrape?' + query({info_hash: hashes}))).body)

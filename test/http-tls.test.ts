@@ -87,11 +87,15 @@ test('HTTPS with 2 workers: the reloaded certificate reaches every worker', asyn
 test('a missing or bad TLS file refuses to start, naming the file and the key', async () => {
   const dir = tempDir()
   const good = makeCertificate(dir, 'good')
-  await assert.rejects(startHttpTracker({network: {enable_tls: true, tls_certificate_path: join(dir, 'missing.crt'), tls_private_key_path: good.key}}),
-    /missing\.crt \(\[network\] tls_certificate_path\): no such file/)
+  await assert.rejects(
+    startHttpTracker({network: {enable_tls: true, tls_certificate_path: join(dir, 'missing.crt'), tls_private_key_path: good.key}}),
+    /missing\.crt \(\[network\] tls_certificate_path\): no such file/,
+  )
   const bad = join(dir, 'bad.key')
   writeFileSync(bad, '-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n')
-  await assert.rejects(startHttpTracker({network: {enable_tls: true, tls_certificate_path: good.cert, tls_private_key_path: bad}}),
-    /bad\.key \(\[network\] tls_private_key_path\) is not a PEM private key/)
+  await assert.rejects(
+    startHttpTracker({network: {enable_tls: true, tls_certificate_path: good.cert, tls_private_key_path: bad}}),
+    /bad\.key \(\[network\] tls_private_key_path\) is not a PEM private key/,
+  )
   await assert.rejects(startHttpTracker({network: {enable_tls: true}}), /tls_certificate_path is empty/)
 })

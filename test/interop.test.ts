@@ -39,7 +39,7 @@ async function clientsMeet(url: string): Promise<void> {
     leecher.start()
     const update = (await next(leecher, 'update', `leecher announce to ${url}`))[0] as {complete: number; incomplete: number}
     assert.deepEqual([update.complete, update.incomplete], [1, 0])
-    const [address] = await peer as [string]
+    const [address] = (await peer) as [string]
     assert.match(address, /:6881$/, `the leecher is told about the seeder: ${address}`)
     leecher.scrape()
     const scrape = (await next(leecher, 'scrape', `scrape via ${url}`))[0] as {complete: number; incomplete: number; downloaded: number}
@@ -79,8 +79,15 @@ test('two bittorrent-tracker clients open a WebRTC data channel signalled throug
       // The client shares one socket per tracker URL within a process, and a connection may hold
       // one peer per torrent: a path per client gives each its own connection (any path works).
       // No STUN servers (loopback only, no internet): ICE gathering finishes at once.
-      const c = new Client({infoHash, peerId: Buffer.from(nastyId()), announce: [`ws://127.0.0.1:${t.port4}/${clients.length}`], port: 6881, wrtc,
-        rtcConfig: {iceServers: []}, getAnnounceOpts: () => ({left, numwant: 2})})
+      const c = new Client({
+        infoHash,
+        peerId: Buffer.from(nastyId()),
+        announce: [`ws://127.0.0.1:${t.port4}/${clients.length}`],
+        port: 6881,
+        wrtc,
+        rtcConfig: {iceServers: []},
+        getAnnounceOpts: () => ({left, numwant: 2}),
+      })
       c.on('warning', () => {})
       clients.push(c)
       return c
@@ -93,10 +100,16 @@ test('two bittorrent-tracker clients open a WebRTC data channel signalled throug
     const leecher = make(1000)
     const leecherPeer = next(leecher, 'peer', 'the leecher connects to the seeder', 15_000)
     leecher.start()
-    type Peer = {on(e: string, f: (d: unknown) => void): void; once(e: string, f: (d: unknown) => void): void; send(d: string): void; connected: boolean; destroy(): void}
-    const [a] = await leecherPeer as [Peer]
-    const [b] = await seederPeer as [Peer]
-    const connected = (p: Peer) => p.connected ? Promise.resolve() : new Promise<void>(resolve => p.once('connect', () => resolve()))
+    type Peer = {
+      on(e: string, f: (d: unknown) => void): void
+      once(e: string, f: (d: unknown) => void): void
+      send(d: string): void
+      connected: boolean
+      destroy(): void
+    }
+    const [a] = (await leecherPeer) as [Peer]
+    const [b] = (await seederPeer) as [Peer]
+    const connected = (p: Peer) => (p.connected ? Promise.resolve() : new Promise<void>(resolve => p.once('connect', () => resolve())))
     await Promise.all([connected(a), connected(b)])
     const received = new Promise<string>(resolve => b.once('data', d => resolve(Buffer.from(d as Uint8Array).toString())))
     a.send('hello through a data channel')

@@ -21,7 +21,10 @@ function smallRun(port: number, host = '127.0.0.1'): LoadtestHttpConfig {
 test('loadtest http: keep-alive and a connection per request, IPv4 and IPv6; summary and progress', async () => {
   const t = await startHttpTracker()
   try {
-    for (const [keepAlive, host, port] of [[true, '127.0.0.1', t.port4], [false, '::1', t.port6]] as const) {
+    for (const [keepAlive, host, port] of [
+      [true, '127.0.0.1', t.port4],
+      [false, '::1', t.port6],
+    ] as const) {
       const config = smallRun(port, host)
       config.network.keep_alive = keepAlive
       const lines: string[] = []
@@ -46,7 +49,10 @@ test('loadtest http: over TLS; failure reasons are counted by text', async () =>
   // An access list that allows nothing: every announce gets "Info hash not allowed".
   const list = join(dir, 'empty.txt')
   writeFileSync(list, '')
-  const t = await startHttpTracker({network: {enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}, access_list: {mode: 'allow', path: list}})
+  const t = await startHttpTracker({
+    network: {enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key},
+    access_list: {mode: 'allow', path: list},
+  })
   try {
     const config = smallRun(t.port4)
     config.network.tls = true

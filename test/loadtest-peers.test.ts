@@ -46,7 +46,9 @@ test('loadtest udp and http against opentracker: answers counted, peers returned
   chmodSync(dir, 0o755) // opentracker drops to "nobody" and reads the whitelist inside its chroot
   writeFileSync(join(dir, 'whitelist.txt'), loadtestInfoHashList(udpRun(0)), {mode: 0o644})
   const port = 26_000 + (process.pid % 3000)
-  const child: ChildProcess = spawn('opentracker', ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', dir, '-w', 'whitelist.txt'], {stdio: 'ignore'})
+  const child: ChildProcess = spawn('opentracker', ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', dir, '-w', 'whitelist.txt'], {
+    stdio: 'ignore',
+  })
   try {
     // opentracker answers before it has read its whitelist: wait until a listed hash is accepted.
     const listed = loadtestInfoHashList(udpRun(0)).split('\n')[0]
@@ -54,7 +56,9 @@ test('loadtest udp and http against opentracker: answers counted, peers returned
     let accepted = false
     for (let i = 0; i < 100 && !accepted; i++) {
       await sleep(100)
-      const body = await fetch(`http://127.0.0.1:${port}${path}`).then(r => r.arrayBuffer()).catch(() => undefined)
+      const body = await fetch(`http://127.0.0.1:${port}${path}`)
+        .then(r => r.arrayBuffer())
+        .catch(() => undefined)
       accepted = body !== undefined && !Buffer.from(body).toString('latin1').includes('failure reason')
     }
     assert.ok(accepted, 'opentracker accepts a whitelisted hash within 10 s')

@@ -77,7 +77,12 @@ test('loadtest ws reads members of relayed messages without parsing them: escape
   const ids = ['"\\\u0000\n\u00ff"x"\\', '\\', 'plain-twenty-chars!!', String.fromCharCode(...Array.from({length: 20}, (_, i) => i * 13))]
   for (const id of ids) {
     const text = JSON.stringify({
-      action: 'announce', offer: {type: 'offer', sdp: 'v=0 "offer_id":"fake" "complete":7 \\"peer_id\\":'}, offer_id: id, peer_id: id.split('').reverse().join(''), complete: 12, info_hash: id,
+      action: 'announce',
+      offer: {type: 'offer', sdp: 'v=0 "offer_id":"fake" "complete":7 \\"peer_id\\":'},
+      offer_id: id,
+      peer_id: id.split('').reverse().join(''),
+      complete: 12,
+      info_hash: id,
     })
     const data = Buffer.from(text)
     assert.equal(JSON.parse(member(data, key('offer_id'))!.toString()), id)

@@ -14,9 +14,11 @@ test('mesh delivers frames between workers in order, batched per tick', async ()
   const dir = mkdtempSync(join(tmpdir(), 'mesh-'))
   const meshes = [0, 1, 2].map(i => new Mesh(i, 3, dir, reason => assert.fail(reason)))
   const got: string[][] = [[], [], []]
-  meshes.forEach((m, i) => m.onMessage((from, type, buf, off, len) => {
-    got[i].push(`${from}:${type}:${buf.subarray(off, off + len).toString('latin1')}`)
-  }))
+  meshes.forEach((m, i) =>
+    m.onMessage((from, type, buf, off, len) => {
+      got[i].push(`${from}:${type}:${buf.subarray(off, off + len).toString('latin1')}`)
+    }),
+  )
   await Promise.all(meshes.map(m => m.listen()))
   await Promise.all(meshes.map(m => m.connect()))
   const big = Buffer.alloc(200_000, 0x80)
@@ -36,7 +38,7 @@ test('mesh delivers frames between workers in order, batched per tick', async ()
 /** Frames `[u32 length][u8 type][payload]` in `bytes`, after the sender's index byte. */
 function framesOf(bytes: Buffer): {type: number; payload: Buffer}[] {
   const out: {type: number; payload: Buffer}[] = []
-  for (let pos = 1; pos < bytes.length;) {
+  for (let pos = 1; pos < bytes.length; ) {
     const length = bytes.readUInt32LE(pos)
     out.push({type: bytes[pos + 4], payload: bytes.subarray(pos + 5, pos + 5 + length)})
     pos += 5 + length
@@ -49,11 +51,13 @@ test('a link whose receiver stops reading: the queue stays within its bound, dro
   // Worker 1 is a bare socket that accepts the link and reads nothing until told to.
   let peer!: Socket
   const server = createServer()
-  const accepted = new Promise<void>(resolve => server.on('connection', socket => {
-    socket.pause()
-    peer = socket
-    resolve()
-  }))
+  const accepted = new Promise<void>(resolve =>
+    server.on('connection', socket => {
+      socket.pause()
+      peer = socket
+      resolve()
+    }),
+  )
   await new Promise<void>(resolve => server.listen(meshSocketPath(dir, 1), resolve))
   const limits = {requestBytes: 256 << 10, answerBytes: 1 << 20}
   const mesh = new Mesh(0, 2, dir, reason => assert.fail(reason), limits)
@@ -103,11 +107,18 @@ test('a link whose receiver stops reading: the queue stays within its bound, dro
   // Every request was queued before the first answer; those still in the outbox come after them.
   const firstAnswerAt = frames.findIndex(f => f.type === ANSWER)
   const lastAnswerAt = frames.findLastIndex(f => f.type === ANSWER)
-  assert.ok(frames.slice(firstAnswerAt, lastAnswerAt + 1).every(f => f.type === ANSWER), 'answers leave together')
+  assert.ok(
+    frames.slice(firstAnswerAt, lastAnswerAt + 1).every(f => f.type === ANSWER),
+    'answers leave together',
+  )
   const after = frames.slice(lastAnswerAt + 1)
   assert.ok(after.length > 0 && after.every(f => f.type === REQUEST), `${after.length} requests queued before the answers came after them`)
   const order = frames.filter(f => f.type === REQUEST).map(f => f.payload.readUInt32LE(0))
-  assert.deepEqual(order, [...order].sort((a, b) => a - b), 'requests keep their order')
+  assert.deepEqual(
+    order,
+    [...order].sort((a, b) => a - b),
+    'requests keep their order',
+  )
   await mesh.close()
   peer.destroy()
   server.close()
@@ -141,7 +152,10 @@ test('a frame longer than the largest any worker sends breaks the link; nothing 
   await new Promise(resolve => self.once('connect', resolve))
   self.write(Buffer.from([1]))
   await sleep(100)
-  assert.ok(broken.some(b => /a link says it comes from worker 1, which is not one of the other 1/.test(b)), broken.join('; '))
+  assert.ok(
+    broken.some(b => /a link says it comes from worker 1, which is not one of the other 1/.test(b)),
+    broken.join('; '),
+  )
   socket.destroy()
   self.destroy()
   await mesh.close()
@@ -149,12 +163,15 @@ test('a frame longer than the largest any worker sends breaks the link; nothing 
 
 test('frames split anywhere across reads are put back together', () => {
   const payloads = [Buffer.alloc(0), Buffer.from('a'), Buffer.alloc(4, 1), Buffer.alloc(5, 2), Buffer.alloc(70_000, 3), Buffer.from('end')]
-  const stream = Buffer.concat([Buffer.from([3]), ...payloads.flatMap((p, i) => {
-    const head = Buffer.alloc(5)
-    head.writeUInt32LE(p.length, 0)
-    head[4] = 10 + i
-    return [head, p]
-  })])
+  const stream = Buffer.concat([
+    Buffer.from([3]),
+    ...payloads.flatMap((p, i) => {
+      const head = Buffer.alloc(5)
+      head.writeUInt32LE(p.length, 0)
+      head[4] = 10 + i
+      return [head, p]
+    }),
+  ])
   const check = (cuts: number[]) => {
     const got: {from: number; type: number; payload: Buffer}[] = []
     const reader = new FrameReader(MESH_LIMITS, (from, type, buf, off, len) => got.push({from, type, payload: Buffer.from(buf.subarray(off, off + len))}))
@@ -163,7 +180,11 @@ test('frames split anywhere across reads are put back together', () => {
       assert.equal(reader.push(stream.subarray(at, cut)), -1)
       at = cut
     }
-    assert.deepEqual(got.map(g => g.type), payloads.map((_, i) => 10 + i), `cuts ${cuts}`)
+    assert.deepEqual(
+      got.map(g => g.type),
+      payloads.map((_, i) => 10 + i),
+      `cuts ${cuts}`,
+    )
     got.forEach((g, i) => {
       assert.equal(g.from, 3)
       assert.ok(g.payload.equals(payloads[i]), `frame ${i}, cuts ${cuts}`)
@@ -187,16 +208,18 @@ test('one link is read for at most its budget (plus what was already read) befor
   let maxTurn = 0
   let total = 0
   mesh.onMessage((_from, _type, _buf, _off, len) => {
-    if (turn === 0) setImmediate(() => {
-      maxTurn = Math.max(maxTurn, turn)
-      turn = 0
-    })
+    if (turn === 0)
+      setImmediate(() => {
+        maxTurn = Math.max(maxTurn, turn)
+        turn = 0
+      })
     turn += 5 + len
     total += 5 + len
   })
   // The sender writes from another thread while this one reads: without a budget one readable
   // event reads up to 32 x 64 KiB.
-  const sender = new Worker(`
+  const sender = new Worker(
+    `
     const {createConnection} = require('node:net')
     const {workerData} = require('node:worker_threads')
     const socket = createConnection(workerData.path, () => {
@@ -213,7 +236,9 @@ test('one link is read for at most its budget (plus what was already read) befor
       pump()
     })
     socket.on('error', () => {})
-  `, {eval: true, workerData: {path: meshSocketPath(dir, 1)}})
+  `,
+    {eval: true, workerData: {path: meshSocketPath(dir, 1)}},
+  )
   await new Promise(resolve => sender.once('exit', resolve))
   await sleep(300)
   assert.deepEqual(broken, ['link from worker 0 closed'])

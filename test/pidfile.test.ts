@@ -30,7 +30,7 @@ function deadPid(): number {
   return Number(r.stdout)
 }
 
-test('a link at pid_file: the tracker refuses to start and the link\'s target is untouched', async () => {
+test("a link at pid_file: the tracker refuses to start and the link's target is untouched", async () => {
   const dir = tempDir()
   const victim = join(dir, 'victim')
   writeFileSync(victim, 'precious\n')
@@ -95,7 +95,7 @@ test('a second tracker with the same pid_file refuses to start, naming the first
       assert.equal(error.message, `another tracker (pid ${process.pid}) is running with pid file ${pidFile}: stop it or set a different pid_file`)
       return true
     })
-    assert.equal(lstatSync(pidFile).ino, pidBefore.ino, 'the pid file is the first tracker\'s, untouched')
+    assert.equal(lstatSync(pidFile).ino, pidBefore.ino, "the pid file is the first tracker's, untouched")
     assert.equal(readFileSync(pidFile, 'utf8'), `${process.pid}\n`)
     assert.equal(readFileSync(statusPathFor(pidFile), 'utf8'), statusBefore)
     const status = await a.tracker.reloadAccessList()
@@ -160,7 +160,10 @@ test('reload requests are sent only to a tracker: not through a link, not to thi
     writeFileSync(statusPathFor(pidFile), JSON.stringify({pid: sleep.pid, generation: 1}))
     r = await requestReload(pidFile, 500)
     assert.equal(r.ok, false)
-    assert.match(r.message, new RegExp(`refusing to signal pid ${sleep.pid} \\(from .*\\): process ${sleep.pid} is not a tracker \\(its command line is \`sleep 60\`\\)`))
+    assert.match(
+      r.message,
+      new RegExp(`refusing to signal pid ${sleep.pid} \\(from .*\\): process ${sleep.pid} is not a tracker \\(its command line is \`sleep 60\`\\)`),
+    )
     assert.ok(alive(sleep.pid!))
 
     writeFileSync(pidFile, `${process.pid}\n`)
@@ -171,7 +174,7 @@ test('reload requests are sent only to a tracker: not through a link, not to thi
   }
 })
 
-test('a process\'s command line: /proc on Linux, ps elsewhere (both tried here)', () => {
+test("a process's command line: /proc on Linux, ps elsewhere (both tried here)", () => {
   const sleep = sleeper()
   try {
     assert.deepEqual(commandLineOf(sleep.pid!, 'proc')?.args, ['sleep', '60'])

@@ -25,7 +25,7 @@ function replaceList(path: string, write: (fd: number) => void): void {
 function replaceWithBigList(path: string, first: Uint8Array, n = BIG): void {
   replaceList(path, fd => {
     writeSync(fd, Buffer.from(first).toString('hex') + '\n')
-    for (let done = 1; done < n;) {
+    for (let done = 1; done < n; ) {
       const k = Math.min(50_000, n - done)
       const raw = randomBytes(20 * k)
       let text = ''

@@ -57,11 +57,13 @@ const closeAll = (nodes: Node[]) => Promise.all(nodes.map(n => n.mesh.close()))
 
 /** `n` hashes whose first byte is `first(i)` (the owner is first % workers). */
 function hashes(n: number, first: (i: number) => number): Buffer {
-  return Buffer.concat(Array.from({length: n}, (_, i) => {
-    const h = nastyId()
-    h[0] = first(i)
-    return h
-  }))
+  return Buffer.concat(
+    Array.from({length: n}, (_, i) => {
+      const h = nastyId()
+      h[0] = first(i)
+      return h
+    }),
+  )
 }
 
 function scrape(node: Node, buf: Buffer, count: number): {sync: boolean; result: Promise<Uint32Array | null>} {
@@ -85,17 +87,34 @@ test('a scrape across shards: each hash counted by its owner, one frame per othe
       const h = buf.subarray(20 * i, 20 * i + 20)
       assert.deepEqual([...counts.subarray(3 * i, 3 * i + 3)], [h[1], h[0] % 3, h[2]], `hash ${i}`)
     }
-    assert.deepEqual(nodes.map(n => n.requests), [0, 1, 1])
+    assert.deepEqual(
+      nodes.map(n => n.requests),
+      [0, 1, 1],
+    )
     assert.equal(nodes[0].router.waiting, 0)
     // Hashes on one other worker only: one frame, to it alone.
-    const {result: r2} = scrape(nodes[0], hashes(200, () => 2), 200)
+    const {result: r2} = scrape(
+      nodes[0],
+      hashes(200, () => 2),
+      200,
+    )
     assert.ok(await r2)
-    assert.deepEqual(nodes.map(n => n.requests), [0, 1, 2])
+    assert.deepEqual(
+      nodes.map(n => n.requests),
+      [0, 1, 2],
+    )
     // All local: answered before scrape() returns, and no frame at all.
-    const {sync: local, result: r3} = scrape(nodes[0], hashes(70, i => 3 * i), 70)
+    const {sync: local, result: r3} = scrape(
+      nodes[0],
+      hashes(70, i => 3 * i),
+      70,
+    )
     assert.equal(local, true)
     assert.ok((await r3)!.every((v, i) => i % 3 !== 1 || v === 0))
-    assert.deepEqual(nodes.map(n => n.requests), [0, 1, 2])
+    assert.deepEqual(
+      nodes.map(n => n.requests),
+      [0, 1, 2],
+    )
   } finally {
     await closeAll(nodes)
   }
@@ -106,7 +125,11 @@ test('a part that never comes back ends its scrape with null after the timeout, 
   try {
     nodes[1].answering = false
     const started = Date.now()
-    const {sync, result} = scrape(nodes[0], hashes(70, i => i), 70)
+    const {sync, result} = scrape(
+      nodes[0],
+      hashes(70, i => i),
+      70,
+    )
     assert.equal(sync, false)
     assert.equal(nodes[0].router.waiting, 1)
     assert.equal(await result, null)
@@ -117,7 +140,13 @@ test('a part that never comes back ends its scrape with null after the timeout, 
     assert.equal(sample(text, 'tracker_refusals_total{reason="scrape_timeout",worker_index="0"}'), 1)
     // The worker answers again: the next scrape completes.
     nodes[1].answering = true
-    assert.ok(await scrape(nodes[0], hashes(70, i => i), 70).result)
+    assert.ok(
+      await scrape(
+        nodes[0],
+        hashes(70, i => i),
+        70,
+      ).result,
+    )
   } finally {
     await closeAll(nodes)
   }
@@ -126,16 +155,34 @@ test('a part that never comes back ends its scrape with null after the timeout, 
 test('scrapes waiting past the bound are refused at once (null, counted); the waiting ones still complete', async () => {
   const nodes = await workers(2, {maxPending: 3, maxPendingHashes: 1000})
   try {
-    const waiting = [0, 1, 2].map(() => scrape(nodes[0], hashes(10, i => i), 10))
+    const waiting = [0, 1, 2].map(() =>
+      scrape(
+        nodes[0],
+        hashes(10, i => i),
+        10,
+      ),
+    )
     assert.ok(waiting.every(w => !w.sync))
     assert.equal(nodes[0].router.waiting, 3)
-    const refused = scrape(nodes[0], hashes(10, i => i), 10)
+    const refused = scrape(
+      nodes[0],
+      hashes(10, i => i),
+      10,
+    )
     assert.equal(refused.sync, true)
     assert.equal(await refused.result, null)
     for (const w of waiting) assert.ok(await w.result)
     // The hash bound: 1000 hashes at most.
-    const big = scrape(nodes[0], hashes(999, i => i), 999)
-    const over = scrape(nodes[0], hashes(2, i => i), 2)
+    const big = scrape(
+      nodes[0],
+      hashes(999, i => i),
+      999,
+    )
+    const over = scrape(
+      nodes[0],
+      hashes(2, i => i),
+      2,
+    )
     assert.equal(await over.result, null)
     assert.ok(await big.result)
     assert.equal(nodes[0].router.failed.refused, 2)
@@ -149,8 +196,16 @@ test('a part that its link refuses ends the scrape with null at once, counted as
   // A link takes one request frame per turn: the first part goes, the next in that turn cannot.
   const nodes = await workers(3, {}, {requestBytes: 1})
   try {
-    const first = scrape(nodes[0], hashes(90, i => i), 90)
-    const second = scrape(nodes[0], hashes(90, i => i), 90)
+    const first = scrape(
+      nodes[0],
+      hashes(90, i => i),
+      90,
+    )
+    const second = scrape(
+      nodes[0],
+      hashes(90, i => i),
+      90,
+    )
     assert.equal(first.sync, false)
     assert.equal(second.sync, true)
     assert.equal(await second.result, null)
@@ -160,7 +215,13 @@ test('a part that its link refuses ends the scrape with null at once, counted as
     assert.equal(nodes[0].router.failed.refused, 1)
     // A later turn: the links have room again.
     await sleep(20)
-    assert.ok(await scrape(nodes[0], hashes(90, i => i), 90).result)
+    assert.ok(
+      await scrape(
+        nodes[0],
+        hashes(90, i => i),
+        90,
+      ).result,
+    )
   } finally {
     await closeAll(nodes)
   }

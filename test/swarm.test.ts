@@ -1,8 +1,17 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import {AnnounceRequest, AnnounceResult, AnnounceStatus, EVENT_COMPLETED, EVENT_NONE, EVENT_STARTED, EVENT_STOPPED,
-  ScrapeCounts, Swarm} from '../src/swarm/index.js'
+import {
+  AnnounceRequest,
+  AnnounceResult,
+  AnnounceStatus,
+  EVENT_COMPLETED,
+  EVENT_NONE,
+  EVENT_STARTED,
+  EVENT_STOPPED,
+  ScrapeCounts,
+  Swarm,
+} from '../src/swarm/index.js'
 import {nastyId} from './helpers.js'
 
 const limits = {maxTorrents: 1000, maxPeersPerTorrent: 100_000, maxPeerAge: 100}
@@ -192,64 +201,74 @@ test('a large torrent (index, partition moves, removals) stays consistent', () =
 })
 
 test('property: the engine agrees with a plain model', () => {
-  fc.assert(fc.property(
-    fc.array(fc.record({
-      torrent: fc.nat(2), who: fc.nat(40), family: fc.constantFrom(4 as const, 6 as const),
-      op: fc.constantFrom('leech', 'seed', 'stop', 'complete', 'clean', 'compact'), numWant: fc.nat(60), dt: fc.nat(30),
-    }), {maxLength: 300}),
-    ops => {
-      const swarm = new Swarm({maxTorrents: 10, maxPeersPerTorrent: 1000, maxPeerAge: 60}, 9)
-      const hashes = [nastyId(), nastyId(), nastyId()]
-      const peers = new Map<string, Peer>()
-      const model = hashes.map(() => new Map<string, {seeder: boolean; expiry: number; family: 4 | 6}>())
-      const completed = [0, 0, 0]
-      let now = 0
-      for (const op of ops) {
-        now += op.dt
-        if (op.op === 'compact') {
-          // Moves every segment to fresh chunks; nothing observable may change.
-          swarm.compact(op.family === 4 ? 0 : 1)
-          continue
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          torrent: fc.nat(2),
+          who: fc.nat(40),
+          family: fc.constantFrom(4 as const, 6 as const),
+          op: fc.constantFrom('leech', 'seed', 'stop', 'complete', 'clean', 'compact'),
+          numWant: fc.nat(60),
+          dt: fc.nat(30),
+        }),
+        {maxLength: 300},
+      ),
+      ops => {
+        const swarm = new Swarm({maxTorrents: 10, maxPeersPerTorrent: 1000, maxPeerAge: 60}, 9)
+        const hashes = [nastyId(), nastyId(), nastyId()]
+        const peers = new Map<string, Peer>()
+        const model = hashes.map(() => new Map<string, {seeder: boolean; expiry: number; family: 4 | 6}>())
+        const completed = [0, 0, 0]
+        let now = 0
+        for (const op of ops) {
+          now += op.dt
+          if (op.op === 'compact') {
+            // Moves every segment to fresh chunks; nothing observable may change.
+            swarm.compact(op.family === 4 ? 0 : 1)
+            continue
+          }
+          if (op.op === 'clean') {
+            swarm.clean(now)
+            model.forEach((m, t) => {
+              for (const [k, v] of m) if (v.expiry < now) m.delete(k)
+              // An empty torrent is freed, and its completed count with it.
+              if (m.size === 0) completed[t] = 0
+            })
+            continue
+          }
+          const id = `${op.family}:${op.who}`
+          let p = peers.get(id)
+          if (!p) peers.set(id, (p = peer(op.family, op.who)))
+          const m = model[op.torrent]
+          const k = keyOf(p)
+          const seeder = op.op === 'seed' || op.op === 'complete'
+          const event = op.op === 'stop' ? EVENT_STOPPED : op.op === 'complete' ? EVENT_COMPLETED : EVENT_NONE
+          const r = announce(swarm, hashes[op.torrent], p, {seeder, event, numWant: op.numWant, now})
+          if (event === EVENT_COMPLETED && !m.get(k)?.seeder) completed[op.torrent]++
+          if (event === EVENT_STOPPED) m.delete(k)
+          else m.set(k, {seeder, expiry: now + 60, family: op.family})
+          const others = [...m.entries()].filter(([key]) => key !== k)
+          assert.equal(r.seeders, others.filter(([, v]) => v.seeder).length)
+          assert.equal(r.leechers, others.filter(([, v]) => !v.seeder).length)
+          assert.equal(r.completed, completed[op.torrent])
+          if (event === EVENT_STOPPED) {
+            assert.equal(r.peers.length, 0)
+            continue
+          }
+          const sameFamily = others.filter(([, v]) => v.family === op.family)
+          const leechers = sameFamily.filter(([, v]) => !v.seeder)
+          const eligible = seeder && leechers.length > 0 ? leechers : sameFamily
+          assert.equal(r.peers.length, Math.min(op.numWant, eligible.length))
+          const allowed = new Set(eligible.map(([key]) => key))
+          for (const got of r.peers) assert.ok(allowed.has(got), 'returned peer is an eligible other peer')
+          assert.equal(new Set(r.peers).size, r.peers.length)
         }
-        if (op.op === 'clean') {
-          swarm.clean(now)
-          model.forEach((m, t) => {
-            for (const [k, v] of m) if (v.expiry < now) m.delete(k)
-            // An empty torrent is freed, and its completed count with it.
-            if (m.size === 0) completed[t] = 0
-          })
-          continue
-        }
-        const id = `${op.family}:${op.who}`
-        let p = peers.get(id)
-        if (!p) peers.set(id, (p = peer(op.family, op.who)))
-        const m = model[op.torrent]
-        const k = keyOf(p)
-        const seeder = op.op === 'seed' || op.op === 'complete'
-        const event = op.op === 'stop' ? EVENT_STOPPED : op.op === 'complete' ? EVENT_COMPLETED : EVENT_NONE
-        const r = announce(swarm, hashes[op.torrent], p, {seeder, event, numWant: op.numWant, now})
-        if (event === EVENT_COMPLETED && !(m.get(k)?.seeder)) completed[op.torrent]++
-        if (event === EVENT_STOPPED) m.delete(k)
-        else m.set(k, {seeder, expiry: now + 60, family: op.family})
-        const others = [...m.entries()].filter(([key]) => key !== k)
-        assert.equal(r.seeders, others.filter(([, v]) => v.seeder).length)
-        assert.equal(r.leechers, others.filter(([, v]) => !v.seeder).length)
-        assert.equal(r.completed, completed[op.torrent])
-        if (event === EVENT_STOPPED) {
-          assert.equal(r.peers.length, 0)
-          continue
-        }
-        const sameFamily = others.filter(([, v]) => v.family === op.family)
-        const leechers = sameFamily.filter(([, v]) => !v.seeder)
-        const eligible = seeder && leechers.length > 0 ? leechers : sameFamily
-        assert.equal(r.peers.length, Math.min(op.numWant, eligible.length))
-        const allowed = new Set(eligible.map(([key]) => key))
-        for (const got of r.peers) assert.ok(allowed.has(got), 'returned peer is an eligible other peer')
-        assert.equal(new Set(r.peers).size, r.peers.length)
-      }
-      let total = 0
-      for (const m of model) total += m.size
-      assert.equal(swarm.peers[0] + swarm.peers[1], total)
-    },
-  ), {numRuns: 300})
+        let total = 0
+        for (const m of model) total += m.size
+        assert.equal(swarm.peers[0] + swarm.peers[1], total)
+      },
+    ),
+    {numRuns: 300},
+  )
 })

@@ -13,7 +13,8 @@ const root = fileURLToPath(new URL('../../', import.meta.url))
 function cli(args: string[]): Promise<{code: number | null; stdout: string; stderr: string}> {
   return new Promise(resolve => {
     execFile(process.execPath, [join(root, 'bin/run.js'), ...args], {encoding: 'utf8', timeout: 20_000}, (error, stdout, stderr) =>
-      resolve({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr}))
+      resolve({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr}),
+    )
   })
 }
 
@@ -36,8 +37,17 @@ test('tracker top in a 120x40 tmux pane: live numbers that move, q exits 0; --on
         await sleep(20)
       }
     })()
-    tmux('new-session', '-d', '-s', 'top', '-x', '120', '-y', '40',
-      `${process.execPath} ${join(root, 'bin/run.js')} top --url ${t.metricsUrl}; echo EXITED:$?; sleep 10`)
+    tmux(
+      'new-session',
+      '-d',
+      '-s',
+      'top',
+      '-x',
+      '120',
+      '-y',
+      '40',
+      `${process.execPath} ${join(root, 'bin/run.js')} top --url ${t.metricsUrl}; echo EXITED:$?; sleep 10`,
+    )
     let first = ''
     for (let i = 0; i < 40 && !/live/.test(first); i++) {
       await sleep(250)

@@ -60,7 +60,13 @@ test('rates come from two snapshots; a restart (counters going down) does not gi
   assert.equal(v.errorsPerSecond, 5)
   assert.equal(v.bytesInPerSecond, 98_000)
   assert.equal(v.drops.bad_connection_id, 2)
-  assert.deepEqual(v.workers.map(w => [w.index, Math.round(w.share * 100)]), [['0', 25], ['1', 75]])
+  assert.deepEqual(
+    v.workers.map(w => [w.index, Math.round(w.share * 100)]),
+    [
+      ['0', 25],
+      ['1', 75],
+    ],
+  )
   assert.equal(v.swarm.peersIpv6, 2000)
   assert.equal(v.process.cpuPercent, 50)
   const restarted = computeView(b, snapshot(recorded(1), 3000))

@@ -11,31 +11,50 @@ const MiB = 1 << 20
 
 /** 70-hash scrapes with a valid connection id from 127.0.0.1, as fast as `sockets` sockets send. */
 async function flood(port: number, connectionId: Uint8Array, ms: number, sockets: number): Promise<number> {
-  const socks = await Promise.all(Array.from({length: sockets}, () => new Promise<dgram.Socket>(resolve => {
-    const s = dgram.createSocket('udp4')
-    s.on('message', () => {})
-    s.bind(0, '127.0.0.1', () => resolve(s))
-  })))
+  const socks = await Promise.all(
+    Array.from(
+      {length: sockets},
+      () =>
+        new Promise<dgram.Socket>(resolve => {
+          const s = dgram.createSocket('udp4')
+          s.on('message', () => {})
+          s.bind(0, '127.0.0.1', () => resolve(s))
+        }),
+    ),
+  )
   const packets = Array.from({length: 32}, (_, i) => {
     const b = Buffer.alloc(16 + 20 * 70)
-    udp.writeScrapeRequest(b, connectionId, i, Array.from({length: 70}, () => randomBytes(20)))
+    udp.writeScrapeRequest(
+      b,
+      connectionId,
+      i,
+      Array.from({length: 70}, () => randomBytes(20)),
+    )
     return b
   })
   const end = Date.now() + ms
   let sent = 0
-  await Promise.all(socks.map(s => new Promise<void>(resolve => {
-    let inFlight = 0
-    const pump = (): void => {
-      if (Date.now() >= end) return inFlight === 0 ? resolve() : undefined
-      while (inFlight < 128) {
-        inFlight++
-        s.send(packets[sent++ & 31], port, '127.0.0.1', () => {
-          if (--inFlight === 0) setImmediate(pump)
-        })
-      }
-    }
-    pump()
-  })))
+  await Promise.all(
+    socks.map(
+      s =>
+        new Promise<void>(resolve => {
+          let inFlight = 0
+          const pump = (): void => {
+            if (Date.now() >= end) {
+              if (inFlight === 0) resolve()
+              return
+            }
+            while (inFlight < 128) {
+              inFlight++
+              s.send(packets[sent++ & 31], port, '127.0.0.1', () => {
+                if (--inFlight === 0) setImmediate(pump)
+              })
+            }
+          }
+          pump()
+        }),
+    ),
+  )
   for (const s of socks) s.close()
   return sent
 }
@@ -64,7 +83,8 @@ test('2 workers under a flood of 70-hash scrapes from one client: bounded memory
     const rss = workers.map(pid => rssBytes(pid))
     // Every scrape a worker took in ended as counts or as a busy error (counted): none is lost.
     let text = ''
-    const ended = (w: string) => (sample(text, `tracker_responses_total{type="scrape",ip_version="4",worker_index="${w}"}`) ?? 0) +
+    const ended = (w: string) =>
+      (sample(text, `tracker_responses_total{type="scrape",ip_version="4",worker_index="${w}"}`) ?? 0) +
       (sample(text, `tracker_refusals_total{reason="busy",worker_index="${w}"}`) ?? 0) +
       (sample(text, `tracker_refusals_total{reason="scrape_timeout",worker_index="${w}"}`) ?? 0)
     const taken = (w: string) => sample(text, `tracker_requests_total{type="scrape",ip_version="4",worker_index="${w}"}`) ?? 0
@@ -73,17 +93,24 @@ test('2 workers under a flood of 70-hash scrapes from one client: bounded memory
       if (ended('0') === taken('0') && ended('1') === taken('1')) break
       await sleep(100)
     }
-    const report = ['0', '1'].map(w => `worker ${w}: ${taken(w)} scrapes taken in, ${sample(text, `tracker_responses_total{type="scrape",ip_version="4",worker_index="${w}"}`) ?? 0} with counts, ` +
-      `busy ${sample(text, `tracker_refusals_total{reason="busy",worker_index="${w}"}`) ?? 0}, ` +
-      `timed out ${sample(text, `tracker_refusals_total{reason="scrape_timeout",worker_index="${w}"}`) ?? 0}, ` +
-      `frames dropped ${sample(text, `tracker_dropped_total{reason="mesh_queue_full",worker_index="${w}"}`) ?? 0}, ` +
-      `peak RSS ${(peak[Number(w)] / MiB).toFixed(0)} MiB`).join('; ')
+    const report = ['0', '1']
+      .map(
+        w =>
+          `worker ${w}: ${taken(w)} scrapes taken in, ${sample(text, `tracker_responses_total{type="scrape",ip_version="4",worker_index="${w}"}`) ?? 0} with counts, ` +
+          `busy ${sample(text, `tracker_refusals_total{reason="busy",worker_index="${w}"}`) ?? 0}, ` +
+          `timed out ${sample(text, `tracker_refusals_total{reason="scrape_timeout",worker_index="${w}"}`) ?? 0}, ` +
+          `frames dropped ${sample(text, `tracker_dropped_total{reason="mesh_queue_full",worker_index="${w}"}`) ?? 0}, ` +
+          `peak RSS ${(peak[Number(w)] / MiB).toFixed(0)} MiB`,
+      )
+      .join('; ')
     ctx.diagnostic(`${sent} scrapes sent in 4 s; ${report}`)
     for (const w of ['0', '1']) {
       assert.equal(ended(w), taken(w), `every scrape ended and was counted (${report}; ${sent} sent)`)
       // Busy errors are the only errors here, and each is counted as a refusal.
-      assert.equal(sample(text, `tracker_responses_total{type="error",ip_version="4",worker_index="${w}"}`) ?? 0, ended(w) -
-        (sample(text, `tracker_responses_total{type="scrape",ip_version="4",worker_index="${w}"}`) ?? 0))
+      assert.equal(
+        sample(text, `tracker_responses_total{type="error",ip_version="4",worker_index="${w}"}`) ?? 0,
+        ended(w) - (sample(text, `tracker_responses_total{type="scrape",ip_version="4",worker_index="${w}"}`) ?? 0),
+      )
     }
     assert.ok(taken('0') + taken('1') > 10_000, `a flood took place (${report})`)
     // Unbounded queues took each worker past 300 MiB within these 4 s; bounded, each stays near

@@ -13,10 +13,16 @@ test('on Linux the batched I/O addon is built and used by default; batched_io = 
   skip: process.platform === 'linux' ? false : 'the addon is built on Linux only',
 }, async () => {
   assert.ok(batchIo(), 'native/build/Release/udp_batch.node loads (npm ci builds it)')
-  for (const [batched, kind] of [[true, 'batched I/O'], [false, 'node:dgram']] as const) {
+  for (const [batched, kind] of [
+    [true, 'batched I/O'],
+    [false, 'node:dgram'],
+  ] as const) {
     const t = await startUdpTracker({network: {batched_io: batched}})
     try {
-      assert.ok(t.tracker.listening.filter(l => l.startsWith('udp ')).every(l => l.endsWith(`(${kind})`)), t.tracker.listening.join('\n'))
+      assert.ok(
+        t.tracker.listening.filter(l => l.startsWith('udp ')).every(l => l.endsWith(`(${kind})`)),
+        t.tracker.listening.join('\n'),
+      )
     } finally {
       await t.stop()
     }
@@ -24,135 +30,148 @@ test('on Linux the batched I/O addon is built and used by default; batched_io = 
 })
 
 // Every test of the socket path runs on both: the batched addon and node:dgram.
-for (const batched of [true, false]) describe(`UDP tracker over real sockets (${batched ? 'batched I/O' : 'node:dgram'})`, () => {
-  let t: TestTracker
-  before(async () => {
-    t = await startUdpTracker({network: {batched_io: batched}, protocol: {max_scrape_torrents: 3, max_response_peers: 50, peer_announce_interval: 900}})
-  })
-  after(() => t.stop())
-
-  for (const family of [4, 6] as const) {
-    test(`IPv${family}: connect, announce, scrape; counts exclude the announcer; completed is real`, async () => {
-      const port = family === 4 ? t.port4 : t.port6
-      const hash = nastyId()
-      const clients = await Promise.all([0, 1, 2].map(() => UdpClient.open(family, port)))
-      for (const c of clients) await c.connect()
-      const [a, b, c] = clients
-      let r = await a.announce({infoHash: hash, peerId: nastyId(), port: 7001})
-      assert.deepEqual([r.seeders, r.leechers, r.peers.length, r.interval], [0, 0, 0, 900])
-      r = await b.announce({infoHash: hash, peerId: nastyId(), port: 7002, left: 0, event: udp.EVENT_COMPLETED})
-      assert.deepEqual([r.seeders, r.leechers], [0, 1])
-      assert.equal(r.peers.length, 1)
-      assert.equal(r.peers[0].port, 7001)
-      assert.equal(r.peers[0].ip.length, family === 4 ? 4 : 16, 'peer size follows the IP version')
-      r = await c.announce({infoHash: hash, peerId: nastyId(), port: 7003})
-      assert.deepEqual([r.seeders, r.leechers], [1, 1])
-      assert.deepEqual(r.peers.map(p => p.port).sort(), [7001, 7002])
-      const s = await a.scrape([hash, nastyId()])
-      assert.equal(s.action, 2)
-      if (s.action === 2) assert.deepEqual(s.torrents, [{seeders: 1, completed: 1, leechers: 2}, {seeders: 0, completed: 0, leechers: 0}])
-      // The source address is the peer's address, whatever the ip field says.
-      r = await a.announce({infoHash: hash, peerId: nastyId(), port: 7004, ip: 0x01020304})
-      const expected = family === 4 ? '127.0.0.1' : '0000000000000000000000000000001'
-      assert.ok(r.peers.every(p => Buffer.from(p.ip).toString('hex').endsWith(family === 4 ? '7f000001' : expected)))
-      clients.forEach(x => x.close())
+for (const batched of [true, false])
+  describe(`UDP tracker over real sockets (${batched ? 'batched I/O' : 'node:dgram'})`, () => {
+    let t: TestTracker
+    before(async () => {
+      t = await startUdpTracker({network: {batched_io: batched}, protocol: {max_scrape_torrents: 3, max_response_peers: 50, peer_announce_interval: 900}})
     })
-  }
+    after(() => t.stop())
 
-  test('a forged, expired or other-address connection id gets no reply at all', async () => {
-    const c = await UdpClient.open(4, t.port4)
-    await c.connect()
-    const hash = nastyId()
-    // Forged: flip one byte of a valid id.
-    const good = c.connectionId
-    c.connectionId = Uint8Array.from(good)
-    c.connectionId[7] ^= 1
-    c.sendRaw(c.announceBytes({infoHash: hash, peerId: nastyId(), port: 1}))
-    c.sendRaw(c.announceBytes({infoHash: hash, peerId: nastyId(), port: 0}))
-    const scrape = Buffer.alloc(16)
-    udp.writeScrapeRequest(scrape, c.connectionId, 1, [])
-    c.sendRaw(scrape)
-    // Random ids.
-    for (let i = 0; i < 50; i++) {
-      c.connectionId = randomBytes(8)
+    for (const family of [4, 6] as const) {
+      test(`IPv${family}: connect, announce, scrape; counts exclude the announcer; completed is real`, async () => {
+        const port = family === 4 ? t.port4 : t.port6
+        const hash = nastyId()
+        const clients = await Promise.all([0, 1, 2].map(() => UdpClient.open(family, port)))
+        for (const c of clients) await c.connect()
+        const [a, b, c] = clients
+        let r = await a.announce({infoHash: hash, peerId: nastyId(), port: 7001})
+        assert.deepEqual([r.seeders, r.leechers, r.peers.length, r.interval], [0, 0, 0, 900])
+        r = await b.announce({infoHash: hash, peerId: nastyId(), port: 7002, left: 0, event: udp.EVENT_COMPLETED})
+        assert.deepEqual([r.seeders, r.leechers], [0, 1])
+        assert.equal(r.peers.length, 1)
+        assert.equal(r.peers[0].port, 7001)
+        assert.equal(r.peers[0].ip.length, family === 4 ? 4 : 16, 'peer size follows the IP version')
+        r = await c.announce({infoHash: hash, peerId: nastyId(), port: 7003})
+        assert.deepEqual([r.seeders, r.leechers], [1, 1])
+        assert.deepEqual(r.peers.map(p => p.port).sort(), [7001, 7002])
+        const s = await a.scrape([hash, nastyId()])
+        assert.equal(s.action, 2)
+        if (s.action === 2)
+          assert.deepEqual(s.torrents, [
+            {seeders: 1, completed: 1, leechers: 2},
+            {seeders: 0, completed: 0, leechers: 0},
+          ])
+        // The source address is the peer's address, whatever the ip field says.
+        r = await a.announce({infoHash: hash, peerId: nastyId(), port: 7004, ip: 0x01020304})
+        const expected = family === 4 ? '127.0.0.1' : '0000000000000000000000000000001'
+        assert.ok(
+          r.peers.every(p =>
+            Buffer.from(p.ip)
+              .toString('hex')
+              .endsWith(family === 4 ? '7f000001' : expected),
+          ),
+        )
+        clients.forEach(x => x.close())
+      })
+    }
+
+    test('a forged, expired or other-address connection id gets no reply at all', async () => {
+      const c = await UdpClient.open(4, t.port4)
+      await c.connect()
+      const hash = nastyId()
+      // Forged: flip one byte of a valid id.
+      const good = c.connectionId
+      c.connectionId = Uint8Array.from(good)
+      c.connectionId[7] ^= 1
       c.sendRaw(c.announceBytes({infoHash: hash, peerId: nastyId(), port: 1}))
-    }
-    assert.equal(await c.receive(500), undefined)
-    // An id issued to 127.0.0.1 is not valid from 127.0.0.2.
-    const other = await UdpClient.open(4, t.port4, '127.0.0.2')
-    other.connectionId = good
-    other.sendRaw(other.announceBytes({infoHash: hash, peerId: nastyId(), port: 1}))
-    assert.equal(await other.receive(500), undefined)
-    // The good id still works.
-    c.connectionId = good
-    const r = await c.announce({infoHash: hash, peerId: nastyId(), port: 5})
-    assert.equal(r.action, 1)
-    c.close()
-    other.close()
-  })
-
-  test('errors go out only with a valid id: port 0, full scrape, bad hash list', async () => {
-    const c = await UdpClient.open(6, t.port6)
-    await c.connect()
-    let r = await c.request(c.announceBytes({infoHash: nastyId(), peerId: nastyId(), port: 0}))
-    assert.deepEqual(r.action === 3 && r.message, "Port can't be 0")
-    const b = Buffer.alloc(16 + 19)
-    udp.writeScrapeRequest(b, c.connectionId, 5, [])
-    r = await c.request(b.subarray(0, 16))
-    assert.deepEqual(r.action === 3 && r.message, 'Full scrapes are not allowed')
-    r = await c.request(b)
-    assert.deepEqual(r.action === 3 && r.message, 'Invalid info hash list')
-    c.close()
-  })
-
-  test('scrape is limited to max_scrape_torrents; a 100-byte announce (BEP 41 options) is answered', async () => {
-    const c = await UdpClient.open(4, t.port4)
-    await c.connect()
-    const s = await c.scrape([nastyId(), nastyId(), nastyId(), nastyId(), nastyId()])
-    assert.ok(s.action === 2 && s.torrents.length === 3)
-    const withOptions = Buffer.concat([c.announceBytes({infoHash: nastyId(), peerId: nastyId(), port: 9}), Buffer.from([2, 0])])
-    const r = await c.request(withOptions)
-    assert.equal(r.action, 1)
-    c.close()
-  })
-
-  test('numwant is honoured and never exceeded', async () => {
-    const hash = nastyId()
-    const c = await UdpClient.open(4, t.port4)
-    await c.connect()
-    for (let p = 1; p <= 20; p++) await c.announce({infoHash: hash, peerId: nastyId(), port: p})
-    const r = await c.announce({infoHash: hash, peerId: nastyId(), port: 100, numWant: 5})
-    assert.equal(r.peers.length, 5)
-    const all = await c.announce({infoHash: hash, peerId: nastyId(), port: 101, numWant: -1})
-    assert.equal(all.peers.length, 21)
-    c.close()
-  })
-
-  test('garbage, truncated and oversized packets never stop the server', async () => {
-    const c = await UdpClient.open(4, t.port4)
-    await c.connect()
-    const valid = c.announceBytes({infoHash: nastyId(), peerId: nastyId(), port: 77})
-    for (let i = 0; i < 2000; i++) {
-      const kind = i % 3
-      if (kind === 0) c.sendRaw(randomBytes(1 + (i % 200)))
-      else if (kind === 1) c.sendRaw(valid.subarray(0, i % 98))
-      else {
-        const m = Buffer.from(valid)
-        m[8 + (i % 90)] ^= 1 + (i % 255)
-        c.sendRaw(m)
+      c.sendRaw(c.announceBytes({infoHash: hash, peerId: nastyId(), port: 0}))
+      const scrape = Buffer.alloc(16)
+      udp.writeScrapeRequest(scrape, c.connectionId, 1, [])
+      c.sendRaw(scrape)
+      // Random ids.
+      for (let i = 0; i < 50; i++) {
+        c.connectionId = randomBytes(8)
+        c.sendRaw(c.announceBytes({infoHash: hash, peerId: nastyId(), port: 1}))
       }
-    }
-    c.sendRaw(Buffer.alloc(9000))
-    await sleep(200)
-    // Drain whatever error replies came back, then check it still serves.
-    while (await c.receive(50)) { /* drained */ }
-    const r = await c.announce({infoHash: nastyId(), peerId: nastyId(), port: 78})
-    assert.equal(r.action, 1)
-    const text = await fetchMetrics(t.metricsUrl)
-    assert.ok((sample(text, 'tracker_dropped_total{reason="malformed",worker_index="0"}') ?? 0) > 0)
-    c.close()
+      assert.equal(await c.receive(500), undefined)
+      // An id issued to 127.0.0.1 is not valid from 127.0.0.2.
+      const other = await UdpClient.open(4, t.port4, '127.0.0.2')
+      other.connectionId = good
+      other.sendRaw(other.announceBytes({infoHash: hash, peerId: nastyId(), port: 1}))
+      assert.equal(await other.receive(500), undefined)
+      // The good id still works.
+      c.connectionId = good
+      const r = await c.announce({infoHash: hash, peerId: nastyId(), port: 5})
+      assert.equal(r.action, 1)
+      c.close()
+      other.close()
+    })
+
+    test('errors go out only with a valid id: port 0, full scrape, bad hash list', async () => {
+      const c = await UdpClient.open(6, t.port6)
+      await c.connect()
+      let r = await c.request(c.announceBytes({infoHash: nastyId(), peerId: nastyId(), port: 0}))
+      assert.deepEqual(r.action === 3 && r.message, "Port can't be 0")
+      const b = Buffer.alloc(16 + 19)
+      udp.writeScrapeRequest(b, c.connectionId, 5, [])
+      r = await c.request(b.subarray(0, 16))
+      assert.deepEqual(r.action === 3 && r.message, 'Full scrapes are not allowed')
+      r = await c.request(b)
+      assert.deepEqual(r.action === 3 && r.message, 'Invalid info hash list')
+      c.close()
+    })
+
+    test('scrape is limited to max_scrape_torrents; a 100-byte announce (BEP 41 options) is answered', async () => {
+      const c = await UdpClient.open(4, t.port4)
+      await c.connect()
+      const s = await c.scrape([nastyId(), nastyId(), nastyId(), nastyId(), nastyId()])
+      assert.ok(s.action === 2 && s.torrents.length === 3)
+      const withOptions = Buffer.concat([c.announceBytes({infoHash: nastyId(), peerId: nastyId(), port: 9}), Buffer.from([2, 0])])
+      const r = await c.request(withOptions)
+      assert.equal(r.action, 1)
+      c.close()
+    })
+
+    test('numwant is honoured and never exceeded', async () => {
+      const hash = nastyId()
+      const c = await UdpClient.open(4, t.port4)
+      await c.connect()
+      for (let p = 1; p <= 20; p++) await c.announce({infoHash: hash, peerId: nastyId(), port: p})
+      const r = await c.announce({infoHash: hash, peerId: nastyId(), port: 100, numWant: 5})
+      assert.equal(r.peers.length, 5)
+      const all = await c.announce({infoHash: hash, peerId: nastyId(), port: 101, numWant: -1})
+      assert.equal(all.peers.length, 21)
+      c.close()
+    })
+
+    test('garbage, truncated and oversized packets never stop the server', async () => {
+      const c = await UdpClient.open(4, t.port4)
+      await c.connect()
+      const valid = c.announceBytes({infoHash: nastyId(), peerId: nastyId(), port: 77})
+      for (let i = 0; i < 2000; i++) {
+        const kind = i % 3
+        if (kind === 0) c.sendRaw(randomBytes(1 + (i % 200)))
+        else if (kind === 1) c.sendRaw(valid.subarray(0, i % 98))
+        else {
+          const m = Buffer.from(valid)
+          m[8 + (i % 90)] ^= 1 + (i % 255)
+          c.sendRaw(m)
+        }
+      }
+      c.sendRaw(Buffer.alloc(9000))
+      await sleep(200)
+      // Drain whatever error replies came back, then check it still serves.
+      while (await c.receive(50)) {
+        /* drained */
+      }
+      const r = await c.announce({infoHash: nastyId(), peerId: nastyId(), port: 78})
+      assert.equal(r.action, 1)
+      const text = await fetchMetrics(t.metricsUrl)
+      assert.ok((sample(text, 'tracker_dropped_total{reason="malformed",worker_index="0"}') ?? 0) > 0)
+      c.close()
+    })
   })
-})
 
 test('connection ids expire after max_connection_age', async () => {
   const t = await startUdpTracker({cleaning: {max_connection_age: 1, max_peer_age: 1200, torrent_cleaning_interval: 120}})
@@ -214,7 +233,11 @@ test('access list: allow mode refuses unlisted hashes; a reload swaps it; a bad 
     await sleep(1500)
     const s = await c.scrape([listed, later])
     assert.ok(s.action === 2)
-    if (s.action === 2) assert.deepEqual(s.torrents.map(x => x.leechers), [0, 1])
+    if (s.action === 2)
+      assert.deepEqual(
+        s.torrents.map(x => x.leechers),
+        [0, 1],
+      )
     writeFileSync(path, 'not a hash\n')
     status = await t.tracker.reloadAccessList()
     assert.equal(status.ok, false)

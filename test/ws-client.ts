@@ -6,7 +6,7 @@ import WebSocket from 'ws'
 import {handshakeRequest as upgradeRequest, maskedFrame as maskedTextFrame} from '../loadtest/ws-socket.js'
 import {OP_PING, OP_PONG} from '../src/server/ws/socket.js'
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: whatever JSON a tracker sends; tests check its shape
 export type Msg = Record<string, any>
 
 /** 20 random bytes as a binary string, with characters that need escaping in JSON. */
@@ -159,7 +159,10 @@ export class RawWsClient {
   closed = false
   private buf: Buffer = Buffer.alloc(0)
 
-  private constructor(readonly socket: net.Socket, private readonly answerPings: boolean) {
+  private constructor(
+    readonly socket: net.Socket,
+    private readonly answerPings: boolean,
+  ) {
     socket.on('data', (d: Buffer) => this.onData(d))
     socket.on('close', () => (this.closed = true))
     socket.on('error', () => {})

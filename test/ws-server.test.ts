@@ -6,13 +6,35 @@ import tls from 'node:tls'
 import {once} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fetchMetrics, sample, startWsTracker, tempDir} from './harness.js'
-import {binaryId, handshakeRequest, isAnnounceResponse, isAnswer, isFailure, isOffer, maskedControlFrame, maskedFrame, RawWsClient, StalledClient, WsTestClient, type Msg} from './ws-client.js'
+import {
+  binaryId,
+  handshakeRequest,
+  isAnnounceResponse,
+  isAnswer,
+  isFailure,
+  isOffer,
+  maskedControlFrame,
+  maskedFrame,
+  RawWsClient,
+  StalledClient,
+  WsTestClient,
+  type Msg,
+} from './ws-client.js'
 import {makeCertificate} from './certs.js'
 import {OP_PING, OP_PONG} from '../src/server/ws/socket.js'
 
 const sdp = (n: number, tag = '') => `v=0\r\no=- ${tag} "quoted" \\ ünïcödé ${'a'.repeat(n)}\r\n`
 const offer = (id = binaryId(), size = 40) => ({offer_id: id, offer: {type: 'offer', sdp: sdp(size, 'offer')}})
-const announce = (infoHash: string, peerId: string, extra: Msg = {}) => ({action: 'announce', info_hash: infoHash, peer_id: peerId, left: 100, numwant: 5, uploaded: 0, downloaded: 0, ...extra})
+const announce = (infoHash: string, peerId: string, extra: Msg = {}) => ({
+  action: 'announce',
+  info_hash: infoHash,
+  peer_id: peerId,
+  left: 100,
+  numwant: 5,
+  uploaded: 0,
+  downloaded: 0,
+  ...extra,
+})
 
 /** A counter summed over workers: `tracker_dropped_total{reason="x"` and the like. */
 function total(text: string, metric: string, reason: string): number {
@@ -23,52 +45,56 @@ function total(text: string, metric: string, reason: string): number {
 
 /** Both I/O paths: the batched TCP addon (Linux) and Node's sockets. */
 const IO = process.platform === 'linux' ? [true, false] : [false]
-const ioName = (batched: boolean) => batched ? 'batched I/O' : 'Node sockets'
+const ioName = (batched: boolean) => (batched ? 'batched I/O' : 'Node sockets')
 
 // Batched I/O (the addon, Linux) by default; Node's sockets with batched_io = false. The other tests run on the default.
-for (const batched of process.platform === 'linux' ? [true, false] : [false]) test(`offers reach other peers with their SDP untouched; answers come back only for offers made (${batched ? 'batched I/O' : 'Node sockets'})`, async () => {
-  const t = await startWsTracker({network: {batched_io: batched}})
-  assert.ok(t.tracker.listening.filter(l => l.startsWith('ws://')).every(l => l.endsWith(' (batched I/O)') === batched), t.tracker.listening.join('\n'))
-  const url = `ws://127.0.0.1:${t.port4}`
-  const [a, b] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url)])
-  try {
-    const ih = binaryId()
-    const [pa, pb] = [binaryId(), binaryId()]
-    b.send(announce(ih, pb, {left: 0}))
-    let r = await b.next(isAnnounceResponse)
-    assert.deepEqual([r.complete, r.incomplete, r.info_hash], [0, 0, ih], 'the announcer is not counted')
-    // Two offers with different SDP: the one relayed must arrive with its own id and SDP, byte for byte.
-    const sent = [offer(binaryId(), 40), offer(binaryId(), 41)]
-    a.send(announce(ih, pa, {offers: sent}))
-    r = await a.next(isAnnounceResponse)
-    assert.deepEqual([r.complete, r.incomplete], [1, 0])
-    const got = await b.next(isOffer)
-    assert.equal(got.peer_id, pa)
-    assert.equal(got.info_hash, ih)
-    const mine = sent.find(x => x.offer_id === got.offer_id)
-    assert.ok(mine, 'the relayed offer id is one of those sent')
-    assert.deepEqual(got.offer, mine.offer)
-    await b.nothing(isOffer) // two offers, one other peer: one is relayed
-    // The answer goes back to a.
-    const answer = {type: 'answer', sdp: sdp(30, 'answer')}
-    b.send(announce(ih, pb, {left: 0, answer, to_peer_id: pa, offer_id: got.offer_id}))
-    const back = await a.next(isAnswer)
-    assert.deepEqual([back.peer_id, back.offer_id, back.answer], [pb, got.offer_id, answer])
-    // The same answer again: the offer is used up.
-    b.send(announce(ih, pb, {left: 0, answer, to_peer_id: pa, offer_id: got.offer_id}))
-    const f = await b.next(isFailure)
-    assert.equal(f['failure reason'], 'Could not find the offer corresponding to your answer. It may have expired.')
-    assert.equal(f.info_hash, ih)
-    // An answer to an offer never made.
-    b.send(announce(ih, pb, {left: 0, answer, to_peer_id: pa, offer_id: binaryId()}))
-    assert.match((await b.next(isFailure))['failure reason'], /Could not find the offer/)
-    await a.nothing(isAnswer)
-  } finally {
-    a.close()
-    b.close()
-    await t.stop()
-  }
-})
+for (const batched of process.platform === 'linux' ? [true, false] : [false])
+  test(`offers reach other peers with their SDP untouched; answers come back only for offers made (${batched ? 'batched I/O' : 'Node sockets'})`, async () => {
+    const t = await startWsTracker({network: {batched_io: batched}})
+    assert.ok(
+      t.tracker.listening.filter(l => l.startsWith('ws://')).every(l => l.endsWith(' (batched I/O)') === batched),
+      t.tracker.listening.join('\n'),
+    )
+    const url = `ws://127.0.0.1:${t.port4}`
+    const [a, b] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url)])
+    try {
+      const ih = binaryId()
+      const [pa, pb] = [binaryId(), binaryId()]
+      b.send(announce(ih, pb, {left: 0}))
+      let r = await b.next(isAnnounceResponse)
+      assert.deepEqual([r.complete, r.incomplete, r.info_hash], [0, 0, ih], 'the announcer is not counted')
+      // Two offers with different SDP: the one relayed must arrive with its own id and SDP, byte for byte.
+      const sent = [offer(binaryId(), 40), offer(binaryId(), 41)]
+      a.send(announce(ih, pa, {offers: sent}))
+      r = await a.next(isAnnounceResponse)
+      assert.deepEqual([r.complete, r.incomplete], [1, 0])
+      const got = await b.next(isOffer)
+      assert.equal(got.peer_id, pa)
+      assert.equal(got.info_hash, ih)
+      const mine = sent.find(x => x.offer_id === got.offer_id)
+      assert.ok(mine, 'the relayed offer id is one of those sent')
+      assert.deepEqual(got.offer, mine.offer)
+      await b.nothing(isOffer) // two offers, one other peer: one is relayed
+      // The answer goes back to a.
+      const answer = {type: 'answer', sdp: sdp(30, 'answer')}
+      b.send(announce(ih, pb, {left: 0, answer, to_peer_id: pa, offer_id: got.offer_id}))
+      const back = await a.next(isAnswer)
+      assert.deepEqual([back.peer_id, back.offer_id, back.answer], [pb, got.offer_id, answer])
+      // The same answer again: the offer is used up.
+      b.send(announce(ih, pb, {left: 0, answer, to_peer_id: pa, offer_id: got.offer_id}))
+      const f = await b.next(isFailure)
+      assert.equal(f['failure reason'], 'Could not find the offer corresponding to your answer. It may have expired.')
+      assert.equal(f.info_hash, ih)
+      // An answer to an offer never made.
+      b.send(announce(ih, pb, {left: 0, answer, to_peer_id: pa, offer_id: binaryId()}))
+      assert.match((await b.next(isFailure))['failure reason'], /Could not find the offer/)
+      await a.nothing(isAnswer)
+    } finally {
+      a.close()
+      b.close()
+      await t.stop()
+    }
+  })
 
 test('offers expire after max_offer_age; a closed connection leaves its swarms at once', async () => {
   const t = await startWsTracker({cleaning: {max_offer_age: 1}})
@@ -329,7 +355,8 @@ test('2 workers: offers and answers cross workers; every peer of one torrent is 
     }
     assert.equal(answered, N * 10, 'every answer came back to its offerer')
     const text = await fetchMetrics(t.metricsUrl)
-    for (const w of ['0', '1']) assert.ok((sample(text, `tracker_responses_total{type="announce",ip_version="4",worker_index="${w}"}`) ?? 0) > 0, `worker ${w} answered`)
+    for (const w of ['0', '1'])
+      assert.ok((sample(text, `tracker_responses_total{type="announce",ip_version="4",worker_index="${w}"}`) ?? 0) > 0, `worker ${w} answered`)
   } finally {
     clients.forEach(c => c.close())
     await t.stop()
@@ -337,153 +364,179 @@ test('2 workers: offers and answers cross workers; every peer of one torrent is 
 })
 
 // wss:// connections always use Node's sockets (StreamLink over TLS).
-for (const [batched, workers, secure] of [...IO.flatMap(b => [[b, 1, false], [b, 2, false]] as const), [false, 1, true] as const]) test(`a client that floods pings and never reads: the tracker stops reading it, stays small and closes it after send_timeout (${secure ? 'wss://' : ioName(batched)}, ${workers} worker${workers > 1 ? 's' : ''})`, async () => {
-  const sendTimeout = 2
-  const tlsKeys = secure ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws')) : {}
-  const t = await startWsTracker({socket_workers: workers, network: {batched_io: batched, ...tlsKeys},
-    connections: {max_buffered_bytes: 65_536, send_timeout: sendTimeout, ping_interval: 3600, max_connection_idle: 3600}})
-  const url = `${secure ? 'wss' : 'ws'}://127.0.0.1:${t.port4}`
-  const normal = await WsTestClient.open(url)
-  const flooder = await StalledClient.open(t.port4, {tls: secure})
-  const socket = flooder.socket
-  try {
-    const rss = process.memoryUsage().rss
-    const closed = flooder.closedByServer()
-    let closedAt = 0
-    void closed.then(() => (closedAt = Date.now()))
-    const pings = Buffer.concat(Array.from({length: 256}, () => maskedControlFrame(OP_PING, Buffer.alloc(125, 0x70))))
-    const base = socket.bytesWritten
-    const start = Date.now()
-    while (closedAt === 0 && Date.now() - start < 15_000) {
-      if (!socket.write(pings)) await Promise.race([once(socket, 'drain').catch(() => {}), closed, sleep(200)])
+for (const [batched, workers, secure] of [
+  ...IO.flatMap(
+    b =>
+      [
+        [b, 1, false],
+        [b, 2, false],
+      ] as const,
+  ),
+  [false, 1, true] as const,
+])
+  test(`a client that floods pings and never reads: the tracker stops reading it, stays small and closes it after send_timeout (${secure ? 'wss://' : ioName(batched)}, ${workers} worker${workers > 1 ? 's' : ''})`, async () => {
+    const sendTimeout = 2
+    const tlsKeys = secure
+      ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws'))
+      : {}
+    const t = await startWsTracker({
+      socket_workers: workers,
+      network: {batched_io: batched, ...tlsKeys},
+      connections: {max_buffered_bytes: 65_536, send_timeout: sendTimeout, ping_interval: 3600, max_connection_idle: 3600},
+    })
+    const url = `${secure ? 'wss' : 'ws'}://127.0.0.1:${t.port4}`
+    const normal = await WsTestClient.open(url)
+    const flooder = await StalledClient.open(t.port4, {tls: secure})
+    const socket = flooder.socket
+    try {
+      const rss = process.memoryUsage().rss
+      const closed = flooder.closedByServer()
+      let closedAt = 0
+      void closed.then(() => (closedAt = Date.now()))
+      const pings = Buffer.concat(Array.from({length: 256}, () => maskedControlFrame(OP_PING, Buffer.alloc(125, 0x70))))
+      const base = socket.bytesWritten
+      const start = Date.now()
+      while (closedAt === 0 && Date.now() - start < 15_000) {
+        if (socket.write(pings)) continue
+        // One wait at a time, its listeners removed when it ends, so waits that time out leave none behind.
+        const wait = new AbortController()
+        await Promise.race([once(socket, 'drain', {signal: wait.signal}).catch(() => {}), closed, sleep(200)])
+        wait.abort()
+      }
+      const taken = socket.bytesWritten - socket.writableLength - base
+      assert.ok(closedAt > 0, 'the flooder was closed')
+      const after = closedAt - start
+      // The clock the sweep reads ticks once a second: closed between send_timeout - 1 and send_timeout + 2 s (more on a busy machine).
+      assert.ok(after >= (sendTimeout - 1) * 1000 && after <= (sendTimeout + 5) * 1000, `closed ${after} ms after the flood began`)
+      // Without the bound the tracker reads every ping and queues a pong for each (over 1 GiB in 10 s).
+      assert.ok(taken < 48 << 20, `the tracker stopped reading: it took ${taken} bytes of pings`)
+      if (workers === 1) assert.ok(process.memoryUsage().rss - rss < 128 << 20, 'the tracker (in this process) stayed small')
+      const text = await fetchMetrics(t.metricsUrl)
+      assert.equal(total(text, 'tracker_dropped_total', 'send_timeout'), 1)
+      // The other client is unaffected.
+      assert.equal(normal.closed, false)
+      const ih = binaryId()
+      normal.send({action: 'scrape', info_hash: ih})
+      assert.ok((await normal.next(m => m.action === 'scrape')).files)
+    } finally {
+      normal.close()
+      flooder.close()
+      await t.stop()
     }
-    const taken = socket.bytesWritten - socket.writableLength - base
-    assert.ok(closedAt > 0, 'the flooder was closed')
-    const after = closedAt - start
-    // The clock the sweep reads ticks once a second: closed between send_timeout - 1 and send_timeout + 2 s (more on a busy machine).
-    assert.ok(after >= (sendTimeout - 1) * 1000 && after <= (sendTimeout + 5) * 1000, `closed ${after} ms after the flood began`)
-    // Without the bound the tracker reads every ping and queues a pong for each (over 1 GiB in 10 s).
-    assert.ok(taken < 48 << 20, `the tracker stopped reading: it took ${taken} bytes of pings`)
-    if (workers === 1) assert.ok(process.memoryUsage().rss - rss < 128 << 20, 'the tracker (in this process) stayed small')
-    const text = await fetchMetrics(t.metricsUrl)
-    assert.equal(total(text, 'tracker_dropped_total', 'send_timeout'), 1)
-    // The other client is unaffected.
-    assert.equal(normal.closed, false)
-    const ih = binaryId()
-    normal.send({action: 'scrape', info_hash: ih})
-    assert.ok((await normal.next(m => m.action === 'scrape')).files)
-  } finally {
-    normal.close()
-    flooder.close()
-    await t.stop()
-  }
-})
+  })
 
-for (const batched of IO) test(`only a pong that echoes our ping answers it: unsolicited pongs do not keep a connection alive (${ioName(batched)})`, async () => {
-  const t = await startWsTracker({network: {batched_io: batched}, connections: {ping_interval: 1, max_connection_idle: 3600}})
-  const url = `ws://127.0.0.1:${t.port4}`
-  const ponger = await RawWsClient.open(t.port4, {answerPings: false})
-  const answerer = await RawWsClient.open(t.port4, {answerPings: true})
-  const normal = await WsTestClient.open(url)
-  const timer = setInterval(() => ponger.send(OP_PONG, Buffer.from(binaryId(), 'latin1').subarray(0, 8)), 100)
-  try {
-    const start = Date.now()
-    while (!ponger.closed && Date.now() - start < 8000) await sleep(50)
-    assert.ok(ponger.closed, 'a client that sends pongs of its own but never answers a ping is closed')
-    // Pinged in one round, closed in the next (2 s; more on a busy machine).
-    assert.ok(Date.now() - start <= 5000, `closed after ${Date.now() - start} ms`)
-    assert.ok(ponger.pings.length >= 1 && ponger.pings.every(p => p.length === 8), 'pings carry an 8-byte token')
-    await sleep(1500)
-    assert.equal(answerer.closed, false, 'a client that echoes every ping stays')
-    assert.ok(answerer.pings.length >= 3)
-    assert.notDeepEqual(answerer.pings[0], answerer.pings[1], 'a new token every round')
-    assert.equal(normal.closed, false, 'the ws client (which answers pings itself) stays')
-    normal.send({action: 'scrape', info_hash: binaryId()})
-    assert.ok((await normal.next(m => m.action === 'scrape')).files)
-    assert.equal(total(await fetchMetrics(t.metricsUrl), 'tracker_dropped_total', 'ping_timeout'), 1)
-  } finally {
-    clearInterval(timer)
-    for (const c of [ponger, answerer, normal]) c.close()
-    await t.stop()
-  }
-})
+for (const batched of IO)
+  test(`only a pong that echoes our ping answers it: unsolicited pongs do not keep a connection alive (${ioName(batched)})`, async () => {
+    const t = await startWsTracker({network: {batched_io: batched}, connections: {ping_interval: 1, max_connection_idle: 3600}})
+    const url = `ws://127.0.0.1:${t.port4}`
+    const ponger = await RawWsClient.open(t.port4, {answerPings: false})
+    const answerer = await RawWsClient.open(t.port4, {answerPings: true})
+    const normal = await WsTestClient.open(url)
+    const timer = setInterval(() => ponger.send(OP_PONG, Buffer.from(binaryId(), 'latin1').subarray(0, 8)), 100)
+    try {
+      const start = Date.now()
+      while (!ponger.closed && Date.now() - start < 8000) await sleep(50)
+      assert.ok(ponger.closed, 'a client that sends pongs of its own but never answers a ping is closed')
+      // Pinged in one round, closed in the next (2 s; more on a busy machine).
+      assert.ok(Date.now() - start <= 5000, `closed after ${Date.now() - start} ms`)
+      assert.ok(ponger.pings.length >= 1 && ponger.pings.every(p => p.length === 8), 'pings carry an 8-byte token')
+      await sleep(1500)
+      assert.equal(answerer.closed, false, 'a client that echoes every ping stays')
+      assert.ok(answerer.pings.length >= 3)
+      assert.notDeepEqual(answerer.pings[0], answerer.pings[1], 'a new token every round')
+      assert.equal(normal.closed, false, 'the ws client (which answers pings itself) stays')
+      normal.send({action: 'scrape', info_hash: binaryId()})
+      assert.ok((await normal.next(m => m.action === 'scrape')).files)
+      assert.equal(total(await fetchMetrics(t.metricsUrl), 'tracker_dropped_total', 'ping_timeout'), 1)
+    } finally {
+      clearInterval(timer)
+      for (const c of [ponger, answerer, normal]) c.close()
+      await t.stop()
+    }
+  })
 
 // Expiry and replaced offer ids giving their slots back: the model test in ws-codec.test.ts.
-for (const workers of [1, 2]) test(`pending offers are capped per connection and per torrent; an answer gives its slot back (${workers} worker${workers > 1 ? 's' : ''})`, async () => {
-  const t = await startWsTracker({socket_workers: workers, protocol: {max_offers: 10},
-    limits: {max_pending_offers_per_connection: 5, max_pending_offers_per_torrent: 8}})
-  const url = `ws://127.0.0.1:${t.port4}`
-  const peers = await Promise.all(Array.from({length: 12}, () => WsTestClient.open(url)))
-  const [a, c] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url)])
-  const ih = binaryId()
-  const [pa, pc] = [binaryId(), binaryId()]
-  const ids = peers.map(() => binaryId())
-  /** Offers relayed within a short wait, with the index of the peer each reached (a is 12 and c 13: they can be offered to as well). */
-  const relayed = async (): Promise<{to: number; msg: Msg}[]> => {
-    await sleep(300)
-    const got: {to: number; msg: Msg}[] = []
-    for (const [to, p] of [...peers, a, c].entries()) for (let msg; (msg = await p.next(isOffer, 1).catch(() => undefined));) got.push({to, msg})
-    return got
-  }
-  const offerFrom = async (client: WsTestClient, peerId: string): Promise<{to: number; msg: Msg}[]> => {
-    client.send(announce(ih, peerId, {offers: Array.from({length: 10}, () => offer())}))
-    assert.ok(isAnnounceResponse(await client.next(isAnnounceResponse)), 'the announce itself is answered')
-    return relayed()
-  }
-  const refused = async () => total(await fetchMetrics(t.metricsUrl), 'tracker_refusals_total', 'offer_limit')
-  try {
-    for (let i = 0; i < peers.length; i++) {
-      peers[i].send(announce(ih, ids[i]))
-      await peers[i].next(isAnnounceResponse)
+for (const workers of [1, 2])
+  test(`pending offers are capped per connection and per torrent; an answer gives its slot back (${workers} worker${workers > 1 ? 's' : ''})`, async () => {
+    const t = await startWsTracker({
+      socket_workers: workers,
+      protocol: {max_offers: 10},
+      limits: {max_pending_offers_per_connection: 5, max_pending_offers_per_torrent: 8},
+    })
+    const url = `ws://127.0.0.1:${t.port4}`
+    const peers = await Promise.all(Array.from({length: 12}, () => WsTestClient.open(url)))
+    const [a, c] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url)])
+    const ih = binaryId()
+    const [pa, pc] = [binaryId(), binaryId()]
+    const ids = peers.map(() => binaryId())
+    /** Offers relayed within a short wait, with the index of the peer each reached (a is 12 and c 13: they can be offered to as well). */
+    const relayed = async (): Promise<{to: number; msg: Msg}[]> => {
+      await sleep(300)
+      const got: {to: number; msg: Msg}[] = []
+      for (const [to, p] of [...peers, a, c].entries())
+        for (let msg: Msg | undefined; (msg = await p.next(isOffer, 1).catch(() => undefined)); ) got.push({to, msg})
+      return got
     }
-    // c is not in the torrent yet: a's offers go to the 12 peers.
-    const first = await offerFrom(a, pa)
-    assert.equal(first.length, 5, 'the connection cap')
-    assert.equal(await refused(), 5)
-    assert.equal((await offerFrom(a, pa)).length, 0, 'still at the cap')
-    assert.equal(await refused(), 15)
-    // An answer frees its offer's slot.
-    const {to, msg} = first[0]
-    assert.equal(msg.peer_id, pa)
-    peers[to].send(announce(ih, ids[to], {answer: {type: 'answer', sdp: 'x'}, to_peer_id: pa, offer_id: msg.offer_id}))
-    assert.equal((await a.next(isAnswer)).offer_id, msg.offer_id)
-    assert.equal((await offerFrom(a, pa)).length, 1, 'one slot came back')
-    // The torrent cap: 5 of a's are pending, room for 3 of c's.
-    assert.equal((await offerFrom(c, pc)).length, 3, 'the torrent cap')
-    assert.equal(await refused(), 15 + 9 + 7)
-  } finally {
-    for (const x of [...peers, a, c]) x.close()
-    await t.stop()
-  }
-})
+    const offerFrom = async (client: WsTestClient, peerId: string): Promise<{to: number; msg: Msg}[]> => {
+      client.send(announce(ih, peerId, {offers: Array.from({length: 10}, () => offer())}))
+      assert.ok(isAnnounceResponse(await client.next(isAnnounceResponse)), 'the announce itself is answered')
+      return relayed()
+    }
+    const refused = async () => total(await fetchMetrics(t.metricsUrl), 'tracker_refusals_total', 'offer_limit')
+    try {
+      for (let i = 0; i < peers.length; i++) {
+        peers[i].send(announce(ih, ids[i]))
+        await peers[i].next(isAnnounceResponse)
+      }
+      // c is not in the torrent yet: a's offers go to the 12 peers.
+      const first = await offerFrom(a, pa)
+      assert.equal(first.length, 5, 'the connection cap')
+      assert.equal(await refused(), 5)
+      assert.equal((await offerFrom(a, pa)).length, 0, 'still at the cap')
+      assert.equal(await refused(), 15)
+      // An answer frees its offer's slot.
+      const {to, msg} = first[0]
+      assert.equal(msg.peer_id, pa)
+      peers[to].send(announce(ih, ids[to], {answer: {type: 'answer', sdp: 'x'}, to_peer_id: pa, offer_id: msg.offer_id}))
+      assert.equal((await a.next(isAnswer)).offer_id, msg.offer_id)
+      assert.equal((await offerFrom(a, pa)).length, 1, 'one slot came back')
+      // The torrent cap: 5 of a's are pending, room for 3 of c's.
+      assert.equal((await offerFrom(c, pc)).length, 3, 'the torrent cap')
+      assert.equal(await refused(), 15 + 9 + 7)
+    } finally {
+      for (const x of [...peers, a, c]) x.close()
+      await t.stop()
+    }
+  })
 
-for (const workers of [1, 2]) test(`a connection can be in at most max_torrents_per_connection torrents (${workers} worker${workers > 1 ? 's' : ''})`, async () => {
-  const t = await startWsTracker({socket_workers: workers, limits: {max_torrents_per_connection: 3}})
-  const c = await WsTestClient.open(`ws://127.0.0.1:${t.port4}`)
-  try {
-    const torrents = Array.from({length: 4}, () => binaryId())
-    const pid = binaryId()
-    for (const ih of torrents.slice(0, 3)) {
-      c.send(announce(ih, pid))
+for (const workers of [1, 2])
+  test(`a connection can be in at most max_torrents_per_connection torrents (${workers} worker${workers > 1 ? 's' : ''})`, async () => {
+    const t = await startWsTracker({socket_workers: workers, limits: {max_torrents_per_connection: 3}})
+    const c = await WsTestClient.open(`ws://127.0.0.1:${t.port4}`)
+    try {
+      const torrents = Array.from({length: 4}, () => binaryId())
+      const pid = binaryId()
+      for (const ih of torrents.slice(0, 3)) {
+        c.send(announce(ih, pid))
+        await c.next(isAnnounceResponse)
+      }
+      c.send(announce(torrents[3], pid))
+      const f = await c.next(isFailure)
+      assert.equal(f['failure reason'], 'Too many torrents on one connection: at most 3')
+      assert.equal(f.info_hash, torrents[3])
+      // Announcing again in a torrent it is in is fine; leaving one makes room.
+      c.send(announce(torrents[0], pid))
       await c.next(isAnnounceResponse)
+      c.send(announce(torrents[1], pid, {event: 'stopped'}))
+      await c.next(isAnnounceResponse)
+      c.send(announce(torrents[3], pid))
+      await c.next(isAnnounceResponse)
+      assert.equal(total(await fetchMetrics(t.metricsUrl), 'tracker_refusals_total', 'torrents_per_connection'), 1)
+    } finally {
+      c.close()
+      await t.stop()
     }
-    c.send(announce(torrents[3], pid))
-    const f = await c.next(isFailure)
-    assert.equal(f['failure reason'], 'Too many torrents on one connection: at most 3')
-    assert.equal(f.info_hash, torrents[3])
-    // Announcing again in a torrent it is in is fine; leaving one makes room.
-    c.send(announce(torrents[0], pid))
-    await c.next(isAnnounceResponse)
-    c.send(announce(torrents[1], pid, {event: 'stopped'}))
-    await c.next(isAnnounceResponse)
-    c.send(announce(torrents[3], pid))
-    await c.next(isAnnounceResponse)
-    assert.equal(total(await fetchMetrics(t.metricsUrl), 'tracker_refusals_total', 'torrents_per_connection'), 1)
-  } finally {
-    c.close()
-    await t.stop()
-  }
-})
+  })
 
 /** A TCP connection to the tracker (TLS when `tls`) that sends `bytes` and then nothing; resolves when connected. */
 async function stalled(port: number, o: {tls?: boolean; bytes?: string} = {}): Promise<{socket: net.Socket; closed: Promise<number>; received: () => string}> {
@@ -498,74 +551,78 @@ async function stalled(port: number, o: {tls?: boolean; bytes?: string} = {}): P
   return {socket, closed, received: () => got}
 }
 
-for (const [scheme, batched] of [...IO.map(b => ['ws', b] as const), ['wss', false] as const]) test(`every state before the WebSocket has a timer: stalled ${scheme === 'wss' ? 'TLS handshakes and ' : ''}upgrade requests are closed after handshake_timeout; WebSockets outlive it (${scheme}://, ${ioName(batched)})`, async () => {
-  const secure = scheme === 'wss' ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws')) : {}
-  const t = await startWsTracker({connections: {handshake_timeout: 1}, network: {batched_io: batched, ...secure}})
-  const sockets: net.Socket[] = []
-  const early = await WsTestClient.open(`${scheme}://127.0.0.1:${t.port4}`)
-  try {
-    const cases = [
-      // Over wss://, a socket that sends nothing never starts its TLS handshake; over ws://, it never sends its request.
-      {what: 'a socket that sends nothing', s: await stalled(t.port4)},
-      {what: 'half an upgrade request', s: await stalled(t.port4, {tls: scheme === 'wss', bytes: 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'})},
-    ]
-    for (const {what, s} of cases) {
-      sockets.push(s.socket)
-      const after = await Promise.race([s.closed, sleep(10_000).then(() => Infinity)])
-      // 1 s, and Node checks request timers every half second (more on a busy machine).
-      assert.ok(after >= 800 && after <= 5000, `${what}: closed after ${after} ms`)
+for (const [scheme, batched] of [...IO.map(b => ['ws', b] as const), ['wss', false] as const])
+  test(`every state before the WebSocket has a timer: stalled ${scheme === 'wss' ? 'TLS handshakes and ' : ''}upgrade requests are closed after handshake_timeout; WebSockets outlive it (${scheme}://, ${ioName(batched)})`, async () => {
+    const secure =
+      scheme === 'wss' ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws')) : {}
+    const t = await startWsTracker({connections: {handshake_timeout: 1}, network: {batched_io: batched, ...secure}})
+    const sockets: net.Socket[] = []
+    const early = await WsTestClient.open(`${scheme}://127.0.0.1:${t.port4}`)
+    try {
+      const cases = [
+        // Over wss://, a socket that sends nothing never starts its TLS handshake; over ws://, it never sends its request.
+        {what: 'a socket that sends nothing', s: await stalled(t.port4)},
+        {what: 'half an upgrade request', s: await stalled(t.port4, {tls: scheme === 'wss', bytes: 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'})},
+      ]
+      for (const {what, s} of cases) {
+        sockets.push(s.socket)
+        const after = await Promise.race([s.closed, sleep(10_000).then(() => Infinity)])
+        // 1 s, and Node checks request timers every half second (more on a busy machine).
+        assert.ok(after >= 800 && after <= 5000, `${what}: closed after ${after} ms`)
+      }
+      // Node answers a request that timed out with 408; a TLS handshake that timed out gets nothing.
+      assert.match(cases[1].s.received(), /^HTTP\/1\.1 408 /)
+      const text = await fetchMetrics(t.metricsUrl)
+      assert.equal(total(text, 'tracker_dropped_total', 'tls_handshake_timeout'), scheme === 'wss' ? 1 : 0)
+      assert.equal(total(text, 'tracker_dropped_total', 'request_timeout'), scheme === 'wss' ? 1 : 2)
+      assert.equal(total(text, 'tracker_dropped_total', 'tls_error'), 0)
+      // A WebSocket opened before is still served (the HTTP server's timers stop at the upgrade), and a new client gets in.
+      const c = await WsTestClient.open(`${scheme}://127.0.0.1:${t.port4}`)
+      for (const x of [early, c]) {
+        x.send(announce(binaryId(), binaryId()))
+        assert.ok(isAnnounceResponse(await x.next()))
+      }
+      c.close()
+    } finally {
+      early.close()
+      for (const s of sockets) s.destroy()
+      await t.stop()
     }
-    // Node answers a request that timed out with 408; a TLS handshake that timed out gets nothing.
-    assert.match(cases[1].s.received(), /^HTTP\/1\.1 408 /)
-    const text = await fetchMetrics(t.metricsUrl)
-    assert.equal(total(text, 'tracker_dropped_total', 'tls_handshake_timeout'), scheme === 'wss' ? 1 : 0)
-    assert.equal(total(text, 'tracker_dropped_total', 'request_timeout'), scheme === 'wss' ? 1 : 2)
-    assert.equal(total(text, 'tracker_dropped_total', 'tls_error'), 0)
-    // A WebSocket opened before is still served (the HTTP server's timers stop at the upgrade), and a new client gets in.
-    const c = await WsTestClient.open(`${scheme}://127.0.0.1:${t.port4}`)
-    for (const x of [early, c]) {
-      x.send(announce(binaryId(), binaryId()))
-      assert.ok(isAnnounceResponse(await x.next()))
-    }
-    c.close()
-  } finally {
-    early.close()
-    for (const s of sockets) s.destroy()
-    await t.stop()
-  }
-})
+  })
 
-for (const scheme of ['ws', 'wss'] as const) test(`at max_connections held by stalled handshakes a new client still gets a WebSocket; WebSockets are never evicted (${scheme}://)`, async () => {
-  const secure = scheme === 'wss' ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws')) : {}
-  const t = await startWsTracker({connections: {max_connections: 4, handshake_timeout: 60}, network: {...secure}})
-  const url = `${scheme}://127.0.0.1:${t.port4}`
-  const clients: WsTestClient[] = []
-  const stalls: Awaited<ReturnType<typeof stalled>>[] = []
-  try {
-    clients.push(await WsTestClient.open(url), await WsTestClient.open(url))
-    // Sockets that never begin their handshake (TLS, or the upgrade request) fill the other two slots.
-    for (let i = 0; i < 2; i++) {
-      stalls.push(await stalled(t.port4))
-      await sleep(100)
+for (const scheme of ['ws', 'wss'] as const)
+  test(`at max_connections held by stalled handshakes a new client still gets a WebSocket; WebSockets are never evicted (${scheme}://)`, async () => {
+    const secure =
+      scheme === 'wss' ? (({cert, key}) => ({enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}))(makeCertificate(tempDir(), 'ws')) : {}
+    const t = await startWsTracker({connections: {max_connections: 4, handshake_timeout: 60}, network: {...secure}})
+    const url = `${scheme}://127.0.0.1:${t.port4}`
+    const clients: WsTestClient[] = []
+    const stalls: Awaited<ReturnType<typeof stalled>>[] = []
+    try {
+      clients.push(await WsTestClient.open(url), await WsTestClient.open(url))
+      // Sockets that never begin their handshake (TLS, or the upgrade request) fill the other two slots.
+      for (let i = 0; i < 2; i++) {
+        stalls.push(await stalled(t.port4))
+        await sleep(100)
+      }
+      clients.push(await WsTestClient.open(url))
+      assert.ok(await Promise.race([stalls[0].closed.then(() => true), sleep(2000).then(() => false)]), 'the oldest stalled socket made room')
+      assert.equal(await Promise.race([stalls[1].closed.then(() => true), sleep(200).then(() => false)]), false, 'the other stalled socket is still open')
+      clients.push(await WsTestClient.open(url))
+      assert.ok(await Promise.race([stalls[1].closed.then(() => true), sleep(2000).then(() => false)]))
+      // Every slot is a WebSocket now: the next client is refused, and none of them is closed.
+      await assert.rejects(WsTestClient.open(url), /503/)
+      for (const c of clients) {
+        c.send({action: 'scrape', info_hash: binaryId()})
+        assert.ok((await c.next(m => m.action === 'scrape')).files)
+      }
+      const text = await fetchMetrics(t.metricsUrl)
+      assert.equal(total(text, 'tracker_dropped_total', 'handshake_evicted'), 2)
+      assert.equal(total(text, 'tracker_dropped_total', 'max_connections'), 1)
+      assert.equal(total(text, 'tracker_dropped_total', 'tls_error'), 0, 'an evicted TLS handshake is counted once')
+    } finally {
+      for (const c of clients) c.close()
+      for (const s of stalls) s.socket.destroy()
+      await t.stop()
     }
-    clients.push(await WsTestClient.open(url))
-    assert.ok(await Promise.race([stalls[0].closed.then(() => true), sleep(2000).then(() => false)]), 'the oldest stalled socket made room')
-    assert.equal(await Promise.race([stalls[1].closed.then(() => true), sleep(200).then(() => false)]), false, 'the other stalled socket is still open')
-    clients.push(await WsTestClient.open(url))
-    assert.ok(await Promise.race([stalls[1].closed.then(() => true), sleep(2000).then(() => false)]))
-    // Every slot is a WebSocket now: the next client is refused, and none of them is closed.
-    await assert.rejects(WsTestClient.open(url), /503/)
-    for (const c of clients) {
-      c.send({action: 'scrape', info_hash: binaryId()})
-      assert.ok((await c.next(m => m.action === 'scrape')).files)
-    }
-    const text = await fetchMetrics(t.metricsUrl)
-    assert.equal(total(text, 'tracker_dropped_total', 'handshake_evicted'), 2)
-    assert.equal(total(text, 'tracker_dropped_total', 'max_connections'), 1)
-    assert.equal(total(text, 'tracker_dropped_total', 'tls_error'), 0, 'an evicted TLS handshake is counted once')
-  } finally {
-    for (const c of clients) c.close()
-    for (const s of stalls) s.socket.destroy()
-    await t.stop()
-  }
-})
+  })

@@ -4,12 +4,9 @@ import {ConfigError, loadConfig, SERVER_NAMES} from '../../src/config/index.js'
 
 export default class AccesslistReload extends Command {
   static override description = 'Make a running tracker re-read its access list, and report the outcome (exit 0 only on success)'
-  static override examples = [
-    '<%= config.bin %> accesslist reload -c udp.toml',
-    '<%= config.bin %> accesslist reload --pid ./tracker-udp.pid',
-  ]
+  static override examples = ['<%= config.bin %> accesslist reload -c udp.toml', '<%= config.bin %> accesslist reload --pid ./tracker-udp.pid']
   static override flags = {
-    config: Flags.string({char: 'c', description: 'the tracker\'s config file (its pid_file is used)', helpValue: 'FILE'}),
+    config: Flags.string({char: 'c', description: "the tracker's config file (its pid_file is used)", helpValue: 'FILE'}),
     protocol: Flags.string({description: 'which tracker the config belongs to', options: [...SERVER_NAMES], default: 'udp'}),
     pid: Flags.string({description: 'pid file of the tracker (instead of -c)', helpValue: 'FILE'}),
     timeout: Flags.integer({description: 'seconds to wait for the tracker to report', default: 10}),

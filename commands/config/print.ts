@@ -4,10 +4,7 @@ import {serverFlags, serverOverrides} from '../../src/config/flags.js'
 
 export default class ConfigPrint extends Command {
   static override description = 'Print a config as commented TOML: the defaults, or with -c FILE and flags the config in force'
-  static override examples = [
-    '<%= config.bin %> config print udp > udp.toml',
-    '<%= config.bin %> config print http -c http.toml --workers 2',
-  ]
+  static override examples = ['<%= config.bin %> config print udp > udp.toml', '<%= config.bin %> config print http -c http.toml --workers 2']
   static override args = {
     name: Args.string({description: 'which config', required: true, options: SCHEMA_NAMES}),
   }

@@ -12,18 +12,26 @@ export default class LoadtestHttp extends Command {
   ]
   static override flags = {
     ...loadtestFlags,
-    'write-info-hashes': Flags.string({description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit', helpValue: 'FILE'}),
+    'write-info-hashes': Flags.string({
+      description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit',
+      helpValue: 'FILE',
+    }),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(LoadtestHttp)
     try {
-      await runLoadtestCommand({
-        schema: 'loadtest-http',
-        run: runHttpLoadtest,
-        describe: c => `loading ${c.network.tls ? 'https' : 'http'}://${c.server_address} with ${c.workers} thread(s), ${c.network.connections} connection(s)` +
-          (c.network.keep_alive ? ' kept alive' : ', a new one per request'),
-      }, flags, line => this.logToStderr(line))
+      await runLoadtestCommand(
+        {
+          schema: 'loadtest-http',
+          run: runHttpLoadtest,
+          describe: c =>
+            `loading ${c.network.tls ? 'https' : 'http'}://${c.server_address} with ${c.workers} thread(s), ${c.network.connections} connection(s)` +
+            (c.network.keep_alive ? ' kept alive' : ', a new one per request'),
+        },
+        flags,
+        line => this.logToStderr(line),
+      )
     } catch (error) {
       if (error instanceof LoadtestUsageError) this.error(error.message, {exit: 1})
       throw error

@@ -12,17 +12,25 @@ export default class LoadtestUdp extends Command {
   ]
   static override flags = {
     ...loadtestFlags,
-    'write-info-hashes': Flags.string({description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit', helpValue: 'FILE'}),
+    'write-info-hashes': Flags.string({
+      description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit',
+      helpValue: 'FILE',
+    }),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(LoadtestUdp)
     try {
-      await runLoadtestCommand({
-        schema: 'loadtest-udp',
-        run: runUdpLoadtest,
-        describe: c => `loading ${c.server_address} with ${c.workers} thread(s) x ${c.network.sockets_per_worker} socket(s) x ${c.network.requests_in_flight_per_socket} requests in flight`,
-      }, flags, line => this.logToStderr(line))
+      await runLoadtestCommand(
+        {
+          schema: 'loadtest-udp',
+          run: runUdpLoadtest,
+          describe: c =>
+            `loading ${c.server_address} with ${c.workers} thread(s) x ${c.network.sockets_per_worker} socket(s) x ${c.network.requests_in_flight_per_socket} requests in flight`,
+        },
+        flags,
+        line => this.logToStderr(line),
+      )
     } catch (error) {
       if (error instanceof LoadtestUsageError) this.error(error.message, {exit: 1})
       throw error

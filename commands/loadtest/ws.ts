@@ -12,18 +12,26 @@ export default class LoadtestWs extends Command {
   ]
   static override flags = {
     ...loadtestFlags,
-    'write-info-hashes': Flags.string({description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit', helpValue: 'FILE'}),
+    'write-info-hashes': Flags.string({
+      description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit',
+      helpValue: 'FILE',
+    }),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(LoadtestWs)
     try {
-      await runLoadtestCommand({
-        schema: 'loadtest-ws',
-        run: runWsLoadtest,
-        describe: c => `loading ${c.network.tls ? 'wss' : 'ws'}://${c.server_address} with ${c.workers} thread(s), ${c.network.connections} connection(s), ` +
-          `${c.requests.offers_per_announce} offer(s) of ${c.requests.sdp_size} bytes per announce`,
-      }, flags, line => this.logToStderr(line))
+      await runLoadtestCommand(
+        {
+          schema: 'loadtest-ws',
+          run: runWsLoadtest,
+          describe: c =>
+            `loading ${c.network.tls ? 'wss' : 'ws'}://${c.server_address} with ${c.workers} thread(s), ${c.network.connections} connection(s), ` +
+            `${c.requests.offers_per_announce} offer(s) of ${c.requests.sdp_size} bytes per announce`,
+        },
+        flags,
+        line => this.logToStderr(line),
+      )
     } catch (error) {
       if (error instanceof LoadtestUsageError) this.error(error.message, {exit: 1})
       throw error

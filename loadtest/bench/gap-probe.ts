@@ -36,8 +36,16 @@ export async function startGapProbe(port: number, infoHash: Uint8Array, resendMs
     if (connectionId === undefined) udp.writeConnectRequest(request, tid)
     else {
       udp.writeAnnounceRequest(request, {
-        connectionId, transactionId: tid, infoHash, peerId, downloaded: 0, left: 100, uploaded: 0,
-        event: udp.EVENT_NONE, numWant: 0, port: 6881,
+        connectionId,
+        transactionId: tid,
+        infoHash,
+        peerId,
+        downloaded: 0,
+        left: 100,
+        uploaded: 0,
+        event: udp.EVENT_NONE,
+        numWant: 0,
+        port: 6881,
       })
     }
     socket.send(request, 0, connectionId === undefined ? 16 : 98, port, '127.0.0.1')

@@ -33,7 +33,6 @@ export interface HttpBenchRow {
   non2xx: number
 }
 
-
 const TORRENTS = 10_000
 const PEERS = 100_000
 const PATHS = 20_000
@@ -47,8 +46,10 @@ function requestPaths(): string[] {
   for (let i = 0; i < PATHS; i++) {
     if (rng.next() < 0.9) {
       const p = rng.int(PEERS)
-      paths.push(`/announce?info_hash=${percentEncode(model.infoHash(model.peerTorrent[p]))}&peer_id=${percentEncode(model.peerId(p))}` +
-        `&port=${model.peerPorts[p]}&uploaded=0&downloaded=0&left=${model.peerSeeder[p] ? 0 : 1_000_000}&numwant=50&compact=1`)
+      paths.push(
+        `/announce?info_hash=${percentEncode(model.infoHash(model.peerTorrent[p]))}&peer_id=${percentEncode(model.peerId(p))}` +
+          `&port=${model.peerPorts[p]}&uploaded=0&downloaded=0&left=${model.peerSeeder[p] ? 0 : 1_000_000}&numwant=50&compact=1`,
+      )
     } else {
       const n = 1 + rng.int(5)
       paths.push('/scrape?' + Array.from({length: n}, () => `info_hash=${percentEncode(model.infoHash(model.popularity.sample(rng)))}`).join('&'))
@@ -105,19 +106,39 @@ const tlsKeys = (dir: string) => `enable_tls = true\ntls_certificate_path = "${j
 function servers(readyPath: string): ServerSpec[] {
   const ready = (port: number, tls: boolean) => () => answersAnnounce(port, tls, readyPath)
   return [
-    {name: 'tracker (ours)', tls: false, start: (port, dir) =>
-      startOurs('http', dir, port, ready(port, false), {protocol: 'max_response_peers = 50'})},
-    {name: 'opentracker', tls: false, start: (port, dir) =>
-      // Debian builds opentracker in whitelist mode; it chroots to -d, so -w is relative to it.
-      startProcess('opentracker', ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', dir, '-w', 'whitelist.txt'], ready(port, false))},
-    {name: 'bittorrent-tracker', tls: false, start: port =>
-      startProcess(process.execPath, [distPath('loadtest/bench/servers/bittorrent-tracker.js'), 'http', String(port)], ready(port, false))},
-    {name: 'bare node:http (ceiling)', tls: false, start: port =>
-      startProcess(process.execPath, [distPath('loadtest/bench/servers/http-ceiling.js'), String(port)], ready(port, false))},
-    {name: 'tracker (ours) TLS', tls: true, start: (port, dir) =>
-      startOurs('http', dir, port, ready(port, true), {network: tlsKeys(dir), protocol: 'max_response_peers = 50'})},
-    {name: 'bare node:https (ceiling)', tls: true, start: (port, dir) =>
-      startProcess(process.execPath, [distPath('loadtest/bench/servers/http-ceiling.js'), String(port), join(dir, 'cert.pem'), join(dir, 'key.pem')], ready(port, true))},
+    {name: 'tracker (ours)', tls: false, start: (port, dir) => startOurs('http', dir, port, ready(port, false), {protocol: 'max_response_peers = 50'})},
+    {
+      name: 'opentracker',
+      tls: false,
+      start: (port, dir) =>
+        // Debian builds opentracker in whitelist mode; it chroots to -d, so -w is relative to it.
+        startProcess('opentracker', ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', dir, '-w', 'whitelist.txt'], ready(port, false)),
+    },
+    {
+      name: 'bittorrent-tracker',
+      tls: false,
+      start: port => startProcess(process.execPath, [distPath('loadtest/bench/servers/bittorrent-tracker.js'), 'http', String(port)], ready(port, false)),
+    },
+    {
+      name: 'bare node:http (ceiling)',
+      tls: false,
+      start: port => startProcess(process.execPath, [distPath('loadtest/bench/servers/http-ceiling.js'), String(port)], ready(port, false)),
+    },
+    {
+      name: 'tracker (ours) TLS',
+      tls: true,
+      start: (port, dir) => startOurs('http', dir, port, ready(port, true), {network: tlsKeys(dir), protocol: 'max_response_peers = 50'}),
+    },
+    {
+      name: 'bare node:https (ceiling)',
+      tls: true,
+      start: (port, dir) =>
+        startProcess(
+          process.execPath,
+          [distPath('loadtest/bench/servers/http-ceiling.js'), String(port), join(dir, 'cert.pem'), join(dir, 'key.pem')],
+          ready(port, true),
+        ),
+    },
   ]
 }
 
@@ -160,8 +181,27 @@ export async function benchHttp(o: HttpBenchOptions, log: (line: string) => void
   const dir = mkdtempSync(join(tmpdir(), 'tracker-bench-http-'))
   chmodSync(dir, 0o755) // opentracker drops to "nobody" and must still read the whitelist
   writeFileSync(join(dir, 'whitelist.txt'), loadtestInfoHashList({requests: {number_of_torrents: TORRENTS}}), {mode: 0o644})
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], {stdio: 'ignore'})
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    {stdio: 'ignore'},
+  )
   const paths = requestPaths()
   const scripts = {close: join(dir, 'close.lua'), keepAlive: join(dir, 'keep-alive.lua')}
   writeFileSync(scripts.close, wrkScript(paths, true))
@@ -169,39 +209,47 @@ export async function benchHttp(o: HttpBenchOptions, log: (line: string) => void
   const specs = servers(paths[0]).filter(s => o.only.length === 0 || o.only.some(n => s.name.startsWith(n)))
   const runs = new Map<string, HttpBenchRow[]>()
   let port = 18_000 + (process.pid % 1000) * 10
-  for (let round = 0; round < o.rounds; round++) for (const spec of specs) for (const close of [true, false]) {
-    const mode = `${spec.tls ? 'tls ' : ''}${close ? 'close' : 'keep-alive'}` as Mode
-    port++
-    log(`${spec.name} (${mode}): starting on 127.0.0.1:${port}`)
-    lastRefusal = ''
-    const server = await spec.start(port, dir).catch((error: Error) => {
-      if (/ENOENT/.test(error.message)) throw new Error(`${spec.name} could not start (${error.message}); for opentracker: apt-get install opentracker`)
-      throw new Error(`${error.message}${lastRefusal ? `\nits last answer: ${lastRefusal}` : ''}`)
-    })
-    try {
-      const pid = server.child.pid!
-      const cpu0 = treeCpuMs(pid)
-      const t0 = performance.now()
-      const r = await runWrk(`${spec.tls ? 'https' : 'http'}://127.0.0.1:${port}`, close ? scripts.close : scripts.keepAlive, o.duration)
-      const seconds = (performance.now() - t0) / 1000
-      const serverMs = treeCpuMs(pid) - cpu0
-      if (server.child.exitCode !== null) throw new Error(`${spec.name} exited during the run:\n${server.output()}`)
-      if (r.requestsPerSecond === 0) throw new Error(`${spec.name} answered nothing:\n${server.output()}`)
-      const requests = r.requestsPerSecond * seconds
-      const generatorCores = r.cpuMs / 1000 / seconds
-      const key = `${spec.name}|${mode}`
-      const list = runs.get(key) ?? []
-      runs.set(key, list)
-      list.push({
-        server: spec.name, mode, requestsPerSecond: r.requestsPerSecond,
-        serverCpuUsPerRequest: (serverMs * 1000) / requests, serverCores: serverMs / 1000 / seconds,
-        generatorCores, generatorBound: generatorCores >= 0.9, socketErrors: r.socketErrors, non2xx: r.non2xx,
-      })
-      log(`${spec.name} (${mode}): ${Math.round(r.requestsPerSecond).toLocaleString('en-US')} requests/s`)
-    } finally {
-      await stopProcess(server.child)
-    }
-  }
+  for (let round = 0; round < o.rounds; round++)
+    for (const spec of specs)
+      for (const close of [true, false]) {
+        const mode = `${spec.tls ? 'tls ' : ''}${close ? 'close' : 'keep-alive'}` as Mode
+        port++
+        log(`${spec.name} (${mode}): starting on 127.0.0.1:${port}`)
+        lastRefusal = ''
+        const server = await spec.start(port, dir).catch((error: Error) => {
+          if (/ENOENT/.test(error.message)) throw new Error(`${spec.name} could not start (${error.message}); for opentracker: apt-get install opentracker`)
+          throw new Error(`${error.message}${lastRefusal ? `\nits last answer: ${lastRefusal}` : ''}`)
+        })
+        try {
+          const pid = server.child.pid!
+          const cpu0 = treeCpuMs(pid)
+          const t0 = performance.now()
+          const r = await runWrk(`${spec.tls ? 'https' : 'http'}://127.0.0.1:${port}`, close ? scripts.close : scripts.keepAlive, o.duration)
+          const seconds = (performance.now() - t0) / 1000
+          const serverMs = treeCpuMs(pid) - cpu0
+          if (server.child.exitCode !== null) throw new Error(`${spec.name} exited during the run:\n${server.output()}`)
+          if (r.requestsPerSecond === 0) throw new Error(`${spec.name} answered nothing:\n${server.output()}`)
+          const requests = r.requestsPerSecond * seconds
+          const generatorCores = r.cpuMs / 1000 / seconds
+          const key = `${spec.name}|${mode}`
+          const list = runs.get(key) ?? []
+          runs.set(key, list)
+          list.push({
+            server: spec.name,
+            mode,
+            requestsPerSecond: r.requestsPerSecond,
+            serverCpuUsPerRequest: (serverMs * 1000) / requests,
+            serverCores: serverMs / 1000 / seconds,
+            generatorCores,
+            generatorBound: generatorCores >= 0.9,
+            socketErrors: r.socketErrors,
+            non2xx: r.non2xx,
+          })
+          log(`${spec.name} (${mode}): ${Math.round(r.requestsPerSecond).toLocaleString('en-US')} requests/s`)
+        } finally {
+          await stopProcess(server.child)
+        }
+      }
   // The machine is shared and noisy: the median run of each server and mode stands for it.
   return [...runs.values()].map(list => {
     list.sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)
@@ -213,18 +261,34 @@ export function formatHttpBench(rows: HttpBenchRow[], o: HttpBenchOptions): stri
   const head = ['server', 'mode', 'requests/s', 'server CPU us/req', 'server cores', 'wrk cores', 'socket errors', 'non-2xx', '']
   const order: Mode[] = ['close', 'keep-alive', 'tls close', 'tls keep-alive']
   const sorted = [...rows].sort((a, b) => order.indexOf(a.mode) - order.indexOf(b.mode))
-  const body = sorted.map(r => [r.server, r.mode, Math.round(r.requestsPerSecond).toLocaleString('en-US'), r.serverCpuUsPerRequest.toFixed(1),
-    r.serverCores.toFixed(2), r.generatorCores.toFixed(2), String(r.socketErrors), String(r.non2xx), r.generatorBound ? 'generator-bound' : ''])
+  const body = sorted.map(r => [
+    r.server,
+    r.mode,
+    Math.round(r.requestsPerSecond).toLocaleString('en-US'),
+    r.serverCpuUsPerRequest.toFixed(1),
+    r.serverCores.toFixed(2),
+    r.generatorCores.toFixed(2),
+    String(r.socketErrors),
+    String(r.non2xx),
+    r.generatorBound ? 'generator-bound' : '',
+  ])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map(b => b[i].length)))
   const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |'
-  const out = [`# HTTP bench: wrk 1 thread x ${CONNECTIONS} connections, ${o.duration} s per run, median of ${o.rounds} interleaved run(s); ` +
-    `${TORRENTS / 1000}k torrents, ${PEERS / 1000}k peers, 90% compact announces (numwant 50) / 10% scrapes of 1-5 hashes`,
-  line(head), line(widths.map(w => '-'.repeat(w))), ...body.map(line)]
+  const out = [
+    `# HTTP bench: wrk 1 thread x ${CONNECTIONS} connections, ${o.duration} s per run, median of ${o.rounds} interleaved run(s); ` +
+      `${TORRENTS / 1000}k torrents, ${PEERS / 1000}k peers, 90% compact announces (numwant 50) / 10% scrapes of 1-5 hashes`,
+    line(head),
+    line(widths.map(w => '-'.repeat(w))),
+    ...body.map(line),
+  ]
   const by = (name: string, mode: Mode) => rows.find(r => r.server === name && r.mode === mode)
   const ratio = (a: string, b: string, mode: Mode, target?: string) => {
     const x = by(a, mode)
     const y = by(b, mode)
-    if (x && y) out.push(`${mode}: ${a} / ${b}: ${(x.requestsPerSecond / y.requestsPerSecond).toFixed(2)}x requests/s${target ? ` (target ${target})` : ''}; CPU per request ${(x.serverCpuUsPerRequest / y.serverCpuUsPerRequest).toFixed(2)}x`)
+    if (x && y)
+      out.push(
+        `${mode}: ${a} / ${b}: ${(x.requestsPerSecond / y.requestsPerSecond).toFixed(2)}x requests/s${target ? ` (target ${target})` : ''}; CPU per request ${(x.serverCpuUsPerRequest / y.serverCpuUsPerRequest).toFixed(2)}x`,
+      )
   }
   ratio('tracker (ours)', 'bare node:http (ceiling)', 'close', '>= 0.85x')
   ratio('tracker (ours)', 'opentracker', 'close')
@@ -234,6 +298,7 @@ export function formatHttpBench(rows: HttpBenchRow[], o: HttpBenchOptions): stri
   ratio('tracker (ours)', 'opentracker', 'keep-alive')
   ratio('tracker (ours) TLS', 'bare node:https (ceiling)', 'tls close')
   ratio('tracker (ours) TLS', 'bare node:https (ceiling)', 'tls keep-alive')
-  if (rows.some(r => r.server === 'opentracker')) out.push('opentracker closes every connection after its answer (no keep-alive); wrk counts those closes as socket errors.')
+  if (rows.some(r => r.server === 'opentracker'))
+    out.push('opentracker closes every connection after its answer (no keep-alive); wrk counts those closes as socket errors.')
   return out.join('\n') + '\n'
 }

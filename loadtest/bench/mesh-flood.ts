@@ -20,7 +20,13 @@ import {Worker, isMainThread, parentPort, workerData} from 'node:worker_threads'
 import * as udp from '../../src/protocol/udp/index.js'
 import {descendants, rssBytes, startProcess, stopProcess} from './proc.js'
 
-interface FloodOptions {port: number; seconds: number; sockets: number; hashes: number; announces: boolean}
+interface FloodOptions {
+  port: number
+  seconds: number
+  sockets: number
+  hashes: number
+  announces: boolean
+}
 
 /** Ask for a connection id from `address`; the tracker's ids are per client IP. */
 async function connectionId(socket: dgram.Socket, port: number): Promise<Uint8Array> {
@@ -43,21 +49,43 @@ async function connectionId(socket: dgram.Socket, port: number): Promise<Uint8Ar
 
 /** The flood, in a thread of its own so that the probe's clock is not the flood's event loop. */
 async function flood({port, seconds, sockets, hashes, announces}: FloodOptions): Promise<void> {
-  const socks = await Promise.all(Array.from({length: sockets}, () => new Promise<dgram.Socket>(resolve => {
-    const s = dgram.createSocket('udp4')
-    s.bind(0, '127.0.0.1', () => resolve(s))
-  })))
+  const socks = await Promise.all(
+    Array.from(
+      {length: sockets},
+      () =>
+        new Promise<dgram.Socket>(resolve => {
+          const s = dgram.createSocket('udp4')
+          s.bind(0, '127.0.0.1', () => resolve(s))
+        }),
+    ),
+  )
   const cid = await connectionId(socks[0], port)
   // Replies are read and thrown away, as an attacker would.
   for (const s of socks) s.on('message', () => {})
   const packets = Array.from({length: 64}, (_, i) => {
     if (announces) {
       const b = Buffer.alloc(udp.ANNOUNCE_REQUEST_LENGTH)
-      udp.writeAnnounceRequest(b, {connectionId: cid, transactionId: i, infoHash: randomBytes(20), peerId: randomBytes(20), downloaded: 0, left: 1, uploaded: 0, event: 0, numWant: 30, port: 6881})
+      udp.writeAnnounceRequest(b, {
+        connectionId: cid,
+        transactionId: i,
+        infoHash: randomBytes(20),
+        peerId: randomBytes(20),
+        downloaded: 0,
+        left: 1,
+        uploaded: 0,
+        event: 0,
+        numWant: 30,
+        port: 6881,
+      })
       return b
     }
     const b = Buffer.alloc(16 + 20 * hashes)
-    udp.writeScrapeRequest(b, cid, i, Array.from({length: hashes}, () => randomBytes(20)))
+    udp.writeScrapeRequest(
+      b,
+      cid,
+      i,
+      Array.from({length: hashes}, () => randomBytes(20)),
+    )
     return b
   })
   parentPort!.postMessage({type: 'started'})
@@ -65,28 +93,36 @@ async function flood({port, seconds, sockets, hashes, announces}: FloodOptions):
   const WINDOW = 256
   let sent = 0
   let next = 0
-  await Promise.all(socks.map(s => new Promise<void>(resolve => {
-    let inFlight = 0
-    const pump = (): void => {
-      if (Date.now() >= end) {
-        if (inFlight === 0) resolve()
-        return
-      }
-      while (inFlight < WINDOW) {
-        inFlight++
-        sent++
-        s.send(packets[next++ & 63], port, '127.0.0.1', () => {
-          if (--inFlight === 0) setImmediate(pump)
-        })
-      }
-    }
-    pump()
-  })))
+  await Promise.all(
+    socks.map(
+      s =>
+        new Promise<void>(resolve => {
+          let inFlight = 0
+          const pump = (): void => {
+            if (Date.now() >= end) {
+              if (inFlight === 0) resolve()
+              return
+            }
+            while (inFlight < WINDOW) {
+              inFlight++
+              sent++
+              s.send(packets[next++ & 63], port, '127.0.0.1', () => {
+                if (--inFlight === 0) setImmediate(pump)
+              })
+            }
+          }
+          pump()
+        }),
+    ),
+  )
   for (const s of socks) s.close()
   parentPort!.postMessage({type: 'done', sent})
 }
 
-interface Probe {sentAt: number; latency?: number}
+interface Probe {
+  sentAt: number
+  latency?: number
+}
 
 /** A port free on 127.0.0.1 now, for UDP or TCP. */
 async function freePort(kind: 'udp' | 'tcp'): Promise<number> {
@@ -117,7 +153,9 @@ async function main(): Promise<void> {
   const port = await freePort('udp')
   const metricsPort = await freePort('tcp')
   const cfg = join(dir, 'udp.toml')
-  writeFileSync(cfg, `socket_workers = 2
+  writeFileSync(
+    cfg,
+    `socket_workers = 2
 log_level = "info"
 pid_file = "${join(dir, 'udp.pid')}"
 [network]
@@ -125,7 +163,8 @@ address_ipv4 = "127.0.0.1:${port}"
 use_ipv6 = false
 [metrics]
 prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
-`)
+`,
+  )
   const bin = fileURLToPath(new URL('../../../bin/run.js', import.meta.url))
   const server = await startProcess(process.execPath, [bin, 'serve', 'udp', '-c', cfg], out => out.includes('2 workers'))
   await sleep(500)
@@ -143,7 +182,18 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
   let tid = 1000
   const probeTimer = setInterval(() => {
     const b = Buffer.alloc(98)
-    udp.writeAnnounceRequest(b, {connectionId: cid, transactionId: ++tid, infoHash, peerId, downloaded: 0, left: 1, uploaded: 0, event: 0, numWant: 10, port: 6881})
+    udp.writeAnnounceRequest(b, {
+      connectionId: cid,
+      transactionId: ++tid,
+      infoHash,
+      peerId,
+      downloaded: 0,
+      left: 1,
+      uploaded: 0,
+      event: 0,
+      numWant: 10,
+      port: 6881,
+    })
     probes.set(tid, {sentAt: performance.now()})
     probe.send(b, port, '127.0.0.1')
   }, 100)
@@ -195,7 +245,10 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
   console.log('\nphase | announces sent | answered | p50 ms | p99 ms | max ms')
   for (const phase of ['before', 'flood', 'after']) {
     const list = inPhase(phase)
-    const lat = list.filter(p => p.latency !== undefined).map(p => p.latency!).sort((a, b) => a - b)
+    const lat = list
+      .filter(p => p.latency !== undefined)
+      .map(p => p.latency!)
+      .sort((a, b) => a - b)
     console.log(`${phase} | ${list.length} | ${lat.length} | ${ms(pct(lat, 0.5))} | ${ms(pct(lat, 0.99))} | ${ms(lat.at(-1))}`)
   }
   // Recovery: from the flood's end to the first probe after which every probe is answered within 100 ms.
@@ -206,11 +259,17 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
     if (p.latency === undefined || p.latency > 100) break
     recovered = p.sentAt - floodEnd
   }
-  console.log(`\nafter the flood: every announce answered within 100 ms from ${recovered === undefined ? 'never' : `${recovered.toFixed(0)} ms`} after it stopped`)
+  console.log(
+    `\nafter the flood: every announce answered within 100 ms from ${recovered === undefined ? 'never' : `${recovered.toFixed(0)} ms`} after it stopped`,
+  )
   console.log('\ncounters:')
   for (const line of metrics.split('\n')) {
-    if (/^tracker_(dropped|refusals)_total\{/.test(line) || /^tracker_responses_total\{type="(scrape|error|announce)"/.test(line) ||
-      /^nodejs_(heap_size_used|external_memory)_bytes /.test(line)) console.log(`  ${line}`)
+    if (
+      /^tracker_(dropped|refusals)_total\{/.test(line) ||
+      /^tracker_responses_total\{type="(scrape|error|announce)"/.test(line) ||
+      /^nodejs_(heap_size_used|external_memory)_bytes /.test(line)
+    )
+      console.log(`  ${line}`)
   }
 }
 

@@ -65,8 +65,12 @@ export interface Started {
 }
 
 /** Spawn a process, keep its output for error reports, and wait until `ready` says so. */
-export async function startProcess(cmd: string, args: string[], ready: (output: string) => boolean | Promise<boolean>,
-  options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<Started> {
+export async function startProcess(
+  cmd: string,
+  args: string[],
+  ready: (output: string) => boolean | Promise<boolean>,
+  options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {},
+): Promise<Started> {
   const child = spawn(cmd, args, {cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe']})
   let output = ''
   child.stdout!.on('data', d => (output += d))
@@ -99,10 +103,17 @@ export const distPath = (p: string): string => fileURLToPath(new URL(`../../${p}
  * Starts our `tracker serve PROTOCOL` with one worker on 127.0.0.1:PORT (no IPv6), quiet, metrics
  * on a free port (or `extra.metrics`); `extra` adds TOML lines to [network] and [protocol].
  */
-export function startOurs(protocol: 'udp' | 'http' | 'ws', dir: string, port: number, ready: () => Promise<boolean>,
-  extra: {network?: string; protocol?: string; metrics?: string; env?: NodeJS.ProcessEnv} = {}): Promise<Started> {
+export function startOurs(
+  protocol: 'udp' | 'http' | 'ws',
+  dir: string,
+  port: number,
+  ready: () => Promise<boolean>,
+  extra: {network?: string; protocol?: string; metrics?: string; env?: NodeJS.ProcessEnv} = {},
+): Promise<Started> {
   const cfg = join(dir, `ours-${port}.toml`)
-  writeFileSync(cfg, `socket_workers = 1
+  writeFileSync(
+    cfg,
+    `socket_workers = 1
 log_level = "warn"
 pid_file = "${join(dir, `ours-${port}.pid`)}"
 [network]
@@ -113,6 +124,7 @@ ${extra.network ?? ''}
 ${extra.protocol ?? ''}
 [metrics]
 prometheus_endpoint_address = "${extra.metrics ?? '127.0.0.1:0'}"
-`)
+`,
+  )
   return startProcess(process.execPath, [bin, 'serve', protocol, '-c', cfg], ready, {env: {...process.env, ...extra.env}})
 }

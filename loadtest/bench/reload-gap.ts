@@ -15,14 +15,16 @@ import {readStatus} from '../../src/server/status.js'
 import {startGapProbe} from './gap-probe.js'
 import {descendants, rssBytes, startProcess, stopProcess} from './proc.js'
 
-const {values} = parseArgs({options: {
-  lines: {type: 'string', default: '1000000'},
-  workers: {type: 'string', default: '1'},
-  rounds: {type: 'string', default: '3'},
-  port: {type: 'string', default: '0'},
-  /** Print what the tracker wrote (its warnings and errors). */
-  verbose: {type: 'boolean', default: false},
-}})
+const {values} = parseArgs({
+  options: {
+    lines: {type: 'string', default: '1000000'},
+    workers: {type: 'string', default: '1'},
+    rounds: {type: 'string', default: '3'},
+    port: {type: 'string', default: '0'},
+    /** Print what the tracker wrote (its warnings and errors). */
+    verbose: {type: 'boolean', default: false},
+  },
+})
 const lines = Number(values.lines)
 const workers = Number(values.workers)
 const dir = mkdtempSync(join(tmpdir(), 'reload-gap-'))
@@ -33,7 +35,7 @@ const probeHash = randomBytes(20)
 function writeList(path: string, n: number): void {
   const fd = openSync(path, 'w')
   writeSync(fd, probeHash.toString('hex') + '\n')
-  for (let done = 1; done < n;) {
+  for (let done = 1; done < n; ) {
     const k = Math.min(50_000, n - done)
     const chunk = randomBytes(20 * k)
     let text = ''
@@ -51,7 +53,9 @@ async function main(): Promise<void> {
   const port = Number(values.port) || 20_000 + Math.floor(Math.random() * 20_000)
   const pidFile = join(dir, 'tracker.pid')
   const cfg = join(dir, 'udp.toml')
-  writeFileSync(cfg, `socket_workers = ${workers}
+  writeFileSync(
+    cfg,
+    `socket_workers = ${workers}
 log_level = "warn"
 pid_file = "${pidFile}"
 [network]
@@ -62,11 +66,14 @@ run_prometheus_endpoint = false
 [access_list]
 mode = "allow"
 path = "${list}"
-`)
+`,
+  )
   const bin = new URL('../../../bin/run.js', import.meta.url).pathname
   const t = await startProcess(process.execPath, [bin, 'serve', 'udp', '-c', cfg], () => readStatus(pidFile) !== undefined, {timeoutMs: 120_000})
   const pid = t.child.pid!
-  process.stdout.write(`| workers | lines | reload ms | max gap ms (before the signal) | replies | resent | RSS before MiB (primary / workers) | RSS peak MiB |\n|---|---|---|---|---|---|---|---|\n`)
+  process.stdout.write(
+    `| workers | lines | reload ms | max gap ms (before the signal) | replies | resent | RSS before MiB (primary / workers) | RSS peak MiB |\n|---|---|---|---|---|---|---|---|\n`,
+  )
   try {
     for (let round = 0; round < Number(values.rounds); round++) {
       const probe = await startGapProbe(port, probeHash)
@@ -90,7 +97,9 @@ path = "${list}"
       const r = probe.stop()
       const status = readStatus(pidFile)!
       if (!status.ok || status.entries !== lines) throw new Error(`reload did not put the list in force: ${JSON.stringify(status)}`)
-      process.stdout.write(`| ${workers} | ${lines} | ${reloadMs.toFixed(0)} | ${r.maxGapMs.toFixed(1)} (${quiet.maxGapMs.toFixed(1)}) | ${r.replies} | ${r.resent} | ${before.map(MiB).join(' / ')} | ${peaks.map(MiB).join(' / ')} |\n`)
+      process.stdout.write(
+        `| ${workers} | ${lines} | ${reloadMs.toFixed(0)} | ${r.maxGapMs.toFixed(1)} (${quiet.maxGapMs.toFixed(1)}) | ${r.replies} | ${r.resent} | ${before.map(MiB).join(' / ')} | ${peaks.map(MiB).join(' / ')} |\n`,
+      )
     }
   } finally {
     await stopProcess(t.child)

@@ -48,7 +48,10 @@ async function main(): Promise<number> {
   return 0
 }
 
-main().then(code => process.exit(code), (error: Error) => {
-  process.stderr.write(`bench failed: ${error.message}\n`)
-  process.exit(1)
-})
+main().then(
+  code => process.exit(code),
+  (error: Error) => {
+    process.stderr.write(`bench failed: ${error.message}\n`)
+    process.exit(1)
+  },
+)

@@ -31,7 +31,6 @@ export interface BenchRow {
   errors: number
 }
 
-
 /** Ready when a connect request gets a reply: works for every server here. */
 async function answersConnect(port: number): Promise<boolean> {
   const s = dgram.createSocket('udp4')
@@ -66,11 +65,13 @@ const SERVERS: ServerSpec[] = [
     name: 'opentracker',
     start: (port, dir, whitelist) =>
       // Debian builds opentracker in whitelist mode; it chroots to -d, so -w is relative to it.
-      startProcess('opentracker', ['-i', '127.0.0.1', '-P', String(port), '-p', String(port), '-d', dir, '-w', whitelist], () => answersConnect(port))
-        .catch((error: Error) => {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT/.test(error.message)) throw new Error('opentracker is not installed: apt-get install opentracker')
+      startProcess('opentracker', ['-i', '127.0.0.1', '-P', String(port), '-p', String(port), '-d', dir, '-w', whitelist], () => answersConnect(port)).catch(
+        (error: Error) => {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT/.test(error.message))
+            throw new Error('opentracker is not installed: apt-get install opentracker')
           throw error
-        }),
+        },
+      ),
   },
   {
     name: 'bittorrent-tracker',
@@ -94,40 +95,41 @@ export async function benchUdp(o: UdpBenchOptions, log: (line: string) => void):
   const runs = new Map<string, BenchRow[]>()
   let port = 17_000 + (process.pid % 1000) * 10
   const servers = SERVERS.filter(spec => o.only.length === 0 || o.only.some(n => spec.name.startsWith(n)))
-  for (let round = 0; round < o.rounds; round++) for (const spec of servers) {
-    port++
-    log(`${spec.name}: starting on 127.0.0.1:${port}`)
-    const server = await spec.start(port, dir, 'whitelist.txt')
-    try {
-      const pid = server.child.pid!
-      const cpu0 = treeCpuMs(pid)
-      const gen0 = process.cpuUsage()
-      const t0 = performance.now()
-      const report = await runUdpLoadtest({...generator, server_address: `127.0.0.1:${port}`})
-      const seconds = (performance.now() - t0) / 1000
-      const genCpu = process.cpuUsage(gen0)
-      const serverMs = treeCpuMs(pid) - cpu0
-      if (server.child.exitCode !== null) throw new Error(`${spec.name} exited during the run:\n${server.output()}`)
-      const responses = report.responses.connect + report.responses.announce + report.responses.scrape + report.responses.error
-      if (responses === 0) throw new Error(`${spec.name} answered nothing:\n${server.output()}`)
-      const generatorCores = (genCpu.user + genCpu.system) / 1e6 / seconds
-      const list = runs.get(spec.name) ?? []
-      runs.set(spec.name, list)
-      list.push({
-        server: spec.name,
-        responsesPerSecond: report.totalResponsesPerSecond,
-        serverCpuUsPerResponse: (serverMs * 1000) / responses,
-        serverCores: serverMs / 1000 / seconds,
-        generatorCores,
-        generatorBound: generatorCores >= 0.9,
-        unanswered: report.unanswered,
-        errors: report.responses.error,
-      })
-      log(`${spec.name}: ${Math.round(report.totalResponsesPerSecond).toLocaleString('en-US')} responses/s`)
-    } finally {
-      await stopProcess(server.child)
+  for (let round = 0; round < o.rounds; round++)
+    for (const spec of servers) {
+      port++
+      log(`${spec.name}: starting on 127.0.0.1:${port}`)
+      const server = await spec.start(port, dir, 'whitelist.txt')
+      try {
+        const pid = server.child.pid!
+        const cpu0 = treeCpuMs(pid)
+        const gen0 = process.cpuUsage()
+        const t0 = performance.now()
+        const report = await runUdpLoadtest({...generator, server_address: `127.0.0.1:${port}`})
+        const seconds = (performance.now() - t0) / 1000
+        const genCpu = process.cpuUsage(gen0)
+        const serverMs = treeCpuMs(pid) - cpu0
+        if (server.child.exitCode !== null) throw new Error(`${spec.name} exited during the run:\n${server.output()}`)
+        const responses = report.responses.connect + report.responses.announce + report.responses.scrape + report.responses.error
+        if (responses === 0) throw new Error(`${spec.name} answered nothing:\n${server.output()}`)
+        const generatorCores = (genCpu.user + genCpu.system) / 1e6 / seconds
+        const list = runs.get(spec.name) ?? []
+        runs.set(spec.name, list)
+        list.push({
+          server: spec.name,
+          responsesPerSecond: report.totalResponsesPerSecond,
+          serverCpuUsPerResponse: (serverMs * 1000) / responses,
+          serverCores: serverMs / 1000 / seconds,
+          generatorCores,
+          generatorBound: generatorCores >= 0.9,
+          unanswered: report.unanswered,
+          errors: report.responses.error,
+        })
+        log(`${spec.name}: ${Math.round(report.totalResponsesPerSecond).toLocaleString('en-US')} responses/s`)
+      } finally {
+        await stopProcess(server.child)
+      }
     }
-  }
   // The machine is shared and noisy: the median run of each server stands for it.
   return servers.map(spec => {
     const list = runs.get(spec.name)!.sort((a, b) => a.responsesPerSecond - b.responsesPerSecond)
@@ -137,19 +139,40 @@ export async function benchUdp(o: UdpBenchOptions, log: (line: string) => void):
 
 export function formatUdpBench(rows: BenchRow[], o: UdpBenchOptions): string {
   const head = ['server', 'responses/s', 'server CPU us/resp', 'server cores', 'generator cores', 'unanswered', 'errors', '']
-  const body = rows.map(r => [r.server, Math.round(r.responsesPerSecond).toLocaleString('en-US'), r.serverCpuUsPerResponse.toFixed(1),
-    r.serverCores.toFixed(2), r.generatorCores.toFixed(2), String(r.unanswered), String(r.errors), r.generatorBound ? 'generator-bound' : ''])
+  const body = rows.map(r => [
+    r.server,
+    Math.round(r.responsesPerSecond).toLocaleString('en-US'),
+    r.serverCpuUsPerResponse.toFixed(1),
+    r.serverCores.toFixed(2),
+    r.generatorCores.toFixed(2),
+    String(r.unanswered),
+    String(r.errors),
+    r.generatorBound ? 'generator-bound' : '',
+  ])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map(b => b[i].length)))
   const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |'
-  const out = [`# UDP bench: ${o.duration} s per run, median of ${o.rounds} interleaved run(s) per server, 1 generator thread x 4 sockets x 64 in flight, 10k torrents, 100k peers, 90% announce (numwant 30) / 10% scrape`,
-    line(head), line(widths.map(w => '-'.repeat(w))), ...body.map(line)]
+  const out = [
+    `# UDP bench: ${o.duration} s per run, median of ${o.rounds} interleaved run(s) per server, 1 generator thread x 4 sockets x 64 in flight, 10k torrents, 100k peers, 90% announce (numwant 30) / 10% scrape`,
+    line(head),
+    line(widths.map(w => '-'.repeat(w))),
+    ...body.map(line),
+  ]
   const by = (name: string): BenchRow | undefined => rows.find(r => r.server.startsWith(name))
   const ours = by('tracker')
   const ceiling = by('bare dgram')
   const bt = by('bittorrent-tracker')
   const ot = by('opentracker')
-  if (ours && ceiling) out.push(`ours / bare dgram: ${(ours.responsesPerSecond / ceiling.responsesPerSecond).toFixed(2)}x responses/s (target >= 0.8x); CPU per response ${(ours.serverCpuUsPerResponse / ceiling.serverCpuUsPerResponse).toFixed(2)}x`)
-  if (ours && bt) out.push(`ours / bittorrent-tracker: ${(ours.responsesPerSecond / bt.responsesPerSecond).toFixed(1)}x responses/s (target >= 10x); CPU per response ${(bt.serverCpuUsPerResponse / ours.serverCpuUsPerResponse).toFixed(1)}x less`)
-  if (ours && ot) out.push(`ours / opentracker: ${(ours.responsesPerSecond / ot.responsesPerSecond).toFixed(2)}x responses/s; CPU per response ${(ours.serverCpuUsPerResponse / ot.serverCpuUsPerResponse).toFixed(2)}x`)
+  if (ours && ceiling)
+    out.push(
+      `ours / bare dgram: ${(ours.responsesPerSecond / ceiling.responsesPerSecond).toFixed(2)}x responses/s (target >= 0.8x); CPU per response ${(ours.serverCpuUsPerResponse / ceiling.serverCpuUsPerResponse).toFixed(2)}x`,
+    )
+  if (ours && bt)
+    out.push(
+      `ours / bittorrent-tracker: ${(ours.responsesPerSecond / bt.responsesPerSecond).toFixed(1)}x responses/s (target >= 10x); CPU per response ${(bt.serverCpuUsPerResponse / ours.serverCpuUsPerResponse).toFixed(1)}x less`,
+    )
+  if (ours && ot)
+    out.push(
+      `ours / opentracker: ${(ours.responsesPerSecond / ot.responsesPerSecond).toFixed(2)}x responses/s; CPU per response ${(ours.serverCpuUsPerResponse / ot.serverCpuUsPerResponse).toFixed(2)}x`,
+    )
   return out.join('\n') + '\n'
 }

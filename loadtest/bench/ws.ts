@@ -34,7 +34,6 @@ export interface WsBenchRow {
   bytesPerIdleConnection?: number
 }
 
-
 /** Ready when a WebSocket connects. */
 function accepts(port: number): Promise<boolean> {
   return new Promise(resolve => {
@@ -54,17 +53,23 @@ interface ServerSpec {
 
 const SERVERS: ServerSpec[] = [
   {name: 'tracker (ours)', start: (port, dir) => startOurs('ws', dir, port, () => accepts(port))},
-  {name: 'bittorrent-tracker', start: port =>
-    startProcess(process.execPath, [distPath('loadtest/bench/servers/bittorrent-tracker.js'), 'ws', String(port)], () => accepts(port))},
-  {name: 'bare ws + JSON (ceiling)', start: port =>
-    startProcess(process.execPath, [distPath('loadtest/bench/servers/ws-ceiling.js'), String(port)], () => accepts(port))},
+  {
+    name: 'bittorrent-tracker',
+    start: port => startProcess(process.execPath, [distPath('loadtest/bench/servers/bittorrent-tracker.js'), 'ws', String(port)], () => accepts(port)),
+  },
+  {
+    name: 'bare ws + JSON (ceiling)',
+    start: port => startProcess(process.execPath, [distPath('loadtest/bench/servers/ws-ceiling.js'), String(port)], () => accepts(port)),
+  },
 ]
 
 /** Resident memory the server holds for `count` idle connections (clients in another process). */
 async function idleBytesPerConnection(pid: number, port: number, count: number): Promise<number> {
   const rss = () => [pid, ...descendants(pid)].reduce((sum, p) => sum + rssBytes(p), 0)
   const before = rss()
-  const clients = spawn(process.execPath, [distPath('loadtest/bench/servers/ws-idle-clients.js'), `ws://127.0.0.1:${port}`, String(count)], {stdio: ['ignore', 'pipe', 'pipe']})
+  const clients = spawn(process.execPath, [distPath('loadtest/bench/servers/ws-idle-clients.js'), `ws://127.0.0.1:${port}`, String(count)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let out = ''
   clients.stdout.on('data', d => (out += d))
   clients.stderr.on('data', d => (out += d))
@@ -95,50 +100,53 @@ export async function benchWs(o: WsBenchOptions, log: (line: string) => void): P
   const specs = SERVERS.filter(s => o.only.length === 0 || o.only.some(n => s.name.startsWith(n)))
   const runs = new Map<string, WsBenchRow[]>()
   let port = 19_000 + (process.pid % 1000) * 10
-  for (let round = 0; round < o.rounds; round++) for (const spec of specs) {
-    port++
-    log(`${spec.name}: starting on 127.0.0.1:${port}`)
-    const server = await spec.start(port, dir)
-    try {
-      const pid = server.child.pid!
-      const cpu0 = treeCpuMs(pid)
-      const gen0 = process.cpuUsage()
-      const t0 = performance.now()
-      const r = await runWsLoadtest({...generator, server_address: `127.0.0.1:${port}`})
-      const seconds = (performance.now() - t0) / 1000
-      const genCpu = process.cpuUsage(gen0)
-      const serverMs = treeCpuMs(pid) - cpu0
-      if (server.child.exitCode !== null) throw new Error(`${spec.name} exited during the run:\n${server.output()}`)
-      if (r.responses.announce === 0) throw new Error(`${spec.name} answered no announce:\n${server.output()}\n${JSON.stringify(r.errors)}`)
-      const generatorCores = (genCpu.user + genCpu.system) / 1e6 / seconds
-      const row: WsBenchRow = {
-        server: spec.name,
-        announcesPerSecond: r.responsesPerSecond.announce,
-        relayedPerSecond: r.responsesPerSecond.offer + r.responsesPerSecond.answer,
-        serverCpuUsPerCycle: (serverMs * 1000) / r.responses.announce,
-        serverCores: serverMs / 1000 / seconds,
-        generatorCores, generatorBound: generatorCores >= 0.9,
-        errors: r.responses.error, unanswered: r.unanswered,
-      }
-      if (round === 0 && o.idle > 0) {
-        // A fresh server for the memory figure: the load run's swarm would be counted.
-        await stopProcess(server.child)
-        port++
-        const fresh = await spec.start(port, dir)
-        try {
-          row.bytesPerIdleConnection = await idleBytesPerConnection(fresh.child.pid!, port, o.idle)
-        } finally {
-          await stopProcess(fresh.child)
+  for (let round = 0; round < o.rounds; round++)
+    for (const spec of specs) {
+      port++
+      log(`${spec.name}: starting on 127.0.0.1:${port}`)
+      const server = await spec.start(port, dir)
+      try {
+        const pid = server.child.pid!
+        const cpu0 = treeCpuMs(pid)
+        const gen0 = process.cpuUsage()
+        const t0 = performance.now()
+        const r = await runWsLoadtest({...generator, server_address: `127.0.0.1:${port}`})
+        const seconds = (performance.now() - t0) / 1000
+        const genCpu = process.cpuUsage(gen0)
+        const serverMs = treeCpuMs(pid) - cpu0
+        if (server.child.exitCode !== null) throw new Error(`${spec.name} exited during the run:\n${server.output()}`)
+        if (r.responses.announce === 0) throw new Error(`${spec.name} answered no announce:\n${server.output()}\n${JSON.stringify(r.errors)}`)
+        const generatorCores = (genCpu.user + genCpu.system) / 1e6 / seconds
+        const row: WsBenchRow = {
+          server: spec.name,
+          announcesPerSecond: r.responsesPerSecond.announce,
+          relayedPerSecond: r.responsesPerSecond.offer + r.responsesPerSecond.answer,
+          serverCpuUsPerCycle: (serverMs * 1000) / r.responses.announce,
+          serverCores: serverMs / 1000 / seconds,
+          generatorCores,
+          generatorBound: generatorCores >= 0.9,
+          errors: r.responses.error,
+          unanswered: r.unanswered,
         }
+        if (round === 0 && o.idle > 0) {
+          // A fresh server for the memory figure: the load run's swarm would be counted.
+          await stopProcess(server.child)
+          port++
+          const fresh = await spec.start(port, dir)
+          try {
+            row.bytesPerIdleConnection = await idleBytesPerConnection(fresh.child.pid!, port, o.idle)
+          } finally {
+            await stopProcess(fresh.child)
+          }
+        }
+        const list = runs.get(spec.name) ?? []
+        runs.set(spec.name, list)
+        list.push(row)
+        log(`${spec.name}: ${Math.round(row.announcesPerSecond).toLocaleString('en-US')} announces/s, ${row.serverCpuUsPerCycle.toFixed(0)} us/cycle`)
+      } finally {
+        await stopProcess(server.child)
       }
-      const list = runs.get(spec.name) ?? []
-      runs.set(spec.name, list)
-      list.push(row)
-      log(`${spec.name}: ${Math.round(row.announcesPerSecond).toLocaleString('en-US')} announces/s, ${row.serverCpuUsPerCycle.toFixed(0)} us/cycle`)
-    } finally {
-      await stopProcess(server.child)
     }
-  }
   return specs.map(spec => {
     const list = runs.get(spec.name)!
     const memory = list.find(r => r.bytesPerIdleConnection !== undefined)?.bytesPerIdleConnection
@@ -148,22 +156,49 @@ export async function benchWs(o: WsBenchOptions, log: (line: string) => void): P
 }
 
 export function formatWsBench(rows: WsBenchRow[], o: WsBenchOptions): string {
-  const head = ['server', 'announces/s', 'offers+answers relayed/s', 'server CPU us/cycle', 'server cores', 'generator cores', 'errors', 'unanswered', 'idle conn. KiB', 'conns per GB', '']
-  const body = rows.map(r => [r.server, Math.round(r.announcesPerSecond).toLocaleString('en-US'), Math.round(r.relayedPerSecond).toLocaleString('en-US'),
-    r.serverCpuUsPerCycle.toFixed(0), r.serverCores.toFixed(2), r.generatorCores.toFixed(2), String(r.errors), String(r.unanswered),
+  const head = [
+    'server',
+    'announces/s',
+    'offers+answers relayed/s',
+    'server CPU us/cycle',
+    'server cores',
+    'generator cores',
+    'errors',
+    'unanswered',
+    'idle conn. KiB',
+    'conns per GB',
+    '',
+  ]
+  const body = rows.map(r => [
+    r.server,
+    Math.round(r.announcesPerSecond).toLocaleString('en-US'),
+    Math.round(r.relayedPerSecond).toLocaleString('en-US'),
+    r.serverCpuUsPerCycle.toFixed(0),
+    r.serverCores.toFixed(2),
+    r.generatorCores.toFixed(2),
+    String(r.errors),
+    String(r.unanswered),
     r.bytesPerIdleConnection === undefined ? '-' : (r.bytesPerIdleConnection / 1024).toFixed(1),
     r.bytesPerIdleConnection === undefined ? '-' : Math.round(2 ** 30 / r.bytesPerIdleConnection).toLocaleString('en-US'),
-    r.generatorBound ? 'generator-bound' : ''])
+    r.generatorBound ? 'generator-bound' : '',
+  ])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map(b => b[i].length)))
   const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |'
-  const out = [`# WebTorrent bench: ${o.duration} s per run, median of ${o.rounds} interleaved run(s); 64 connections on 1000 torrents, 2 offers of 400 B per announce, every offer answered, 10% scrapes; ` +
-    `a cycle = an announce, its response, its offers and their answers relayed; memory with ${o.idle.toLocaleString('en-US')} idle connections from another process`,
-  line(head), line(widths.map(w => '-'.repeat(w))), ...body.map(line)]
+  const out = [
+    `# WebTorrent bench: ${o.duration} s per run, median of ${o.rounds} interleaved run(s); 64 connections on 1000 torrents, 2 offers of 400 B per announce, every offer answered, 10% scrapes; ` +
+      `a cycle = an announce, its response, its offers and their answers relayed; memory with ${o.idle.toLocaleString('en-US')} idle connections from another process`,
+    line(head),
+    line(widths.map(w => '-'.repeat(w))),
+    ...body.map(line),
+  ]
   const by = (name: string) => rows.find(r => r.server.startsWith(name))
   const ours = by('tracker')
   const bt = by('bittorrent-tracker')
   const bare = by('bare')
-  if (ours && bt) out.push(`ours / bittorrent-tracker: CPU per cycle ${(ours.serverCpuUsPerCycle / bt.serverCpuUsPerCycle).toFixed(2)}x (target <= 0.33x, goal 0.2x); announces/s ${(ours.announcesPerSecond / bt.announcesPerSecond).toFixed(2)}x`)
+  if (ours && bt)
+    out.push(
+      `ours / bittorrent-tracker: CPU per cycle ${(ours.serverCpuUsPerCycle / bt.serverCpuUsPerCycle).toFixed(2)}x (target <= 0.33x, goal 0.2x); announces/s ${(ours.announcesPerSecond / bt.announcesPerSecond).toFixed(2)}x`,
+    )
   if (ours && bare) out.push(`ours / bare ws + JSON: CPU per cycle ${(ours.serverCpuUsPerCycle / bare.serverCpuUsPerCycle).toFixed(2)}x`)
   if (bare && bt) out.push(`bare ws + JSON / bittorrent-tracker: CPU per cycle ${(bare.serverCpuUsPerCycle / bt.serverCpuUsPerCycle).toFixed(2)}x`)
   return out.join('\n') + '\n'

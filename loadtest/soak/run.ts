@@ -7,7 +7,15 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {parseArgs} from 'node:util'
-import {defaultsOf, loadtestHttpSchema, loadtestUdpSchema, loadtestWsSchema, type LoadtestHttpConfig, type LoadtestUdpConfig, type LoadtestWsConfig} from '../../src/config/index.js'
+import {
+  defaultsOf,
+  loadtestHttpSchema,
+  loadtestUdpSchema,
+  loadtestWsSchema,
+  type LoadtestHttpConfig,
+  type LoadtestUdpConfig,
+  type LoadtestWsConfig,
+} from '../../src/config/index.js'
 import {parsePrometheus, sum} from '../../src/top/prometheus.js'
 import {runHttpLoadtest} from '../http.js'
 import {runUdpLoadtest} from '../udp.js'
@@ -30,7 +38,12 @@ const servers: {name: 'udp' | 'http' | 'ws'; port: number; metrics: number; proc
 async function read(metricsPort: number): Promise<{rss: number; lag: number; peers: number; torrents: number} | undefined> {
   try {
     const s = parsePrometheus(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, {signal: AbortSignal.timeout(3000)})).text())
-    return {rss: sum(s, 'process_resident_memory_bytes'), lag: sum(s, 'nodejs_eventloop_lag_seconds'), peers: sum(s, 'tracker_peers'), torrents: sum(s, 'tracker_torrents')}
+    return {
+      rss: sum(s, 'process_resident_memory_bytes'),
+      lag: sum(s, 'nodejs_eventloop_lag_seconds'),
+      peers: sum(s, 'tracker_peers'),
+      torrents: sum(s, 'tracker_torrents'),
+    }
   } catch {
     return undefined
   }
@@ -38,8 +51,10 @@ async function read(metricsPort: number): Promise<{rss: number; lag: number; pee
 
 const ready = (port: number) => async () => (await read(port)) !== undefined
 for (const s of servers) {
-  s.proc = await startOurs(s.name, dir, s.port, ready(s.metrics), {metrics: `127.0.0.1:${s.metrics}`,
-    env: values['node-options'] ? {NODE_OPTIONS: values['node-options']} : {}})
+  s.proc = await startOurs(s.name, dir, s.port, ready(s.metrics), {
+    metrics: `127.0.0.1:${s.metrics}`,
+    env: values['node-options'] ? {NODE_OPTIONS: values['node-options']} : {},
+  })
 }
 
 const seconds = minutes * 60
@@ -56,7 +71,9 @@ Object.assign(ws, {server_address: `127.0.0.1:${servers[2].port}`, duration: sec
 ws.network.connections = 32
 ws.requests.number_of_torrents = 1000
 
-process.stderr.write(`soak: ${minutes} min${values['node-options'] ? ` (servers with NODE_OPTIONS=${values['node-options']})` : ''} of mixed load on udp :${servers[0].port}, http :${servers[1].port}, ws :${servers[2].port}\n`)
+process.stderr.write(
+  `soak: ${minutes} min${values['node-options'] ? ` (servers with NODE_OPTIONS=${values['node-options']})` : ''} of mixed load on udp :${servers[0].port}, http :${servers[1].port}, ws :${servers[2].port}\n`,
+)
 const rows: string[] = []
 const rss: Record<string, number[]> = {udp: [], http: [], ws: []}
 const sampler = setInterval(async () => {
@@ -79,8 +96,11 @@ const reports = await Promise.all([runUdpLoadtest(udp), runHttpLoadtest(http), r
 clearInterval(sampler)
 for (const s of servers) await stopProcess(s.proc!.child)
 
-const out: string[] = ['| minute | udp RSS MiB | udp lag ms | udp peers | http RSS MiB | http lag ms | http peers | ws RSS MiB | ws lag ms | ws peers |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...rows]
+const out: string[] = [
+  '| minute | udp RSS MiB | udp lag ms | udp peers | http RSS MiB | http lag ms | http peers | ws RSS MiB | ws lag ms | ws peers |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...rows,
+]
 let pass = true
 for (const s of servers) {
   const tail = rss[s.name].slice(Math.floor(rss[s.name].length / 2))
@@ -88,8 +108,14 @@ for (const s of servers) {
   const worst = Math.max(...tail.map(v => Math.abs(v - mean) / mean))
   const ok = tail.length > 0 && worst <= 0.05
   pass &&= ok
-  out.push(`${s.name}: RSS over the second half within ${(worst * 100).toFixed(1)}% of its mean (${(mean / 2 ** 20).toFixed(1)} MiB): ${ok ? 'pass' : 'FAIL'} (bound 5%)`)
+  out.push(
+    `${s.name}: RSS over the second half within ${(worst * 100).toFixed(1)}% of its mean (${(mean / 2 ** 20).toFixed(1)} MiB): ${ok ? 'pass' : 'FAIL'} (bound 5%)`,
+  )
 }
-reports.forEach(r => out.push(`${r.protocol} load: ${Math.round(r.totalResponsesPerSecond).toLocaleString('en-US')} responses/s, ${r.unanswered} unanswered, ${Object.values(r.errors).reduce((a, b) => a + b, 0)} errors`))
+reports.forEach(r =>
+  out.push(
+    `${r.protocol} load: ${Math.round(r.totalResponsesPerSecond).toLocaleString('en-US')} responses/s, ${r.unanswered} unanswered, ${Object.values(r.errors).reduce((a, b) => a + b, 0)} errors`,
+  ),
+)
 process.stdout.write(out.join('\n') + '\n')
 process.exit(pass ? 0 : 1)

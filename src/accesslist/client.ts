@@ -22,7 +22,8 @@ export async function requestReload(pidFile: string, timeoutMs = 10_000): Promis
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return {ok: false, message: `no pid file at ${pidFile}: is the tracker running? (set pid_file in its config, or pass --pid FILE)`}
-    if (code === 'ELOOP' || code === 'EMLINK') return {ok: false, message: `pid file ${pidFile} is a symbolic link: refusing to signal the process it names (a tracker never makes one)`}
+    if (code === 'ELOOP' || code === 'EMLINK')
+      return {ok: false, message: `pid file ${pidFile} is a symbolic link: refusing to signal the process it names (a tracker never makes one)`}
     if (code === 'ENOTREG') return {ok: false, message: `${pidFile} is not a regular file, so not a tracker's pid file`}
     return {ok: false, message: `could not read pid file ${pidFile} (${code ?? String(error)})`}
   }
@@ -35,21 +36,29 @@ export async function requestReload(pidFile: string, timeoutMs = 10_000): Promis
   }
   const check = checkTracker(pid)
   if (check.verdict !== 'tracker') {
-    const hint = check.verdict === 'unknown' ? `; if it is the tracker, send it SIGUSR1 yourself (kill -USR1 ${pid})` : ': the pid file is stale or not a tracker\'s'
+    const hint =
+      check.verdict === 'unknown' ? `; if it is the tracker, send it SIGUSR1 yourself (kill -USR1 ${pid})` : ": the pid file is stale or not a tracker's"
     return {ok: false, message: `refusing to signal pid ${pid} (from ${pidFile}): ${check.reason}${hint}`}
   }
   const statusFile = statusPathFor(pidFile)
   const named = readStatus(pidFile)?.pid
   if (named !== pid) {
-    return {ok: false, message: named === undefined
-      ? `refusing to signal pid ${pid} (from ${pidFile}): there is no status file ${statusFile} (a tracker writes it once it is listening)`
-      : `refusing to signal pid ${pid} (from ${pidFile}): the status file ${statusFile} names pid ${named}; the two files are not from one running tracker`}
+    return {
+      ok: false,
+      message:
+        named === undefined
+          ? `refusing to signal pid ${pid} (from ${pidFile}): there is no status file ${statusFile} (a tracker writes it once it is listening)`
+          : `refusing to signal pid ${pid} (from ${pidFile}): the status file ${statusFile} names pid ${named}; the two files are not from one running tracker`,
+    }
   }
   const sentAt = process.hrtime.bigint()
   try {
     process.kill(pid, 'SIGUSR1')
   } catch (error) {
-    return {ok: false, message: `could not signal the tracker (pid ${pid}): ${(error as NodeJS.ErrnoException).code ?? String(error)}: run this as the tracker's user`}
+    return {
+      ok: false,
+      message: `could not signal the tracker (pid ${pid}): ${(error as NodeJS.ErrnoException).code ?? String(error)}: run this as the tracker's user`,
+    }
   }
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {

@@ -42,7 +42,10 @@ class Decoder {
   private pos = 0
   private line = 0
 
-  constructor(private readonly bytes: Uint8Array, private readonly path: string) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly path: string,
+  ) {
     this.keys = Buffer.allocUnsafe(20 * Math.floor((bytes.length + 1) / 41))
     // A UTF-8 byte order mark before the first line.
     if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) this.pos = 3
@@ -89,8 +92,7 @@ class Decoder {
     while (stop < this.bytes.length && this.bytes[stop] !== 0x0a) stop++
     const text = Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length).toString('utf8', start, stop).replace(/\r$/, '')
     const shown = text.length > 80 ? text.slice(0, 77) + '...' : text
-    throw new AccessListError(
-      `access list ${this.path} line ${this.line}: ${JSON.stringify(shown)} is not an info hash: expected 40 hex characters`)
+    throw new AccessListError(`access list ${this.path} line ${this.line}: ${JSON.stringify(shown)} is not an info hash: expected 40 hex characters`)
   }
 }
 
@@ -156,7 +158,10 @@ export async function loadAccessListFile(path: string): Promise<HashSet20> {
 /** The list in force. Swapped whole on a successful reload; a failed reload leaves it as it is. */
 export class AccessList {
   generation = 0
-  constructor(readonly mode: AccessListMode, private set: HashSet20 = new HashSet20()) {}
+  constructor(
+    readonly mode: AccessListMode,
+    private set: HashSet20 = new HashSet20(),
+  ) {}
 
   get entries(): number {
     return this.mode === 'off' ? 0 : this.set.size

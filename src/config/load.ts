@@ -1,5 +1,4 @@
 import {readFileSync} from 'node:fs'
-import {availableParallelism} from 'node:os'
 import {parse, TomlError} from 'smol-toml'
 import {parseSocketAddress} from './address.js'
 import {defaultsOf, describeExpected, type Key, type Schema} from './schema.js'
@@ -57,9 +56,13 @@ export function applyDocument(s: Schema, base: Record<string, unknown>, doc: Rec
     const section = s.sections[k]
     if (!section) {
       const known = [...Object.keys(s.top), ...Object.keys(s.sections).map(n => `[${n}]`)].join(', ')
-      throw new ConfigError(isTable(v)
-        ? `${where}: unknown section [${k}]: expected one of ${Object.keys(s.sections).map(n => `[${n}]`).join(', ')}`
-        : `${where}: unknown key ${k}: expected one of ${known}`)
+      throw new ConfigError(
+        isTable(v)
+          ? `${where}: unknown section [${k}]: expected one of ${Object.keys(s.sections)
+              .map(n => `[${n}]`)
+              .join(', ')}`
+          : `${where}: unknown key ${k}: expected one of ${known}`,
+      )
     }
     if (!isTable(v)) throw new ConfigError(`${where}: ${k} = ${show(v)} is not valid: expected a section [${k}]`)
     const target = base[k] as Record<string, unknown>
@@ -97,8 +100,8 @@ export interface LoadOptions {
 
 /**
  * Defaults, then the file (if any), then flags. Throws ConfigError before anything starts.
- * `socket_workers = 0` stays 0 here (so `config print` shows what was written); servers
- * resolve it with resolveWorkers().
+ * `socket_workers = 0` stays 0 here (so `config print` shows what was written); the runtime
+ * resolves it (resolveWorkerCount).
  */
 export function loadConfig<N extends SchemaName>(name: N, options: LoadOptions = {}): ConfigFor<N> {
   const s = SCHEMAS[name] as unknown as Schema
@@ -132,9 +135,4 @@ export function loadConfig<N extends SchemaName>(name: N, options: LoadOptions =
   }
   crossCheck(name, config, where)
   return config as ConfigFor<N>
-}
-
-/** socket_workers as a process count (0 = one per CPU). */
-export function resolveWorkers(socketWorkers: number): number {
-  return socketWorkers === 0 ? availableParallelism() : socketWorkers
 }

@@ -16,17 +16,14 @@ export interface Key<T> {
   family?: 4 | 6
 }
 
-export const int = (d: number, help: string, min = 0, max = Number.MAX_SAFE_INTEGER): Key<number> =>
-  ({kind: 'integer', default: d, help, min, max})
-export const num = (d: number, help: string, min = 0, max = Number.MAX_VALUE): Key<number> =>
-  ({kind: 'number', default: d, help, min, max})
+export const int = (d: number, help: string, min = 0, max = Number.MAX_SAFE_INTEGER): Key<number> => ({kind: 'integer', default: d, help, min, max})
+export const num = (d: number, help: string, min = 0, max = Number.MAX_VALUE): Key<number> => ({kind: 'number', default: d, help, min, max})
 export const bool = (d: boolean, help: string): Key<boolean> => ({kind: 'boolean', default: d, help})
 export const str = (d: string, help: string): Key<string> => ({kind: 'string', default: d, help})
-export const oneOf = <V extends string>(values: readonly V[], d: V, help: string): Key<V> =>
-  ({kind: 'enum', default: d, help, values})
+export const oneOf = <V extends string>(values: readonly V[], d: V, help: string): Key<V> => ({kind: 'enum', default: d, help, values})
 export const addr = (d: string, help: string, family?: 4 | 6): Key<string> => ({kind: 'address', default: d, help, family})
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: keys of every value type in one record
 export type Keys = Record<string, Key<any>>
 export interface Section<K extends Keys = Keys> {
   help?: string
@@ -62,8 +59,7 @@ export function defaultsOf<S extends Schema>(s: S): ConfigOf<S> {
 export function describeExpected(key: Key<unknown>): string {
   switch (key.kind) {
     case 'integer':
-      return key.max !== undefined && key.max < Number.MAX_SAFE_INTEGER
-        ? `an integer from ${key.min} to ${key.max}` : `an integer >= ${key.min}`
+      return key.max !== undefined && key.max < Number.MAX_SAFE_INTEGER ? `an integer from ${key.min} to ${key.max}` : `an integer >= ${key.min}`
     case 'number':
       return key.max !== undefined && key.max < Number.MAX_VALUE ? `a number from ${key.min} to ${key.max}` : `a number >= ${key.min}`
     case 'boolean':
@@ -73,8 +69,10 @@ export function describeExpected(key: Key<unknown>): string {
     case 'enum':
       return `one of ${key.values!.map(v => JSON.stringify(v)).join(', ')}`
     case 'address':
-      return key.family === 4 ? 'an IPv4 "ADDR:PORT" such as "0.0.0.0:6969"'
-        : key.family === 6 ? 'an IPv6 "[ADDR]:PORT" such as "[::]:6969"'
+      return key.family === 4
+        ? 'an IPv4 "ADDR:PORT" such as "0.0.0.0:6969"'
+        : key.family === 6
+          ? 'an IPv6 "[ADDR]:PORT" such as "[::]:6969"'
           : '"ADDR:PORT" such as "127.0.0.1:6969" or "[::1]:6969"'
   }
 }

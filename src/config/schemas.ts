@@ -3,30 +3,47 @@ import {addr, bool, int, num, oneOf, schema, str, type ConfigOf, type Keys} from
 
 // Shared pieces of the three server schemas, parameterized by protocol defaults.
 
-const logLevel = (d: (typeof LOG_LEVELS)[number]) => oneOf(LOG_LEVELS, d, 'Log level, written to stderr: off, error, warn, info, debug or trace.\nNothing is logged per request at any level below debug.')
+const logLevel = (d: (typeof LOG_LEVELS)[number]) =>
+  oneOf(LOG_LEVELS, d, 'Log level, written to stderr: off, error, warn, info, debug or trace.\nNothing is logged per request at any level below debug.')
 
 const serverTop = (protocol: string) => ({
-  socket_workers: int(1, `Number of worker processes. 0 = one per CPU.
+  socket_workers: int(
+    1,
+    `Number of worker processes. 0 = one per CPU.
 
 Each worker serves requests and owns a shard of the swarm (torrents are
 routed by info hash), so every peer sees one consistent swarm whatever
 worker received its request. One worker per physical core is a good start;
-on a machine shared with the load generator or with little traffic, 1 is best.`, 0, 1024),
+on a machine shared with the load generator or with little traffic, 1 is best.`,
+    0,
+    1024,
+  ),
   log_level: logLevel('info'),
-  pid_file: str(`./tracker-${protocol}.pid`, `Where the tracker writes its process id. \`tracker accesslist reload\` reads it.
+  pid_file: str(
+    `./tracker-${protocol}.pid`,
+    `Where the tracker writes its process id. \`tracker accesslist reload\` reads it.
 A status file (same name, ending .status.json) is written beside it at start
-and after every reload: generation, ok, entries, error, time.`),
+and after every reload: generation, ok, entries, error, time.`,
+  ),
 })
 
-const network = <E extends Keys = {}>(port: number, extra: E = {} as E) => ({
+const network = <E extends Keys = Record<never, never>>(port: number, extra: E = {} as E) => ({
   help: 'Sockets. IPv4 and IPv6 each get their own socket; either can be turned off, not both.',
   keys: {
     use_ipv4: bool(true, 'Serve over IPv4.'),
     use_ipv6: bool(true, 'Serve over IPv6.'),
-    address_ipv4: addr(`0.0.0.0:${port}`, `IPv4 address and port, e.g. "0.0.0.0:${port}" for every interface or
-"127.0.0.1:${port}" for loopback only. Port 0 picks a free port.`, 4),
-    address_ipv6: addr(`[::]:${port}`, `IPv6 address and port, e.g. "[::]:${port}" for every interface or
-"[::1]:${port}" for loopback only.`, 6),
+    address_ipv4: addr(
+      `0.0.0.0:${port}`,
+      `IPv4 address and port, e.g. "0.0.0.0:${port}" for every interface or
+"127.0.0.1:${port}" for loopback only. Port 0 picks a free port.`,
+      4,
+    ),
+    address_ipv6: addr(
+      `[::]:${port}`,
+      `IPv6 address and port, e.g. "[::]:${port}" for every interface or
+"[::1]:${port}" for loopback only.`,
+      6,
+    ),
     set_only_ipv6: bool(true, 'Make the IPv6 socket IPv6-only (IPv4 goes to the IPv4 socket).\nIf false, IPv4-mapped clients on it are treated as IPv4 peers.'),
     ...extra,
   },
@@ -68,12 +85,20 @@ const limits = {
   help: `Caps that keep a flood of new info hashes or peers from exhausting memory.
 Refusals are counted in tracker_refusals_total.`,
   keys: {
-    max_torrents: int(5_000_000, 'Most torrents held at once by each worker (a worker holds its shard of them).\nAn announce for a new torrent beyond it gets an error ("Tracker is at its\ntorrent limit; try again later").', 1),
-    max_peers_per_torrent: int(250_000, 'Most peers stored per torrent. A new peer beyond it still gets counts and\npeers, but is not stored until others leave.', 1),
+    max_torrents: int(
+      5_000_000,
+      'Most torrents held at once by each worker (a worker holds its shard of them).\nAn announce for a new torrent beyond it gets an error ("Tracker is at its\ntorrent limit; try again later").',
+      1,
+    ),
+    max_peers_per_torrent: int(
+      250_000,
+      'Most peers stored per torrent. A new peer beyond it still gets counts and\npeers, but is not stored until others leave.',
+      1,
+    ),
   },
 }
 
-const cleaning = <E extends Keys = {}>(interval: number, peerAge: number, extra: E = {} as E) => ({
+const cleaning = <E extends Keys = Record<never, never>>(interval: number, peerAge: number, extra: E = {} as E) => ({
   help: 'Expiry. Cleaning removes peers that stopped announcing and frees empty torrents.',
   keys: {
     torrent_cleaning_interval: int(interval, 'Clean torrents this often (seconds).', 1, 86_400),
@@ -84,12 +109,20 @@ const cleaning = <E extends Keys = {}>(interval: number, peerAge: number, extra:
 
 export const udpSchema = schema('udp', 'UDP BitTorrent tracker (BEP 15)', serverTop('udp'), {
   network: network(6969, {
-    socket_recv_buffer_size: int(8_000_000, `Receive buffer size of each socket in bytes; 0 = OS default. A large buffer
+    socket_recv_buffer_size: int(
+      8_000_000,
+      `Receive buffer size of each socket in bytes; 0 = OS default. A large buffer
 keeps bursts from being dropped. Linux caps it at net.core.rmem_max, e.g.
-  sudo sysctl -w net.core.rmem_max=8000000`, 0, 1 << 30),
-    batched_io: bool(true, `Read and answer datagrams in batches (recvmmsg/sendmmsg, through the addon built at
+  sudo sysctl -w net.core.rmem_max=8000000`,
+      0,
+      1 << 30,
+    ),
+    batched_io: bool(
+      true,
+      `Read and answer datagrams in batches (recvmmsg/sendmmsg, through the addon built at
 install on Linux): one syscall per batch instead of one per packet. Without the addon,
-or when false, node:dgram is used.`),
+or when false, node:dgram is used.`,
+    ),
   }),
   protocol: {
     help: 'Protocol limits and timings.',
@@ -110,10 +143,13 @@ or when false, node:dgram is used.`),
 
 /** TLS keys shared by the TCP servers (HTTP and WebTorrent). */
 const tls = {
-  enable_tls: bool(false, `Serve HTTPS (or wss://) with the built-in TLS. The certificate and key are read
+  enable_tls: bool(
+    false,
+    `Serve HTTPS (or wss://) with the built-in TLS. The certificate and key are read
 at start (a bad file stops start-up) and again on SIGUSR1 or
 \`tracker accesslist reload\`; a bad file at reload keeps the old pair in force.
-New connections get the new pair; open ones keep theirs.`),
+New connections get the new pair; open ones keep theirs.`,
+  ),
   tls_certificate_path: str('', 'Path of the certificate chain (PEM).'),
   tls_private_key_path: str('', 'Path of the private key (PEM: PKCS#8, PKCS#1 or SEC1).'),
 }
@@ -123,27 +159,45 @@ export const httpSchema = schema('http', 'HTTP BitTorrent tracker (BEP 3, 7, 23,
     tcp_backlog: int(1024, 'Connections the kernel queues before they are accepted.', 1, 65_535),
     ...tls,
     keep_alive: bool(true, 'Keep connections open after a response (clients may still close them).'),
-    runs_behind_reverse_proxy: bool(false, `Take the client's IP from a header set by a reverse proxy (the last
+    runs_behind_reverse_proxy: bool(
+      false,
+      `Take the client's IP from a header set by a reverse proxy (the last
 address in it). Only turn this on behind a proxy that sets the header:
 otherwise any client can claim any IP. A request without a valid header
-gets a failure reason.`),
+gets a failure reason.`,
+    ),
     reverse_proxy_ip_header_name: str('X-Forwarded-For', 'Header that holds the client IP (case-insensitive), e.g. "X-Real-IP".'),
   }),
   connections: {
     help: `Limits that keep slow or idle clients from holding the tracker's connections.
 Closed connections are counted in tracker_dropped_total by reason.`,
     keys: {
-      max_connections: int(16_384, `Most open connections per worker, TLS handshakes and closing ones included.
+      max_connections: int(
+        16_384,
+        `Most open connections per worker, TLS handshakes and closing ones included.
 When full, the least recently active connection (idle, silent, handshaking or
 slow) is closed to make room, so that a new client always gets in; only one
 waiting for another worker's answer is spared. Lowered, with a warning, to what
-the process's open-file limit allows: raise it (ulimit -n) above this.`, 1, 1_000_000),
+the process's open-file limit allows: raise it (ulimit -n) above this.`,
+        1,
+        1_000_000,
+      ),
       idle_timeout: int(180, 'Close a kept-alive connection that sends nothing for this long (seconds).', 1, 86_400),
-      request_timeout: int(10, `A request head must arrive within this many seconds of its first byte (or of
-the connection opening, or of the TLS handshake starting): slow senders are cut off.`, 1, 3600),
-      send_timeout: int(10, `Close a connection that takes none of its replies for this long (seconds): a
+      request_timeout: int(
+        10,
+        `A request head must arrive within this many seconds of its first byte (or of
+the connection opening, or of the TLS handshake starting): slow senders are cut off.`,
+        1,
+        3600,
+      ),
+      send_timeout: int(
+        10,
+        `Close a connection that takes none of its replies for this long (seconds): a
 client that sends requests and never reads. While 64 KiB of replies wait for
-the kernel, its next requests are not read.`, 1, 3600),
+the kernel, its next requests are not read.`,
+        1,
+        3600,
+      ),
       max_request_line_bytes: int(8192, 'Longest request line (method, path and query); longer gets 414.', 256, 1 << 20),
       max_request_head_bytes: int(16_384, 'Largest request head (request line and headers); larger gets 431.', 512, 1 << 20),
       max_headers: int(64, 'Most header lines in a request; more gets 431.', 1, 1000),
@@ -156,9 +210,12 @@ the kernel, its next requests are not read.`, 1, 3600),
       max_response_peers: int(50, 'Most peers returned per announce (numwant is honoured below it).', 0, 500),
       peer_announce_interval: int(120, 'Ask peers to announce this often (seconds).', 1, 86_400),
       peer_announce_min_interval: int(60, 'Ask peers not to announce more often than this (seconds; "min interval").', 0, 86_400),
-      enable_full_scrape: bool(false, `Answer a scrape without info hashes with every torrent. Off by default: on a
+      enable_full_scrape: bool(
+        false,
+        `Answer a scrape without info hashes with every torrent. Off by default: on a
 big tracker the answer is megabytes. When on, it is served from a snapshot
-made every full_scrape_interval seconds, not built per request.`),
+made every full_scrape_interval seconds, not built per request.`,
+      ),
       full_scrape_interval: int(60, 'Rebuild the full-scrape snapshot this often (seconds).', 1, 86_400),
     },
   },
@@ -174,31 +231,54 @@ export const wsSchema = schema('ws', 'WebTorrent tracker (WebSocket signalling)'
     tcp_backlog: int(1024, 'Connections the kernel queues before they are accepted.', 1, 65_535),
     ...tls,
     max_message_size: int(65_536, 'Largest WebSocket message accepted (bytes); larger closes the connection (1009).', 1024, 16 << 20),
-    batched_io: bool(true, `Plain ws:// connections (not wss://) are read and written by the addon built at
+    batched_io: bool(
+      true,
+      `Plain ws:// connections (not wss://) are read and written by the addon built at
 install on Linux once their handshake is done: what all connections sent in
 one turn of the event loop reaches the tracker in one call, and writes go
-straight to the kernel. Without the addon, or when false, Node's sockets are used.`),
+straight to the kernel. Without the addon, or when false, Node's sockets are used.`,
+    ),
     enable_http_health_checks: bool(false, 'Answer GET /health with 200 "Ok" on the same port (for load balancers and proxies).'),
   }),
   connections: {
     help: `Limits that keep slow, idle or dead clients from holding the tracker's connections.
 Closed connections and dropped messages are counted in tracker_dropped_total by reason.`,
     keys: {
-      max_connections: int(65_536, `Most open sockets per worker, counted from TCP accept: WebSocket connections
+      max_connections: int(
+        65_536,
+        `Most open sockets per worker, counted from TCP accept: WebSocket connections
 and sockets still in their handshake (TLS or upgrade request). When full, the
 socket in its handshake the longest is closed to make room for a new one;
 WebSocket connections are never closed for it, so when every slot is one, a
-new client gets HTTP 503. Raise the open-file limit (ulimit -n) above this.`, 1, 10_000_000),
-      handshake_timeout: int(10, `The TLS handshake (wss://) and then the WebSocket upgrade request must each be
-done within this many seconds, or the socket is closed.`, 1, 3600),
+new client gets HTTP 503. Raise the open-file limit (ulimit -n) above this.`,
+        1,
+        10_000_000,
+      ),
+      handshake_timeout: int(
+        10,
+        `The TLS handshake (wss://) and then the WebSocket upgrade request must each be
+done within this many seconds, or the socket is closed.`,
+        1,
+        3600,
+      ),
       max_connection_idle: int(180, 'Close a connection that sends no announce or scrape for this long (seconds).', 1, 86_400),
-      ping_interval: int(30, `Ping every connection this often (seconds); one that has not answered the
+      ping_interval: int(
+        30,
+        `Ping every connection this often (seconds); one that has not answered the
 previous ping is closed. Finds dead connections long before max_connection_idle.
-Each ping carries a random token: only a pong that echoes it is an answer.`, 1, 3600),
-      max_buffered_bytes: int(1 << 20, `Most bytes queued to one connection, every frame counted (messages, pongs,
+Each ping carries a random token: only a pong that echoes it is an answer.`,
+        1,
+        3600,
+      ),
+      max_buffered_bytes: int(
+        1 << 20,
+        `Most bytes queued to one connection, every frame counted (messages, pongs,
 pings, closes). Past it, the tracker stops reading from the connection until
 its queue drains to a quarter of this, and messages for it from other peers are
-dropped (a browser that does not read cannot hold the tracker's memory).`, 1024, 1 << 30),
+dropped (a browser that does not read cannot hold the tracker's memory).`,
+        1024,
+        1 << 30,
+      ),
       send_timeout: int(10, 'Close a connection whose queue stays over max_buffered_bytes this long (seconds).', 1, 3600),
     },
   },
@@ -208,8 +288,11 @@ dropped (a browser that does not read cannot hold the tracker's memory).`, 1024,
       max_scrape_torrents: int(255, 'Most info hashes answered per scrape; extra ones are ignored (not an error).', 1, 1000),
       max_offers: int(10, 'Most offers forwarded per announce; extra ones are dropped.', 0, 100),
       peer_announce_interval: int(120, 'Ask peers to announce this often (seconds).', 1, 86_400),
-      enable_full_scrape: bool(false, `Answer a scrape without info hashes with every torrent, from a snapshot made
-every full_scrape_interval seconds. Off by default: it can be large.`),
+      enable_full_scrape: bool(
+        false,
+        `Answer a scrape without info hashes with every torrent, from a snapshot made
+every full_scrape_interval seconds. Off by default: it can be large.`,
+      ),
       full_scrape_interval: int(60, 'Rebuild the full-scrape snapshot this often (seconds).', 1, 86_400),
     },
   },
@@ -220,20 +303,32 @@ every full_scrape_interval seconds. Off by default: it can be large.`),
     help: limits.help,
     keys: {
       ...limits.keys,
-      max_torrents_per_connection: int(1000, `Most torrents one connection can be in at once (a browser shares one
+      max_torrents_per_connection: int(
+        1000,
+        `Most torrents one connection can be in at once (a browser shares one
 connection among all its torrents). An announce for one more gets an error
-(counted as torrents_per_connection) until the connection leaves one.`, 1),
-      max_pending_offers_per_connection: int(1000, `Most offers from one connection waiting for their answer. A browser sends at
+(counted as torrents_per_connection) until the connection leaves one.`,
+        1,
+      ),
+      max_pending_offers_per_connection: int(
+        1000,
+        `Most offers from one connection waiting for their answer. A browser sends at
 most max_offers (10) per announce, once an announce interval per torrent, and
 answered offers leave at once; with max_offer_age no longer than the interval
 (both 120 s by default), even offers nobody answers number at most about 20
 per torrent: 1,000 covers a browser in 50 torrents that nobody answers. Offers
 past it are not relayed (the announce is still answered; counted as
 offer_limit). Counted per worker: offers are held by the worker that owns their
-torrent, so with several workers one connection can hold this many on each.`, 1),
-      max_pending_offers_per_torrent: int(100_000, `Most offers waiting for their answer in one torrent: 5,000 peers each with
+torrent, so with several workers one connection can hold this many on each.`,
+        1,
+      ),
+      max_pending_offers_per_torrent: int(
+        100_000,
+        `Most offers waiting for their answer in one torrent: 5,000 peers each with
 20 unanswered offers. Offers past it are not relayed (the announce is still
-answered; counted as offer_limit) until answers or max_offer_age free room.`, 1),
+answered; counted as offer_limit) until answers or max_offer_age free room.`,
+        1,
+      ),
     },
   },
   metrics: metrics(9002),
@@ -271,8 +366,13 @@ export const loadtestUdpSchema = schema('loadtest-udp', 'UDP tracker load tester
     keys: {
       ...population(30),
       scrape_max_torrents: int(10, 'Most info hashes per scrape (each scrape asks 1 to this many).', 1, 255),
-      weight_connect: int(0, 'Relative share of extra connect requests (a connect is also sent whenever a\nsocket\'s connection id is older than connection_id_max_age).', 0, 1_000_000),
-      connection_id_max_age: int(50, 'Renew a socket\'s connection id after this many seconds.', 1, 3600),
+      weight_connect: int(
+        0,
+        "Relative share of extra connect requests (a connect is also sent whenever a\nsocket's connection id is older than connection_id_max_age).",
+        0,
+        1_000_000,
+      ),
+      connection_id_max_age: int(50, "Renew a socket's connection id after this many seconds.", 1, 3600),
     },
   },
 })

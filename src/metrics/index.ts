@@ -13,10 +13,22 @@ export const METRIC = {
   info: {name: 'tracker_info', help: 'Constant 1, labelled with the protocol served and the tracker version', labelNames: ['protocol', 'version']},
   uptime: {name: 'tracker_uptime_seconds', help: 'Seconds since the tracker started'},
   requests: {name: 'tracker_requests_total', help: 'Requests parsed, by type, IP version and worker', labelNames: ['type', 'ip_version', 'worker_index']},
-  responses: {name: 'tracker_responses_total', help: 'Responses and messages sent, by type, IP version and worker', labelNames: ['type', 'ip_version', 'worker_index']},
-  rxBytes: {name: 'tracker_rx_bytes_total', help: 'Payload bytes received (UDP datagrams, TCP stream bytes), by IP version and worker', labelNames: ['ip_version', 'worker_index']},
+  responses: {
+    name: 'tracker_responses_total',
+    help: 'Responses and messages sent, by type, IP version and worker',
+    labelNames: ['type', 'ip_version', 'worker_index'],
+  },
+  rxBytes: {
+    name: 'tracker_rx_bytes_total',
+    help: 'Payload bytes received (UDP datagrams, TCP stream bytes), by IP version and worker',
+    labelNames: ['ip_version', 'worker_index'],
+  },
   txBytes: {name: 'tracker_tx_bytes_total', help: 'Payload bytes sent, by IP version and worker', labelNames: ['ip_version', 'worker_index']},
-  drops: {name: 'tracker_dropped_total', help: 'Requests dropped without a reply or messages not delivered, by reason and worker', labelNames: ['reason', 'worker_index']},
+  drops: {
+    name: 'tracker_dropped_total',
+    help: 'Requests dropped without a reply or messages not delivered, by reason and worker',
+    labelNames: ['reason', 'worker_index'],
+  },
   refusals: {name: 'tracker_refusals_total', help: 'Requests refused with an error, by reason and worker', labelNames: ['reason', 'worker_index']},
   torrents: {name: 'tracker_torrents', help: 'Torrents held in memory, by worker (each worker owns a shard of the info hashes)', labelNames: ['worker_index']},
   peers: {name: 'tracker_peers', help: 'Peers held in memory, by IP version and worker', labelNames: ['ip_version', 'worker_index']},
@@ -85,20 +97,37 @@ export function addWorkerCounts(registry: Registry, counts: WorkerCounts): void 
 }
 
 /** Registers the per-worker metrics; values are read from `stats` and `swarm` at scrape time. */
-export function registerWorkerMetrics(registry: Registry, workerIndex: number, stats: TrafficStats,
-  swarm?: SwarmGauges, connections?: () => number): void {
+export function registerWorkerMetrics(registry: Registry, workerIndex: number, stats: TrafficStats, swarm?: SwarmGauges, connections?: () => number): void {
   const worker_index = String(workerIndex)
-  const counterFrom = (def: {name: string; help: string; labelNames: readonly string[]}, fill: (set: (labels: Record<string, string>, v: number) => void) => void) =>
-    new Counter({name: def.name, help: def.help, labelNames: [...def.labelNames], registers: [registry], collect() {
-      this.reset()
-      fill((labels, v) => {
-        if (v > 0) this.inc(labels, v)
-      })
-    }})
-  const gaugeFrom = (def: {name: string; help: string; labelNames: readonly string[]}, fill: (set: (labels: Record<string, string>, v: number) => void) => void) =>
-    new Gauge({name: def.name, help: def.help, labelNames: [...def.labelNames], registers: [registry], collect() {
-      fill((labels, v) => this.set(labels, v))
-    }})
+  const counterFrom = (
+    def: {name: string; help: string; labelNames: readonly string[]},
+    fill: (set: (labels: Record<string, string>, v: number) => void) => void,
+  ) =>
+    new Counter({
+      name: def.name,
+      help: def.help,
+      labelNames: [...def.labelNames],
+      registers: [registry],
+      collect() {
+        this.reset()
+        fill((labels, v) => {
+          if (v > 0) this.inc(labels, v)
+        })
+      },
+    })
+  const gaugeFrom = (
+    def: {name: string; help: string; labelNames: readonly string[]},
+    fill: (set: (labels: Record<string, string>, v: number) => void) => void,
+  ) =>
+    new Gauge({
+      name: def.name,
+      help: def.help,
+      labelNames: [...def.labelNames],
+      registers: [registry],
+      collect() {
+        fill((labels, v) => this.set(labels, v))
+      },
+    })
 
   counterFrom(METRIC.requests, set => {
     for (let v = 0; v < 2; v++) stats.requestTypes.forEach((type, i) => set({type, ip_version: IP_VERSIONS[v], worker_index}, stats.requests[v][i]))
@@ -144,25 +173,55 @@ export interface AccessListGauges {
 }
 
 /** Metrics that exist once per tracker (the primary process): info, uptime, access list, process. */
-export function registerTrackerMetrics(registry: Registry, protocol: string, version: string, startedAt: number,
-  accessList: AccessListGauges, processMetrics = true): void {
-  new Gauge({name: METRIC.info.name, help: METRIC.info.help, labelNames: [...METRIC.info.labelNames], registers: [registry]})
-    .set({protocol, version}, 1)
-  new Gauge({name: METRIC.uptime.name, help: METRIC.uptime.help, registers: [registry], aggregator: 'max', collect() {
-    this.set((Date.now() - startedAt) / 1000)
-  }})
-  new Gauge({name: METRIC.accessListEntries.name, help: METRIC.accessListEntries.help, registers: [registry], aggregator: 'max', collect() {
-    this.set(accessList.entries())
-  }})
-  new Gauge({name: METRIC.accessListGeneration.name, help: METRIC.accessListGeneration.help, registers: [registry], aggregator: 'max', collect() {
-    this.set(accessList.generation())
-  }})
-  new Counter({name: METRIC.accessListReloads.name, help: METRIC.accessListReloads.help, labelNames: [...METRIC.accessListReloads.labelNames], registers: [registry], aggregator: 'max', collect() {
-    this.reset()
-    const r = accessList.reloads()
-    this.inc({result: 'ok'}, r.ok)
-    this.inc({result: 'error'}, r.error)
-  }})
+export function registerTrackerMetrics(
+  registry: Registry,
+  protocol: string,
+  version: string,
+  startedAt: number,
+  accessList: AccessListGauges,
+  processMetrics = true,
+): void {
+  new Gauge({name: METRIC.info.name, help: METRIC.info.help, labelNames: [...METRIC.info.labelNames], registers: [registry]}).set({protocol, version}, 1)
+  new Gauge({
+    name: METRIC.uptime.name,
+    help: METRIC.uptime.help,
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      this.set((Date.now() - startedAt) / 1000)
+    },
+  })
+  new Gauge({
+    name: METRIC.accessListEntries.name,
+    help: METRIC.accessListEntries.help,
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      this.set(accessList.entries())
+    },
+  })
+  new Gauge({
+    name: METRIC.accessListGeneration.name,
+    help: METRIC.accessListGeneration.help,
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      this.set(accessList.generation())
+    },
+  })
+  new Counter({
+    name: METRIC.accessListReloads.name,
+    help: METRIC.accessListReloads.help,
+    labelNames: [...METRIC.accessListReloads.labelNames],
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      this.reset()
+      const r = accessList.reloads()
+      this.inc({result: 'ok'}, r.ok)
+      this.inc({result: 'error'}, r.error)
+    },
+  })
   if (processMetrics) collectProcessMetrics(registry)
 }
 
@@ -173,14 +232,17 @@ export function collectProcessMetrics(registry: Registry): void {
 
 /** Serves the Prometheus text format on every path of `host:port`. */
 export async function startMetricsServer(host: string, port: number, render: () => Promise<string>, contentType: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    render().then(text => {
-      res.writeHead(200, {'content-type': contentType, 'content-length': Buffer.byteLength(text)})
-      res.end(text)
-    }, (error: unknown) => {
-      res.writeHead(500, {'content-type': 'text/plain'})
-      res.end(`metrics unavailable: ${String(error)}\n`)
-    })
+  const server = createServer((_req, res) => {
+    render().then(
+      text => {
+        res.writeHead(200, {'content-type': contentType, 'content-length': Buffer.byteLength(text)})
+        res.end(text)
+      },
+      (error: unknown) => {
+        res.writeHead(500, {'content-type': 'text/plain'})
+        res.end(`metrics unavailable: ${String(error)}\n`)
+      },
+    )
   })
   // A scraper that sends its request slowly or not at all is let go, like a tracker client.
   server.headersTimeout = 10_000

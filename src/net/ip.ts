@@ -145,7 +145,11 @@ export function formatIp(bytes: Uint8Array, offset = 0, family: 4 | 6 = 4): stri
     }
     w = e
   }
-  const hex = (from: number, to: number) => groups.slice(from, to).map(g => g.toString(16)).join(':')
+  const hex = (from: number, to: number) =>
+    groups
+      .slice(from, to)
+      .map(g => g.toString(16))
+      .join(':')
   if (bestStart < 0) return hex(0, 8)
   return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`
 }

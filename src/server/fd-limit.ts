@@ -24,7 +24,9 @@ export function connectionCap(configured: number, log: Logger, key: string, limi
   if (limit === undefined) return configured
   const usable = Math.max(1, limit - Math.min(RESERVED_FDS, Math.floor(limit / 4)))
   if (configured <= usable) return configured
-  log.warn(`${key} = ${configured} is more than the open-file limit (${limit}) allows: at most ${usable} connections per worker. ` +
-    'Raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) above max_connections.')
+  log.warn(
+    `${key} = ${configured} is more than the open-file limit (${limit}) allows: at most ${usable} connections per worker. ` +
+      'Raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) above max_connections.',
+  )
   return usable
 }

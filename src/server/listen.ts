@@ -37,10 +37,20 @@ export function listenTcp(server: Server, o: TcpListenOptions): Promise<number> 
   const reusePort = o.workers > 1 && nodeHasReusePort()
   return new Promise((resolve, reject) => {
     server.once('error', error => reject(new Error(`could not bind TCP ${o.address} ([network] address_ipv${o.family}): ${error.message}`)))
-    server.listen({host, port: portToBind(port, o.family, reusePort, o.ports), backlog: o.backlog, ipv6Only: o.ipv6Only, exclusive: reusePort, ...(reusePort ? {reusePort: true} : {})}, () => {
-      server.removeAllListeners('error')
-      server.on('error', error => o.log.warn(`${o.what} server error: ${error.message}`))
-      resolve((server.address() as {port: number}).port)
-    })
+    server.listen(
+      {
+        host,
+        port: portToBind(port, o.family, reusePort, o.ports),
+        backlog: o.backlog,
+        ipv6Only: o.ipv6Only,
+        exclusive: reusePort,
+        ...(reusePort ? {reusePort: true} : {}),
+      },
+      () => {
+        server.removeAllListeners('error')
+        server.on('error', error => o.log.warn(`${o.what} server error: ${error.message}`))
+        resolve((server.address() as {port: number}).port)
+      },
+    )
   })
 }

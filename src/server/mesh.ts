@@ -97,7 +97,10 @@ class OutLink {
   writing = false
   readonly written: (error?: Error | null) => void
 
-  constructor(readonly socket: Socket, next: (link: OutLink) => void) {
+  constructor(
+    readonly socket: Socket,
+    next: (link: OutLink) => void,
+  ) {
     this.written = error => {
       this.writing = false
       if (!error) next(this)
@@ -120,7 +123,10 @@ export class FrameReader {
   private bodyFill = 0
   private type = 0
 
-  constructor(private readonly limits: Readonly<MeshLimits>, private readonly handler: MeshHandler) {}
+  constructor(
+    private readonly limits: Readonly<MeshLimits>,
+    private readonly handler: MeshHandler,
+  ) {}
 
   /**
    * Handles every frame `chunk` completes. Returns the length of a frame longer than
@@ -188,8 +194,13 @@ export class Mesh {
   /** Frames refused because their link was full, by kind. */
   readonly dropped = {requests: 0, answers: 0, tooLarge: 0}
 
-  constructor(readonly index: number, readonly count: number, readonly dir: string,
-    private readonly onBroken: (reason: string) => void, limits: Partial<MeshLimits> = {}) {
+  constructor(
+    readonly index: number,
+    readonly count: number,
+    readonly dir: string,
+    private readonly onBroken: (reason: string) => void,
+    limits: Partial<MeshLimits> = {},
+  ) {
     this.limits = {...MESH_LIMITS, ...limits}
   }
 
@@ -235,19 +246,21 @@ export class Mesh {
     const jobs: Promise<void>[] = []
     for (let i = 0; i < this.count; i++) {
       if (i === this.index) continue
-      jobs.push(new Promise((resolve, reject) => {
-        const socket = createConnection(meshSocketPath(this.dir, i), () => {
-          socket.off('error', reject)
-          socket.setNoDelay(true)
-          // Tell the peer who we are: one byte.
-          socket.write(Buffer.from([this.index]))
-          this.out[i] = new OutLink(socket, link => this.write(link))
-          socket.on('error', error => this.broken(`link to worker ${i} failed: ${error.message}`))
-          socket.on('close', () => this.broken(`link to worker ${i} closed`))
-          resolve()
-        })
-        socket.once('error', reject)
-      }))
+      jobs.push(
+        new Promise((resolve, reject) => {
+          const socket = createConnection(meshSocketPath(this.dir, i), () => {
+            socket.off('error', reject)
+            socket.setNoDelay(true)
+            // Tell the peer who we are: one byte.
+            socket.write(Buffer.from([this.index]))
+            this.out[i] = new OutLink(socket, link => this.write(link))
+            socket.on('error', error => this.broken(`link to worker ${i} failed: ${error.message}`))
+            socket.on('close', () => this.broken(`link to worker ${i} closed`))
+            resolve()
+          })
+          socket.once('error', reject)
+        }),
+      )
     }
     await Promise.all(jobs)
   }

@@ -58,7 +58,7 @@ export interface WorkerContext<C extends RuntimeConfig = RuntimeConfig> {
 export interface ProtocolWorker {
   /** Bind sockets and serve; returns what it listens on (e.g. "udp 0.0.0.0:6969"). */
   start(): Promise<string[]>
-  /** Periodic swarm cleaning; `accessListChanged` after a reload. */
+  /** Periodic swarm cleaning (torrents the access list now refuses go too). */
   clean(): void
   /** New certificate and key after a reload, for new connections (servers with TLS). */
   setTls?(material: TlsMaterial): void
@@ -102,7 +102,10 @@ export function shardOf(infoHash: Uint8Array, offset: number, count: number): nu
  * The pid file is claimed first, before anything is read or bound: while a live tracker holds
  * it, a second one fails at once (PidFileError) and touches nothing of the first.
  */
-export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, options: {installSignals?: boolean; exitOnStop?: boolean} = {}): Promise<RunningTracker> {
+export async function runTracker<C extends RuntimeConfig>(
+  spec: TrackerSpec<C>,
+  options: {installSignals?: boolean; exitOnStop?: boolean} = {},
+): Promise<RunningTracker> {
   const log = createLogger(spec.config.log_level)
   const pidFile = spec.config.pid_file
   let files: TrackerFiles
@@ -121,7 +124,12 @@ export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, 
   }
 }
 
-async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, options: {installSignals?: boolean; exitOnStop?: boolean}, log: Logger, files: TrackerFiles): Promise<RunningTracker> {
+async function startTracker<C extends RuntimeConfig>(
+  spec: TrackerSpec<C>,
+  options: {installSignals?: boolean; exitOnStop?: boolean},
+  log: Logger,
+  files: TrackerFiles,
+): Promise<RunningTracker> {
   const {config, protocol} = spec
   const startedAt = Date.now()
   const count = resolveWorkerCount(config.socket_workers)
@@ -130,7 +138,15 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
   /** The list in force: its entries (duplicates counted once) and the attempt that made it so. */
   const inForce = {entries: 0, generation: 1}
   let status: TrackerStatus = {
-    protocol, pid: process.pid, generation: 1, startedNs: process.hrtime.bigint().toString(), ok: true, entries: 0, error: null, time: '', listening: [],
+    protocol,
+    pid: process.pid,
+    generation: 1,
+    startedNs: process.hrtime.bigint().toString(),
+    ok: true,
+    entries: 0,
+    error: null,
+    time: '',
+    listening: [],
   }
 
   // A bad list at start refuses to start (AccessListError carries file and line).
@@ -155,7 +171,7 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
 
   let local: ProtocolWorker | undefined
   let cleaningTimer: NodeJS.Timeout | undefined
-  let workers: Worker[] = []
+  const workers: Worker[] = []
   let meshDir: string | undefined
   // Declared before the workers start: a failing worker shuts down through code that reads it.
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined
@@ -165,18 +181,23 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
 
   /** Asks every worker; a worker that has not answered within WORKER_REPLY_MS fails the question. */
   const askAll = async (make: (id: number) => PrimaryMessage): Promise<WorkerReply[]> =>
-    Promise.all(workers.map((w, i) => new Promise<WorkerReply>((resolve, reject) => {
-      const id = nextRequest++
-      const timer = setTimeout(() => {
-        replies.delete(id)
-        reject(new Error(`worker ${i} did not answer within ${WORKER_REPLY_MS / 1000} s`))
-      }, WORKER_REPLY_MS)
-      replies.set(id, msg => {
-        clearTimeout(timer)
-        resolve(msg)
-      })
-      w.send(make(id))
-    })))
+    Promise.all(
+      workers.map(
+        (w, i) =>
+          new Promise<WorkerReply>((resolve, reject) => {
+            const id = nextRequest++
+            const timer = setTimeout(() => {
+              replies.delete(id)
+              reject(new Error(`worker ${i} did not answer within ${WORKER_REPLY_MS / 1000} s`))
+            }, WORKER_REPLY_MS)
+            replies.set(id, msg => {
+              clearTimeout(timer)
+              resolve(msg)
+            })
+            w.send(make(id))
+          }),
+      ),
+    )
 
   const fail = (message: string): void => {
     if (stopping) return
@@ -187,7 +208,15 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
   if (count === 1) {
     if (initialKeys) await putInForce(initialKeys, 1)
     const ctx: WorkerContext<C> = {
-      index: 0, count: 1, config, secret, epochMs, accessList, log, registry, tls,
+      index: 0,
+      count: 1,
+      config,
+      secret,
+      epochMs,
+      accessList,
+      log,
+      registry,
+      tls,
       ownerOf: () => 0,
     }
     const {createWorker} = (await import(spec.workerModule)) as {createWorker: WorkerFactory<C>}
@@ -199,8 +228,14 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
     meshDir = mkdtempSync(join(tmpdir(), `tracker-${protocol}-`))
     cluster.setupPrimary({exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), serialization: 'advanced', silent: false})
     const boot: WorkerBoot = {
-      protocol, workerModule: spec.workerModule, count, meshDir, secret: secret.toString('hex'), epochMs,
-      config, accessListGeneration: accessList.generation,
+      protocol,
+      workerModule: spec.workerModule,
+      count,
+      meshDir,
+      secret: secret.toString('hex'),
+      epochMs,
+      config,
+      accessListGeneration: accessList.generation,
     }
     const phase = new Map<number, (msg: WorkerReply) => void>()
     for (let i = 0; i < count; i++) {
@@ -219,10 +254,15 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
         if (!stopping) fail(`worker ${i} (pid ${worker.process.pid}) exited unexpectedly (${signal ?? `code ${code}`}); stopping the tracker`)
       })
     }
-    const waitPhase = (type: WorkerReply['type']): Promise<WorkerReply[]> => Promise.all(workers.map((_, i) =>
-      new Promise<WorkerReply>((resolve, reject) => {
-        phase.set(i, msg => (msg.type === type ? resolve(msg) : reject(new Error(`worker ${i}: unexpected ${msg.type}`))))
-      })))
+    const waitPhase = (type: WorkerReply['type']): Promise<WorkerReply[]> =>
+      Promise.all(
+        workers.map(
+          (_, i) =>
+            new Promise<WorkerReply>((resolve, reject) => {
+              phase.set(i, msg => (msg.type === type ? resolve(msg) : reject(new Error(`worker ${i}: unexpected ${msg.type}`))))
+            }),
+        ),
+      )
     // Workers get the access list before serving.
     await waitPhase('booted')
     if (initialKeys) await putInForce(initialKeys, 1)
@@ -242,7 +282,7 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
       const ports = portsOf(reply.listening ?? [])
       const rest = Promise.all(workers.slice(1).map((_, j) => new Promise<WorkerReply>(resolve => phase.set(j + 1, resolve))))
       for (const w of workers.slice(1)) w.send({type: 'start', ports} satisfies PrimaryMessage)
-      replies0 = [reply, ...await rest]
+      replies0 = [reply, ...(await rest)]
     } else {
       const started = waitPhase('listening')
       for (const w of workers) w.send({type: 'start'} satisfies PrimaryMessage)
@@ -261,16 +301,16 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
       const jsons = [await registry.getMetricsAsJSON(), ...parts.map(p => p.metrics!)]
       return AggregatorRegistry.aggregate(jsons as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics()
     }
-    const render = count === 1
-      ? () => registry.metrics()
-      : () => (asking ??= askWorkers().finally(() => (asking = undefined)))
+    const render = count === 1 ? () => registry.metrics() : () => (asking ??= askWorkers().finally(() => (asking = undefined)))
     try {
       metricsServer = await startMetricsServer(host, port, render, registry.contentType)
       const bound = metricsServer.address() as {port: number}
       listening.push(`metrics http://${host.includes(':') ? `[${host}]` : host}:${bound.port}/metrics`)
     } catch (error) {
       await shutdown(1, false, false)
-      throw new Error(`could not serve metrics on ${config.metrics.prometheus_endpoint_address} ([metrics] prometheus_endpoint_address): ${(error as Error).message}`)
+      throw new Error(
+        `could not serve metrics on ${config.metrics.prometheus_endpoint_address} ([metrics] prometheus_endpoint_address): ${(error as Error).message}`,
+      )
     }
   }
 
@@ -299,19 +339,24 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
     if (workers.length === 0) accessList.replace(set)
     else {
       const split = set.capacity * 20
-      await Promise.all(workers.map(async w => {
-        await sendTo(w, {type: 'access-list-begin', generation, capacity: set.capacity, seed: set.seed, size: set.size})
-        for (const [from, to] of [[0, split], [split, set.tableLength]]) {
-          for (let at = from; at < to; at += PART_BYTES) {
-            await sendTo(w, {type: 'access-list-part', at, bytes: set.tableSlice(at, Math.min(to, at + PART_BYTES))})
+      await Promise.all(
+        workers.map(async w => {
+          await sendTo(w, {type: 'access-list-begin', generation, capacity: set.capacity, seed: set.seed, size: set.size})
+          for (const [from, to] of [
+            [0, split],
+            [split, set.tableLength],
+          ]) {
+            for (let at = from; at < to; at += PART_BYTES) {
+              await sendTo(w, {type: 'access-list-part', at, bytes: set.tableSlice(at, Math.min(to, at + PART_BYTES))})
+            }
           }
-        }
-        await new Promise<WorkerReply>(resolve => {
-          const id = nextRequest++
-          replies.set(id, resolve)
-          w.send({type: 'access-list-end', id, generation} satisfies PrimaryMessage)
-        })
-      }))
+          await new Promise<WorkerReply>(resolve => {
+            const id = nextRequest++
+            replies.set(id, resolve)
+            w.send({type: 'access-list-end', id, generation} satisfies PrimaryMessage)
+          })
+        }),
+      )
     }
     inForce.entries = set.size
   }
@@ -371,7 +416,16 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
       }
     }
     accessList.generation = inForce.generation = generation
-    status = {...status, generation, startedNs, ok: error === null, entries: inForce.entries, error, time: new Date().toISOString(), ...(tlsResult ? {tls: tlsResult} : {})}
+    status = {
+      ...status,
+      generation,
+      startedNs,
+      ok: error === null,
+      entries: inForce.entries,
+      error,
+      time: new Date().toISOString(),
+      ...(tlsResult ? {tls: tlsResult} : {}),
+    }
     await files.writeStatus(status).catch(e => log.warn(`could not write status file: ${(e as Error).message}`))
     return status
   }
@@ -385,19 +439,24 @@ async function startTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, optio
     metricsServer?.close()
     await local?.close()
     if (workers.length > 0) {
-      await Promise.all(workers.map(w => new Promise<void>(resolve => {
-        if (w.isDead()) return resolve()
-        const timer = setTimeout(() => w.kill('SIGKILL'), 5000)
-        w.once('exit', () => {
-          clearTimeout(timer)
-          resolve()
-        })
-        try {
-          w.send({type: 'shutdown'} satisfies PrimaryMessage)
-        } catch {
-          w.kill('SIGTERM')
-        }
-      })))
+      await Promise.all(
+        workers.map(
+          w =>
+            new Promise<void>(resolve => {
+              if (w.isDead()) return resolve()
+              const timer = setTimeout(() => w.kill('SIGKILL'), 5000)
+              w.once('exit', () => {
+                clearTimeout(timer)
+                resolve()
+              })
+              try {
+                w.send({type: 'shutdown'} satisfies PrimaryMessage)
+              } catch {
+                w.kill('SIGTERM')
+              }
+            }),
+        ),
+      )
     }
     if (meshDir) rmSync(meshDir, {recursive: true, force: true})
     files.release()
@@ -456,9 +515,10 @@ const WORKER_REPLY_MS = 10_000
 const PART_BYTES = 160 * 1024
 
 /** Resolves once `msg` is handed to the channel, so that a big list goes out at the pace the worker reads it. */
-const sendTo = (w: Worker, msg: PrimaryMessage): Promise<void> => new Promise((resolve, reject) => {
-  w.send(msg, error => (error ? reject(error) : resolve()))
-})
+const sendTo = (w: Worker, msg: PrimaryMessage): Promise<void> =>
+  new Promise((resolve, reject) => {
+    w.send(msg, error => (error ? reject(error) : resolve()))
+  })
 
 export type PrimaryMessage =
   /** An access list comes as the primary's set: begin, parts of its table (see HashSet20), end. */
@@ -506,8 +566,15 @@ export async function runWorkerProcess(boot: Required<WorkerBoot>): Promise<void
   const mesh = new Mesh(boot.index, boot.count, boot.meshDir, reason => fatal(`mesh ${reason}`))
   addWorkerCounts(registry, {drops: () => mesh.drops()})
   const ctx: WorkerContext = {
-    index: boot.index, count: boot.count, config, secret: Buffer.from(boot.secret, 'hex'), epochMs: boot.epochMs,
-    accessList, log, registry, mesh,
+    index: boot.index,
+    count: boot.count,
+    config,
+    secret: Buffer.from(boot.secret, 'hex'),
+    epochMs: boot.epochMs,
+    accessList,
+    log,
+    registry,
+    mesh,
     ownerOf: (hash, offset) => shardOf(hash, offset, boot.count),
   }
   let worker: ProtocolWorker | undefined

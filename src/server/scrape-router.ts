@@ -76,7 +76,11 @@ export class ScrapeRouter {
   private readonly perWorker: Uint32Array
   private readonly frameAt: Uint32Array
 
-  constructor(private readonly ctx: WorkerContext, private readonly swarm: ScrapeCounter, limits: Partial<ScrapeLimits> = {}) {
+  constructor(
+    private readonly ctx: WorkerContext,
+    private readonly swarm: ScrapeCounter,
+    limits: Partial<ScrapeLimits> = {},
+  ) {
     this.limits = {...SCRAPE_LIMITS, ...limits}
     this.timeoutSweeps = Math.max(1, Math.ceil(this.limits.timeoutMs / SWEEP_MS))
     this.perWorker = new Uint32Array(ctx.count)

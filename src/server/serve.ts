@@ -19,15 +19,18 @@ export async function serve(protocol: ServerName, file: string | undefined, over
     const config = loadConfig(protocol, {file, overrides})
     return await runTracker({protocol, config, workerModule: WORKER_MODULES[protocol]}, {installSignals: true, exitOnStop: true})
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof AccessListError || error instanceof TlsError || error instanceof PidFileError) throw new UserError(error.message)
-    if (error instanceof Error && /could not (bind|serve)|EADDRINUSE|EACCES|EADDRNOTAVAIL/.test(error.message)) throw new UserError(error.message + bindHint(error.message))
+    if (error instanceof ConfigError || error instanceof AccessListError || error instanceof TlsError || error instanceof PidFileError)
+      throw new UserError(error.message)
+    if (error instanceof Error && /could not (bind|serve)|EADDRINUSE|EACCES|EADDRNOTAVAIL/.test(error.message))
+      throw new UserError(error.message + bindHint(error.message))
     throw error
   }
 }
 
 /** What to do about the usual bind failures. */
 function bindHint(message: string): string {
-  if (/EADDRINUSE/.test(message)) return '\nAnother process (perhaps another tracker) holds that address: stop it, or choose another address in the config or with --ipv4/--ipv6.'
+  if (/EADDRINUSE/.test(message))
+    return '\nAnother process (perhaps another tracker) holds that address: stop it, or choose another address in the config or with --ipv4/--ipv6.'
   if (/EACCES/.test(message)) return '\nPorts below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher port or grant the capability.'
   if (/EADDRNOTAVAIL/.test(message)) return '\nThat address is not configured on this machine; check the address in the config.'
   return ''

@@ -68,7 +68,7 @@ export function readStatus(pidFile: string): TrackerStatus | undefined {
 }
 
 /** The pid in a pid file's text, or undefined when it holds none. */
-export const pidIn = (text: string): number | undefined => /^\s*([1-9]\d{0,9})\s*$/.test(text) ? Number(text.trim()) : undefined
+export const pidIn = (text: string): number | undefined => (/^\s*([1-9]\d{0,9})\s*$/.test(text) ? Number(text.trim()) : undefined)
 
 /** Absolute paths of the pid files held by trackers of this process (tests run several). */
 const heldHere = new Set<string>()
@@ -187,7 +187,10 @@ export class TrackerFiles {
       throw error
     }
     const st = lstatSync(aside)
-    if (st.dev === seen.dev && st.ino === seen.ino) return unlinkSync(aside)
+    if (st.dev === seen.dev && st.ino === seen.ino) {
+      unlinkSync(aside)
+      return
+    }
     try {
       linkSync(aside, path)
     } catch {

@@ -19,7 +19,7 @@ export class TlsError extends Error {}
 /** Whether a config has TLS keys and turns TLS on. */
 export function tlsConfigOf(config: object): TlsConfig | undefined {
   const network = (config as {network?: Partial<TlsConfig>}).network
-  return network?.enable_tls ? network as TlsConfig : undefined
+  return network?.enable_tls ? (network as TlsConfig) : undefined
 }
 
 /**

@@ -129,7 +129,10 @@ export class Swarm {
   refusedTorrentLimit = 0
   refusedPeerLimit = 0
 
-  constructor(readonly limits: SwarmLimits, seed?: number) {
+  constructor(
+    readonly limits: SwarmLimits,
+    seed?: number,
+  ) {
     const k = randomBytes(24)
     this.key = new Int32Array(6)
     for (let i = 0; i < 6; i++) this.key[i] = k.readInt32LE(i * 4)

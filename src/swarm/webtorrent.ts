@@ -16,14 +16,23 @@ export class WebTorrentPeer {
   /** Position in the torrent's peer list (for random choice and O(1) removal); -1 once removed. */
   index = 0
 
-  constructor(readonly peerId: string, readonly conn: ConnectionRef, public seeder: boolean, public expires: number,
+  constructor(
+    readonly peerId: string,
+    readonly conn: ConnectionRef,
+    public seeder: boolean,
+    public expires: number,
     /** Its torrent while it is in it; a removed peer points to an empty one (whoever still holds it does not keep the torrent alive). */
-    public torrent: Torrent) {}
+    public torrent: Torrent,
+  ) {}
 }
 
 /** An offer relayed to `targetId` on behalf of `offerer`, waiting for its answer until `expires`. */
 class PendingOffer {
-  constructor(readonly offerer: WebTorrentPeer, readonly targetId: string, readonly expires: number) {}
+  constructor(
+    readonly offerer: WebTorrentPeer,
+    readonly targetId: string,
+    readonly expires: number,
+  ) {}
 }
 
 class Torrent {
@@ -96,7 +105,10 @@ export class WebTorrentSwarm {
   private readonly pendingByConnection = new Map<number, number>()
   private pendingTotal = 0
 
-  constructor(readonly limits: WebTorrentLimits, private random: () => number = Math.random) {}
+  constructor(
+    readonly limits: WebTorrentLimits,
+    private random: () => number = Math.random,
+  ) {}
 
   /** The peer the last `announce` stored or updated (undefined when it stored none): its offers go out next. */
   announced: WebTorrentPeer | undefined = undefined
@@ -118,8 +130,17 @@ export class WebTorrentSwarm {
    * peer this connection announced in this torrent before, when the caller kept it: a live one
    * spares the lookups.
    */
-  announce(family: 0 | 1, infoHash: string, peerId: string, conn: ConnectionRef, seeder: boolean, event: number, now: number, out: WsCounts,
-    known?: WebTorrentPeer): WsAnnounceStatus {
+  announce(
+    family: 0 | 1,
+    infoHash: string,
+    peerId: string,
+    conn: ConnectionRef,
+    seeder: boolean,
+    event: number,
+    now: number,
+    out: WsCounts,
+    known?: WebTorrentPeer,
+  ): WsAnnounceStatus {
     const map = this.families[family]
     let t: Torrent | undefined
     let existing: WebTorrentPeer | undefined
@@ -223,7 +244,7 @@ export class WebTorrentSwarm {
 
   /** Offers awaiting an answer: all of them, or those of one connection. */
   pendingOffers(conn?: ConnectionRef): number {
-    return conn === undefined ? this.pendingTotal : this.pendingByConnection.get(connectionKey(conn)) ?? 0
+    return conn === undefined ? this.pendingTotal : (this.pendingByConnection.get(connectionKey(conn)) ?? 0)
   }
 
   /** Removes the peer if `conn` owns it (a closed connection's peers leave at once). */
@@ -375,7 +396,15 @@ export class WebTorrentSwarm {
   }
 
   /** Engine-side figures for the metrics (see SwarmGauges). */
-  gauges(): {torrents(): number; peers(v: 0 | 1): number; seeders(): number; leechers(): number; completed(): number; peersExpired(): number; refusals(): Record<string, number>} {
+  gauges(): {
+    torrents(): number
+    peers(v: 0 | 1): number
+    seeders(): number
+    leechers(): number
+    completed(): number
+    peersExpired(): number
+    refusals(): Record<string, number>
+  } {
     return {
       torrents: () => this.torrentCount(),
       peers: v => this.peerCount(v),

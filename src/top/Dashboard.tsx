@@ -79,15 +79,20 @@ export function Dashboard({url, fetchText, intervalMs = 1000, now = Date.now}: D
     <Box flexDirection="column" width={width}>
       {isRawModeSupported ? <Keys onPause={() => setPaused(p => !p)} onWorkers={() => setShowWorkers(w => !w)} onHelp={() => setShowHelp(h => !h)} /> : null}
       <Box>
-        <Text bold>tracker {view?.protocol ?? ''} {view?.version ?? ''}</Text>
-        <Text>  up {view ? formatDuration(view.uptimeSeconds) : '-'}  {url}  </Text>
-        <Text color={color}>{state}{paused ? ' (paused)' : ''}</Text>
-        <Text dimColor>  {cur ? new Date(cur.at).toISOString().slice(11, 19) : ''}</Text>
+        <Text bold>
+          tracker {view?.protocol ?? ''} {view?.version ?? ''}
+        </Text>
+        <Text>{`  up ${view ? formatDuration(view.uptimeSeconds) : '-'}  ${url}  `}</Text>
+        <Text color={color}>
+          {state}
+          {paused ? ' (paused)' : ''}
+        </Text>
+        <Text dimColor>{`  ${cur ? new Date(cur.at).toISOString().slice(11, 19) : ''}`}</Text>
       </Box>
       {error && state !== 'live' ? <Text color={color}>{error}</Text> : null}
       {showHelp ? <Help /> : null}
       {view ? <Body view={view} history={history} width={width} showWorkers={showWorkers} /> : <Text dimColor>waiting for the first read of {url}</Text>}
-      <Text dimColor>q quit  p pause  w workers  ? help</Text>
+      <Text dimColor>{'q quit  p pause  w workers  ? help'}</Text>
     </Box>
   )
 }
@@ -106,16 +111,20 @@ function Keys({onPause, onWorkers, onHelp}: {onPause: () => void; onWorkers: () 
 function Help() {
   return (
     <Box flexDirection="column" borderStyle="round" paddingX={1}>
-      <Text>q  quit</Text>
-      <Text>p  pause or resume updates (the tracker is still read, to show its state)</Text>
-      <Text>w  show or hide the worker table</Text>
-      <Text>?  show or hide this help</Text>
+      <Text>{'q  quit'}</Text>
+      <Text>{'p  pause or resume updates (the tracker is still read, to show its state)'}</Text>
+      <Text>{'w  show or hide the worker table'}</Text>
+      <Text>{'?  show or hide this help'}</Text>
       <Text dimColor>Rates are per second, from the last two reads of the metrics endpoint.</Text>
     </Box>
   )
 }
 
-const perSecond = (r: Record<string, number>) => Object.entries(r).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${formatCount(v)}/s`).join('  ') || '-'
+const perSecond = (r: Record<string, number>) =>
+  Object.entries(r)
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${k} ${formatCount(v)}/s`)
+    .join('  ') || '-'
 
 function Body({view: v, history, width, showWorkers}: {view: View; history: number[]; width: number; showWorkers: boolean}) {
   const totalRequests = Object.values(v.requests).reduce((a, b) => a + b, 0)
@@ -123,28 +132,33 @@ function Body({view: v, history, width, showWorkers}: {view: View; history: numb
     <Box flexDirection="column">
       <Box flexDirection="column" borderStyle="single" paddingX={1}>
         <Text bold>swarm</Text>
-        <Text>torrents {formatCount(v.swarm.torrents)}   peers {formatCount(v.swarm.peersIpv4)} IPv4 / {formatCount(v.swarm.peersIpv6)} IPv6   seeders {formatCount(v.swarm.seeders)}   leechers {formatCount(v.swarm.leechers)}</Text>
-        <Text>completed {formatCount(v.swarm.completed)}   access list {formatCount(v.swarm.accessListEntries)}</Text>
+        <Text>{`torrents ${formatCount(v.swarm.torrents)}   peers ${formatCount(v.swarm.peersIpv4)} IPv4 / ${formatCount(v.swarm.peersIpv6)} IPv6   seeders ${formatCount(v.swarm.seeders)}   leechers ${formatCount(v.swarm.leechers)}`}</Text>
+        <Text>{`completed ${formatCount(v.swarm.completed)}   access list ${formatCount(v.swarm.accessListEntries)}`}</Text>
       </Box>
       <Box flexDirection="column" borderStyle="single" paddingX={1}>
-        <Text bold>traffic  <Text color="cyan">{formatCount(totalRequests)} requests/s</Text></Text>
+        <Text bold>
+          {'traffic  '}
+          <Text color="cyan">{formatCount(totalRequests)} requests/s</Text>
+        </Text>
         <Text color="cyan">{sparkline(history, width - 6)}</Text>
-        <Text>requests   {perSecond(v.requests)}</Text>
-        <Text>responses  {perSecond(v.responses)}</Text>
-        <Text>errors {formatCount(v.errorsPerSecond)}/s   in {formatBytes(v.bytesInPerSecond)}/s   out {formatBytes(v.bytesOutPerSecond)}/s   connections {formatCount(v.connections)}</Text>
-        <Text>drops      {perSecond(v.drops)}</Text>
-        <Text>refusals   {perSecond(v.refusals)}</Text>
+        <Text>{`requests   ${perSecond(v.requests)}`}</Text>
+        <Text>{`responses  ${perSecond(v.responses)}`}</Text>
+        <Text>{`errors ${formatCount(v.errorsPerSecond)}/s   in ${formatBytes(v.bytesInPerSecond)}/s   out ${formatBytes(v.bytesOutPerSecond)}/s   connections ${formatCount(v.connections)}`}</Text>
+        <Text>{`drops      ${perSecond(v.drops)}`}</Text>
+        <Text>{`refusals   ${perSecond(v.refusals)}`}</Text>
       </Box>
       {showWorkers && v.workers.length > 0 ? (
         <Box flexDirection="column" borderStyle="single" paddingX={1}>
-          <Text bold>worker  requests/s  responses/s  share  torrents</Text>
+          <Text bold>{'worker  requests/s  responses/s  share  torrents'}</Text>
           {v.workers.map(w => (
-            <Text key={w.index}>{w.index.padStart(6)}  {formatCount(w.requestsPerSecond).padStart(10)}  {formatCount(w.responsesPerSecond).padStart(11)}  {(w.share * 100).toFixed(0).padStart(4)}%  {formatCount(w.torrents).padStart(8)}</Text>
+            <Text
+              key={w.index}
+            >{`${w.index.padStart(6)}  ${formatCount(w.requestsPerSecond).padStart(10)}  ${formatCount(w.responsesPerSecond).padStart(11)}  ${(w.share * 100).toFixed(0).padStart(4)}%  ${formatCount(w.torrents).padStart(8)}`}</Text>
           ))}
         </Box>
       ) : null}
       <Box paddingX={1}>
-        <Text>process  rss {formatBytes(v.process.rssBytes)}   heap {formatBytes(v.process.heapBytes)}   loop lag {(v.process.eventLoopLagSeconds * 1000).toFixed(1)} ms   cpu {v.process.cpuPercent.toFixed(0)}%</Text>
+        <Text>{`process  rss ${formatBytes(v.process.rssBytes)}   heap ${formatBytes(v.process.heapBytes)}   loop lag ${(v.process.eventLoopLagSeconds * 1000).toFixed(1)} ms   cpu ${v.process.cpuPercent.toFixed(0)}%`}</Text>
       </Box>
     </Box>
   )

@@ -11,7 +11,9 @@ export async function fetchMetricsText(url: string, timeoutMs = 2000): Promise<s
     res = await fetch(url, {signal: AbortSignal.timeout(timeoutMs)})
   } catch (error) {
     const cause = (error as {cause?: {code?: string}}).cause?.code ?? (error as Error).name
-    throw new Error(`could not read ${url} (${cause === 'ECONNREFUSED' ? 'connection refused: is the tracker running, with [metrics] run_prometheus_endpoint on?' : cause})`)
+    throw new Error(
+      `could not read ${url} (${cause === 'ECONNREFUSED' ? 'connection refused: is the tracker running, with [metrics] run_prometheus_endpoint on?' : cause})`,
+    )
   }
   if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`)
   return res.text()

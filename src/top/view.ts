@@ -149,22 +149,34 @@ export function sparkline(values: number[], width: number): string {
 /** The view as plain text (for `--once` and pipes): the same sections as the live screen. */
 export function viewText(v: View, endpoint: string, showWorkers = true): string {
   const lines: string[] = []
-  const list = (r: Record<string, number>) => Object.entries(r).filter(([, x]) => x > 0).map(([k, x]) => `${k} ${formatCount(x)}/s`).join('  ') || '-'
+  const list = (r: Record<string, number>) =>
+    Object.entries(r)
+      .filter(([, x]) => x > 0)
+      .map(([k, x]) => `${k} ${formatCount(x)}/s`)
+      .join('  ') || '-'
   lines.push(`tracker ${v.protocol} ${v.version}  up ${formatDuration(v.uptimeSeconds)}  ${endpoint}`)
   lines.push('')
-  lines.push(`swarm     torrents ${formatCount(v.swarm.torrents)}  peers ${formatCount(v.swarm.peersIpv4)} IPv4 / ${formatCount(v.swarm.peersIpv6)} IPv6  ` +
-    `seeders ${formatCount(v.swarm.seeders)}  leechers ${formatCount(v.swarm.leechers)}  completed ${formatCount(v.swarm.completed)}  access list ${formatCount(v.swarm.accessListEntries)}`)
+  lines.push(
+    `swarm     torrents ${formatCount(v.swarm.torrents)}  peers ${formatCount(v.swarm.peersIpv4)} IPv4 / ${formatCount(v.swarm.peersIpv6)} IPv6  ` +
+      `seeders ${formatCount(v.swarm.seeders)}  leechers ${formatCount(v.swarm.leechers)}  completed ${formatCount(v.swarm.completed)}  access list ${formatCount(v.swarm.accessListEntries)}`,
+  )
   lines.push(`requests  ${list(v.requests)}`)
   lines.push(`responses ${list(v.responses)}`)
-  lines.push(`errors    ${formatCount(v.errorsPerSecond)}/s  in ${formatBytes(v.bytesInPerSecond)}/s  out ${formatBytes(v.bytesOutPerSecond)}/s  connections ${formatCount(v.connections)}`)
+  lines.push(
+    `errors    ${formatCount(v.errorsPerSecond)}/s  in ${formatBytes(v.bytesInPerSecond)}/s  out ${formatBytes(v.bytesOutPerSecond)}/s  connections ${formatCount(v.connections)}`,
+  )
   lines.push(`drops     ${list(v.drops)}`)
   lines.push(`refusals  ${list(v.refusals)}`)
-  lines.push(`process   rss ${formatBytes(v.process.rssBytes)}  heap ${formatBytes(v.process.heapBytes)}  loop lag ${(v.process.eventLoopLagSeconds * 1000).toFixed(1)} ms  cpu ${v.process.cpuPercent.toFixed(0)}%`)
+  lines.push(
+    `process   rss ${formatBytes(v.process.rssBytes)}  heap ${formatBytes(v.process.heapBytes)}  loop lag ${(v.process.eventLoopLagSeconds * 1000).toFixed(1)} ms  cpu ${v.process.cpuPercent.toFixed(0)}%`,
+  )
   if (showWorkers && v.workers.length > 0) {
     lines.push('')
     lines.push('worker  requests/s  responses/s  share  torrents')
     for (const w of v.workers) {
-      lines.push(`${w.index.padStart(6)}  ${formatCount(w.requestsPerSecond).padStart(10)}  ${formatCount(w.responsesPerSecond).padStart(11)}  ${(w.share * 100).toFixed(0).padStart(4)}%  ${formatCount(w.torrents).padStart(8)}`)
+      lines.push(
+        `${w.index.padStart(6)}  ${formatCount(w.requestsPerSecond).padStart(10)}  ${formatCount(w.responsesPerSecond).padStart(11)}  ${(w.share * 100).toFixed(0).padStart(4)}%  ${formatCount(w.torrents).padStart(8)}`,
+      )
     }
   }
   return lines.join('\n') + '\n'

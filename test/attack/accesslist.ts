@@ -15,7 +15,10 @@ const BIG = 1_000_000
 const MAX_GAP_MS = 100
 
 const reloadRace: Attack = {
-  name: '7.accesslist-reload', server: 'udp', workers: 'both', budgetS: 90,
+  name: '7.accesslist-reload',
+  server: 'udp',
+  workers: 'both',
+  budgetS: 90,
   async run(ctx) {
     const listPath = join(ctx.dir, 'access-list.txt')
     const legitHash = randomBytes(20)
@@ -64,7 +67,7 @@ const reloadRace: Attack = {
     await sleep(50)
     renameSync(smallPath, listPath)
     process.kill(t.pid, 'SIGUSR1')
-    const reloads = async () => ((await t.metric('tracker_access_list_reloads_total')) ?? 0)
+    const reloads = async () => (await t.metric('tracker_access_list_reloads_total')) ?? 0
     const finished = await waitFor(async () => (await reloads()) >= 2, 30_000, 200)
     const doneIn = Date.now() - t0
     // A late finisher would show now.
@@ -83,10 +86,14 @@ const reloadRace: Attack = {
       if (r?.action === 3) refused++
       else if (r?.action === 1) allowed++
     }
-    const ok = await c.announce({infoHash: legitHash, peerId: randomBytes(20), port: 6883}).then(() => true, () => false)
+    const ok = await c.announce({infoHash: legitHash, peerId: randomBytes(20), port: 6883}).then(
+      () => true,
+      () => false,
+    )
     return {
       held: finished && entries === 1 && refused === askers.length && ok && maxGap <= MAX_GAP_MS,
-      evidence: `${finished ? `both reloads done in ${(doneIn / 1000).toFixed(1)} s` : 'reloads not done within 30 s'}; entries in force ${entries ?? '?'} (want 1); ` +
+      evidence:
+        `${finished ? `both reloads done in ${(doneIn / 1000).toFixed(1)} s` : 'reloads not done within 30 s'}; entries in force ${entries ?? '?'} (want 1); ` +
         `big-list-only hash refused by ${refused}/${askers.length} sockets${allowed ? `, allowed by ${allowed}` : ''}; listed hash ${ok ? 'served' : 'NOT served'}; ` +
         `max gap between replies ${Math.round(maxGap)} ms (bound ${MAX_GAP_MS}), ${replies} replies, ${lost} lost`,
     }

@@ -36,10 +36,19 @@ function victim(ctx: Context, name: string): {path: string; intact: () => boolea
 
 const show = (text: string) => JSON.stringify(text.replace(/\s+/g, ' ').trim().slice(0, 32))
 /** oclif's wrapped error lines as one line. */
-const oneLine = (output: string) => output.replace(/^\s*›\s*/gm, '').replace(/\s+/g, ' ').trim().slice(0, 110)
+const oneLine = (output: string) =>
+  output
+    .replace(/^\s*›\s*/gm, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 110)
 
 const pidSymlink: Attack = {
-  name: '8.files.pid-symlink', server: 'udp', workers: 'any', fast: true, budgetS: 30,
+  name: '8.files.pid-symlink',
+  server: 'udp',
+  workers: 'any',
+  fast: true,
+  budgetS: 30,
   async run(ctx) {
     const v = victim(ctx, 'victim-pid.txt')
     const pidFile = join(ctx.dir, 'tracker.pid')
@@ -71,7 +80,11 @@ function nextPids(count: number): number[] {
 }
 
 const statusSymlink: Attack = {
-  name: '8.files.status-symlink', server: 'udp', workers: 'any', fast: true, budgetS: 30,
+  name: '8.files.status-symlink',
+  server: 'udp',
+  workers: 'any',
+  fast: true,
+  budgetS: 30,
   async run(ctx) {
     const v = victim(ctx, 'victim-status.txt')
     const pidFile = join(ctx.dir, 'tracker.pid')
@@ -96,7 +109,8 @@ const statusSymlink: Attack = {
     const afterReload = v.intact()
     return {
       held: afterStart && afterReload,
-      evidence: `tracker pid ${t.pid} ${inRange ? 'among' : 'outside'} the ${range.length} planted pids ${range[0]}-${range[range.length - 1]}; ` +
+      evidence:
+        `tracker pid ${t.pid} ${inRange ? 'among' : 'outside'} the ${range.length} planted pids ${range[0]}-${range[range.length - 1]}; ` +
         `target ${afterStart ? 'unchanged' : `overwritten (${show(seenAtStart)})`} at start, ` +
         `${afterReload ? 'unchanged' : `overwritten (${show(v.now())})`} after ${reloaded ? 'a reload' : 'SIGUSR1 (no reload seen)'}`,
     }
@@ -104,7 +118,11 @@ const statusSymlink: Attack = {
 }
 
 const secondTracker: Attack = {
-  name: '8.files.second-tracker', server: 'udp', workers: 'any', fast: true, budgetS: 40,
+  name: '8.files.second-tracker',
+  server: 'udp',
+  workers: 'any',
+  fast: true,
+  budgetS: 40,
   async run(ctx) {
     const pidFile = join(ctx.dir, 'shared.pid')
     const first = await ctx.tracker({protocol: 'udp', pidFile})
@@ -121,14 +139,19 @@ const secondTracker: Attack = {
     const reload = await cli(ctx, ['accesslist', 'reload', '--pid', pidFile, '--timeout', '5'])
     return {
       held: exited && namesFirst && reload.code === 0 && first.alive,
-      evidence: `second tracker ${refusal ? `refused to start${exited ? ' (non-zero exit)' : ''}, ${namesFirst ? 'naming' : 'not naming'} pid ${first.pid}` : 'started and ran (then stopped)'}; ` +
+      evidence:
+        `second tracker ${refusal ? `refused to start${exited ? ' (non-zero exit)' : ''}, ${namesFirst ? 'naming' : 'not naming'} pid ${first.pid}` : 'started and ran (then stopped)'}; ` +
         `reload of the first: exit ${reload.code} (${oneLine(reload.output)})`,
     }
   },
 }
 
 const reloadForeignPid: Attack = {
-  name: '8.files.reload-foreign-pid', server: 'cli', workers: 'one', fast: true, budgetS: 30,
+  name: '8.files.reload-foreign-pid',
+  server: 'cli',
+  workers: 'one',
+  fast: true,
+  budgetS: 30,
   async run(ctx) {
     const sleeper = spawn('sleep', ['60'], {stdio: 'ignore'})
     ctx.defer(() => sleeper.kill('SIGKILL'))

@@ -20,13 +20,19 @@ const TIMEOUT_S = 10
 
 function slowloris(server: 'http' | 'ws'): Attack {
   return {
-    name: 'held.slowloris', server, workers: 'any', budgetS: 40,
+    name: 'held.slowloris',
+    server,
+    workers: 'any',
+    budgetS: 40,
     async run(ctx) {
       const http = server === 'http'
       const t = await ctx.tracker({protocol: server, config: {connections: http ? {request_timeout: TIMEOUT_S} : {send_timeout: TIMEOUT_S}}})
       const probe = new Probe(http ? httpAnnouncer(t.port) : wsAnnouncer(t.port), 500)
-      const head = Buffer.from(http ? `GET ${announcePath({infoHash: randomBytes(20), peerId: randomBytes(20), port: 1, left: 1})} HTTP/1.1\r\n`
-        : 'GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n')
+      const head = Buffer.from(
+        http
+          ? `GET ${announcePath({infoHash: randomBytes(20), peerId: randomBytes(20), port: 1, left: 1})} HTTP/1.1\r\n`
+          : 'GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n',
+      )
       const conns = await holdConnections(ctx, t.port, 50)
       const t0 = Date.now()
       // Byte 0 goes now, the rest one a second.
@@ -46,7 +52,8 @@ function slowloris(server: 'http' | 'ws'): Attack {
       const last = Math.max(...closed.map(h => h.closedAt - t0), 0)
       return {
         held: closed.length === conns.length && last <= bound && probe.ratio('during') >= 0.9,
-        evidence: `${conns.length} heads at a byte a second: ${closed.length} cut off${closed.length ? `, the last after ${secs(last)} s` : ` within ${secs(Date.now() - t0)} s`} (bound ${TIMEOUT_S + 3} s); ` +
+        evidence:
+          `${conns.length} heads at a byte a second: ${closed.length} cut off${closed.length ? `, the last after ${secs(last)} s` : ` within ${secs(Date.now() - t0)} s`} (bound ${TIMEOUT_S + 3} s); ` +
           `legit ${server} ${probe.text('during')}; drops: ${await t.byReason('tracker_dropped_total')}`,
       }
     },
@@ -72,7 +79,11 @@ async function bomb(ctx: Context, port: number, frames: Buffer[]): Promise<strin
 
 function frameBombs(io: 'batched' | 'node'): Attack {
   return {
-    name: 'held.ws-frame-bombs', server: io === 'batched' ? 'ws' : 'ws node-io', workers: 'any', fast: true, budgetS: 30,
+    name: 'held.ws-frame-bombs',
+    server: io === 'batched' ? 'ws' : 'ws node-io',
+    workers: 'any',
+    fast: true,
+    budgetS: 30,
     async run(ctx) {
       const t = await ctx.tracker({protocol: 'ws', config: {network: {batched_io: io === 'batched'}}})
       const huge = Buffer.from([0x81, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 0x61, 0x62])
@@ -104,7 +115,11 @@ function frameBombs(io: 'batched' | 'node'): Attack {
 
 const wsMaxConnections: Attack = {
   // max_connections is per worker, and which worker takes a connection is the kernel's choice.
-  name: 'held.ws-max-connections', server: 'ws', workers: 'one', fast: true, budgetS: 30,
+  name: 'held.ws-max-connections',
+  server: 'ws',
+  workers: 'one',
+  fast: true,
+  budgetS: 30,
   async run(ctx) {
     const MAX = 50
     const t = await ctx.tracker({protocol: 'ws', config: {connections: {max_connections: MAX}}})
@@ -169,7 +184,11 @@ const floods: Record<'udp' | 'http' | 'ws', (ctx: Context, port: number) => Prom
 
 function maxTorrents(protocol: 'udp' | 'http' | 'ws'): Attack {
   return {
-    name: 'held.max-torrents', server: protocol, workers: 'any', fast: true, budgetS: 40,
+    name: 'held.max-torrents',
+    server: protocol,
+    workers: 'any',
+    fast: true,
+    budgetS: 40,
     async run(ctx) {
       const t = await ctx.tracker({protocol, config: {limits: {max_torrents: MAX_TORRENTS}}})
       const refused = await floods[protocol](ctx, t.port)
@@ -187,6 +206,12 @@ function maxTorrents(protocol: 'udp' | 'http' | 'ws'): Attack {
 }
 
 export const HELD_TCP_ATTACKS: Attack[] = [
-  slowloris('http'), slowloris('ws'), frameBombs('batched'), frameBombs('node'), wsMaxConnections,
-  maxTorrents('udp'), maxTorrents('http'), maxTorrents('ws'),
+  slowloris('http'),
+  slowloris('ws'),
+  frameBombs('batched'),
+  frameBombs('node'),
+  wsMaxConnections,
+  maxTorrents('udp'),
+  maxTorrents('http'),
+  maxTorrents('ws'),
 ]

@@ -12,25 +12,36 @@ import type {Tracker} from './tracker.js'
 
 /** Clients from 127.0.0.1-4, each on its own source port, counting every datagram they get. */
 async function clients(ctx: Context, t: Tracker, count: number): Promise<{c: UdpClient; got: number; bytes: number}[]> {
-  return Promise.all(Array.from({length: count}, async (_, i) => {
-    const c = ctx.own(await UdpClient.open(4, t.port, `127.0.0.${1 + (i % 4)}`))
-    const entry = {c, got: 0, bytes: 0}
-    c.socket.on('message', m => {
-      entry.got++
-      entry.bytes += m.length
-    })
-    return entry
-  }))
+  return Promise.all(
+    Array.from({length: count}, async (_, i) => {
+      const c = ctx.own(await UdpClient.open(4, t.port, `127.0.0.${1 + (i % 4)}`))
+      const entry = {c, got: 0, bytes: 0}
+      c.socket.on('message', m => {
+        entry.got++
+        entry.bytes += m.length
+      })
+      return entry
+    }),
+  )
 }
 
 function scrapeBytes(cid: Uint8Array, tid: number, n: number): Buffer {
   const b = Buffer.alloc(16 + 20 * n)
-  udp.writeScrapeRequest(b, cid, tid, Array.from({length: n}, () => randomBytes(20)))
+  udp.writeScrapeRequest(
+    b,
+    cid,
+    tid,
+    Array.from({length: n}, () => randomBytes(20)),
+  )
   return b
 }
 
 const forgedIds: Attack = {
-  name: 'held.udp-forged-ids', server: 'udp', workers: 'both', fast: true, budgetS: 30,
+  name: 'held.udp-forged-ids',
+  server: 'udp',
+  workers: 'both',
+  fast: true,
+  budgetS: 30,
   async run(ctx) {
     const t = await ctx.tracker({protocol: 'udp'})
     const list = await clients(ctx, t, 64)
@@ -56,20 +67,41 @@ const forgedIds: Attack = {
 }
 
 const amplification: Attack = {
-  name: 'held.udp-amplification', server: 'udp', workers: 'any', fast: true, budgetS: 30,
+  name: 'held.udp-amplification',
+  server: 'udp',
+  workers: 'any',
+  fast: true,
+  budgetS: 30,
   async run(ctx) {
     const t = await ctx.tracker({protocol: 'udp'})
     const kinds: [string, (tid: number) => Buffer][] = [
-      ['connect', tid => {
-        const b = Buffer.alloc(16)
-        udp.writeConnectRequest(b, tid)
-        return b
-      }],
-      ['forged-id announce', tid => {
-        const b = Buffer.alloc(98)
-        udp.writeAnnounceRequest(b, {connectionId: randomBytes(8), transactionId: tid, infoHash: randomBytes(20), peerId: randomBytes(20), downloaded: 0, left: 1, uploaded: 0, event: 2, numWant: 200, port: 6881})
-        return b
-      }],
+      [
+        'connect',
+        tid => {
+          const b = Buffer.alloc(16)
+          udp.writeConnectRequest(b, tid)
+          return b
+        },
+      ],
+      [
+        'forged-id announce',
+        tid => {
+          const b = Buffer.alloc(98)
+          udp.writeAnnounceRequest(b, {
+            connectionId: randomBytes(8),
+            transactionId: tid,
+            infoHash: randomBytes(20),
+            peerId: randomBytes(20),
+            downloaded: 0,
+            left: 1,
+            uploaded: 0,
+            event: 2,
+            numWant: 200,
+            port: 6881,
+          })
+          return b
+        },
+      ],
       ['forged-id 70-hash scrape', tid => scrapeBytes(randomBytes(8), tid, 70)],
       ['garbage', () => randomBytes(1 + Math.floor(Math.random() * 200))],
     ]
@@ -121,7 +153,11 @@ function malformed(n: number, cid: Uint8Array): Buffer[] {
 }
 
 const malformedPackets: Attack = {
-  name: 'held.udp-malformed', server: 'udp', workers: 'both', fast: true, budgetS: 40,
+  name: 'held.udp-malformed',
+  server: 'udp',
+  workers: 'both',
+  fast: true,
+  budgetS: 40,
   async run(ctx) {
     const t = await ctx.tracker({protocol: 'udp'})
     const list = await clients(ctx, t, 8)
@@ -144,10 +180,14 @@ const malformedPackets: Attack = {
     await sleep(500)
     const answers = replies.length
     const errors = replies.filter(m => udp.parseResponse(m, m.length, 6)?.action === udp.ACTION_ERROR).length
-    const legit = await list[0].c.announce({infoHash: randomBytes(20), peerId: randomBytes(20), port: 6881}).then(() => true, () => false)
+    const legit = await list[0].c.announce({infoHash: randomBytes(20), peerId: randomBytes(20), port: 6881}).then(
+      () => true,
+      () => false,
+    )
     return {
       held: t.alive && answers === errors && legit,
-      evidence: `${sent} malformed packets of lengths 0-200: ${answers} replies, ${errors} of them errors; tracker ${t.alive ? 'alive' : 'dead'}, ` +
+      evidence:
+        `${sent} malformed packets of lengths 0-200: ${answers} replies, ${errors} of them errors; tracker ${t.alive ? 'alive' : 'dead'}, ` +
         `a valid announce ${legit ? 'answered' : 'NOT answered'} after; drops: ${await t.byReason('tracker_dropped_total')}`,
     }
   },

@@ -41,8 +41,10 @@ const tallyText = (t: Tally, what: string) =>
  * Held: no mismatch and no unreadable reply, over at least a quarter of the replies asked for (a
  * tracker may close a slow reader past its bound, but one that answers nothing proves nothing).
  */
-const verdict = (t: Tally, what: string): Outcome =>
-  ({held: t.mismatched === 0 && t.other === 0 && t.replies >= 0.25 * t.expected, evidence: tallyText(t, what)})
+const verdict = (t: Tally, what: string): Outcome => ({
+  held: t.mismatched === 0 && t.other === 0 && t.replies >= 0.25 * t.expected,
+  evidence: tallyText(t, what),
+})
 
 /** Reads `checks.length` replies from `c` in order, checking each; stops at the first missing one. */
 async function readChecked(c: RawHttp, checks: ((body: Buffer) => boolean | undefined)[], t: Tally, ms = 5000): Promise<void> {
@@ -69,7 +71,11 @@ async function readChecked(c: RawHttp, checks: ((body: Buffer) => boolean | unde
 
 function pipelinedScrapes(server: 'http' | 'https'): Attack {
   return {
-    name: '1.mixup.pipelined-scrapes', server, workers: 'both', fast: true, budgetS: 40,
+    name: '1.mixup.pipelined-scrapes',
+    server,
+    workers: 'both',
+    fast: true,
+    budgetS: 40,
     async run(ctx: Context) {
       const t = await ctx.tracker({protocol: 'http', tls: server === 'https'})
       const rounds = ctx.seconds(20, 10)
@@ -96,7 +102,10 @@ function pipelinedScrapes(server: 'http' | 'https'): Attack {
  * wait in the tracker while other clients' requests are answered.
  */
 const slowReaderScrapes: Attack = {
-  name: '1.mixup.slow-reader-scrapes', server: 'http', workers: 'both', budgetS: 90,
+  name: '1.mixup.slow-reader-scrapes',
+  server: 'http',
+  workers: 'both',
+  budgetS: 90,
   async run(ctx) {
     const t = await ctx.tracker({protocol: 'http'})
     const connections = ctx.seconds(8, 6)
@@ -115,7 +124,15 @@ const slowReaderScrapes: Attack = {
     await sleep(500)
     const tally: Tally = {replies: 0, mismatched: 0, other: 0, expected: connections * perConnection, closedEarly: 0}
     for (const c of conns) c.socket.resume()
-    await Promise.all(conns.map((c, k) => readChecked(c, asked[k].map(set => (body: Buffer) => scrapeMatches(body, set)), tally)))
+    await Promise.all(
+      conns.map((c, k) =>
+        readChecked(
+          c,
+          asked[k].map(set => (body: Buffer) => scrapeMatches(body, set)),
+          tally,
+        ),
+      ),
+    )
     return verdict(tally, 'hashes they did not ask for')
   },
 }
@@ -126,7 +143,10 @@ const slowReaderScrapes: Attack = {
  * torrent asked for.
  */
 const slowReaderNonCompact: Attack = {
-  name: '1.mixup.non-compact-slow-reader', server: 'http', workers: 'both', budgetS: 90,
+  name: '1.mixup.non-compact-slow-reader',
+  server: 'http',
+  workers: 'both',
+  budgetS: 90,
   async run(ctx) {
     // 150 peers per torrent: a dictionary reply of about 9 KB.
     const t = await ctx.tracker({protocol: 'http', config: {protocol: {max_response_peers: 200}}})
@@ -135,14 +155,16 @@ const slowReaderNonCompact: Attack = {
     const firstPort = (torrent: number) => 2000 + 200 * torrent
     // Seeders, on four kept-alive connections, one request at a time.
     const seeders = await Promise.all(Array.from({length: 4}, () => openHttp(ctx, t.port)))
-    await Promise.all(seeders.map(async (c, k) => {
-      for (let i = k; i < torrents.length * seeds; i += seeders.length) {
-        const torrent = Math.floor(i / seeds)
-        c.send(GET(announcePath({infoHash: torrents[torrent], peerId: randomBytes(20), port: firstPort(torrent) + (i % seeds), left: 0})))
-        await c.next()
-      }
-      c.close()
-    }))
+    await Promise.all(
+      seeders.map(async (c, k) => {
+        for (let i = k; i < torrents.length * seeds; i += seeders.length) {
+          const torrent = Math.floor(i / seeds)
+          c.send(GET(announcePath({infoHash: torrents[torrent], peerId: randomBytes(20), port: firstPort(torrent) + (i % seeds), left: 0})))
+          await c.next()
+        }
+        c.close()
+      }),
+    )
     const connections = ctx.seconds(16, 8)
     const perConnection = ctx.seconds(60, 30)
     const conns = await Promise.all(Array.from({length: connections}, () => openHttp(ctx, t.port)))
@@ -153,22 +175,35 @@ const slowReaderNonCompact: Attack = {
       conns.forEach((c, k) => {
         const torrent = (i * 7 + k) % torrents.length
         asked[k].push(torrent)
-        c.send(GET(announcePath({infoHash: torrents[torrent], peerId: peerIds[k][torrent], port: firstPort(torrent) + seeds + k, left: 1, numWant: 200, compact: false})))
+        c.send(
+          GET(
+            announcePath({
+              infoHash: torrents[torrent],
+              peerId: peerIds[k][torrent],
+              port: firstPort(torrent) + seeds + k,
+              left: 1,
+              numWant: 200,
+              compact: false,
+            }),
+          ),
+        )
       })
       await sleep(2)
     }
     await sleep(500)
     const tally: Tally = {replies: 0, mismatched: 0, other: 0, expected: connections * perConnection, closedEarly: 0}
-    const ownPeers = (torrent: number) => (body: Buffer): boolean | undefined => {
-      let peers: {port: number}[]
-      try {
-        peers = decode(body).peers
-      } catch {
-        return undefined
+    const ownPeers =
+      (torrent: number) =>
+      (body: Buffer): boolean | undefined => {
+        let peers: {port: number}[]
+        try {
+          peers = decode(body).peers
+        } catch {
+          return undefined
+        }
+        if (!Array.isArray(peers) || peers.length < seeds) return undefined
+        return peers.every(p => p.port >= firstPort(torrent) && p.port < firstPort(torrent) + 200)
       }
-      if (!Array.isArray(peers) || peers.length < seeds) return undefined
-      return peers.every(p => p.port >= firstPort(torrent) && p.port < firstPort(torrent) + 200)
-    }
     for (const c of conns) c.socket.resume()
     await Promise.all(conns.map((c, k) => readChecked(c, asked[k].map(ownPeers), tally)))
     return verdict(tally, "another torrent's peers")

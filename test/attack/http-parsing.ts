@@ -24,14 +24,21 @@ async function refused(ctx: Context, port: number, raw: string, status: number):
   } catch (error) {
     got = c.ended ? 'closed without a reply' : (error as Error).message
   }
-  const closed = await c.closed(2000).then(() => true, () => false)
+  const closed = await c.closed(2000).then(
+    () => true,
+    () => false,
+  )
   c.close()
   return {held: ok && closed, evidence: `${got}, connection ${closed ? 'closed' : 'still open after 2 s'} (expected ${status} and close)`}
 }
 
 function one(name: string, raw: () => string, status: number, fast = true): Attack {
   return {
-    name, server: 'http', workers: 'any', fast, budgetS: 20,
+    name,
+    server: 'http',
+    workers: 'any',
+    fast,
+    budgetS: 20,
     async run(ctx) {
       const t = await ctx.tracker({protocol: 'http'})
       return refused(ctx, t.port, raw(), status)
@@ -42,7 +49,11 @@ function one(name: string, raw: () => string, status: number, fast = true): Atta
 /** Several defects of one family against one tracker: held when every one is refused. */
 function family(name: string, cases: [string, () => string, number][]): Attack {
   return {
-    name, server: 'http', workers: 'any', fast: true, budgetS: 30,
+    name,
+    server: 'http',
+    workers: 'any',
+    fast: true,
+    budgetS: 30,
     async run(ctx) {
       const t = await ctx.tracker({protocol: 'http'})
       const failed: string[] = []
@@ -50,7 +61,10 @@ function family(name: string, cases: [string, () => string, number][]): Attack {
         const r = await refused(ctx, t.port, raw(), status)
         if (!r.held) failed.push(`${what}: ${r.evidence.replace(/ \(expected.*/, '')}`)
       }
-      return {held: failed.length === 0, evidence: `${cases.length - failed.length}/${cases.length} refused with ${[...new Set(cases.map(c => c[2]))].join('/')} and closed${failed.length ? `; ${failed.join('; ')}` : ''}`}
+      return {
+        held: failed.length === 0,
+        evidence: `${cases.length - failed.length}/${cases.length} refused with ${[...new Set(cases.map(c => c[2]))].join('/')} and closed${failed.length ? `; ${failed.join('; ')}` : ''}`,
+      }
     },
   }
 }

@@ -15,13 +15,19 @@ const COUNT = 1000
 
 function pipelining(name: string, server: 'http', readLate: boolean): Attack {
   return {
-    name, server, workers: 'both', fast: true, budgetS: 60,
+    name,
+    server,
+    workers: 'both',
+    fast: true,
+    budgetS: 60,
     async run(ctx) {
       const t = await ctx.tracker({protocol: 'http'})
       const c = await openHttp(ctx, t.port)
       const infoHash = randomBytes(20)
-      const requests = Array.from({length: COUNT}, (_, i) =>
-        `GET ${announcePath({infoHash, peerId: randomBytes(20), port: 10_000 + i, left: 1, compact: !readLate})} HTTP/1.1\r\nHost: localhost\r\n\r\n`)
+      const requests = Array.from(
+        {length: COUNT},
+        (_, i) => `GET ${announcePath({infoHash, peerId: randomBytes(20), port: 10_000 + i, left: 1, compact: !readLate})} HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+      )
       const started = Date.now()
       if (readLate) c.socket.pause()
       c.send(requests.join(''))
@@ -48,7 +54,10 @@ function pipelining(name: string, server: 'http', readLate: boolean): Attack {
       if (!stop) {
         // The connection still serves.
         c.send(`GET ${announcePath({infoHash, peerId: randomBytes(20), port: 9999, left: 1})} HTTP/1.1\r\nHost: localhost\r\n\r\n`)
-        after = await c.next(3000).then(r => (r.status === 200 ? '' : `; the next request got ${r.status}`), () => '; the next request got no reply')
+        after = await c.next(3000).then(
+          r => (r.status === 200 ? '' : `; the next request got ${r.status}`),
+          () => '; the next request got no reply',
+        )
       }
       const resets = await t.metric('tracker_dropped_total', {reason: 'bad_request'})
       return {
@@ -59,7 +68,4 @@ function pipelining(name: string, server: 'http', readLate: boolean): Attack {
   }
 }
 
-export const PIPELINING_ATTACKS: Attack[] = [
-  pipelining('2.pipelining.one-write', 'http', false),
-  pipelining('2.pipelining.write-all-then-read', 'http', true),
-]
+export const PIPELINING_ATTACKS: Attack[] = [pipelining('2.pipelining.one-write', 'http', false), pipelining('2.pipelining.write-all-then-read', 'http', true)]

@@ -10,7 +10,10 @@ import type {Attack} from './suite.js'
 const MAX_CONNECTIONS = 1000
 
 const silentConnections: Attack = {
-  name: '5.silent-connections', server: 'http', workers: 'any', budgetS: 90,
+  name: '5.silent-connections',
+  server: 'http',
+  workers: 'any',
+  budgetS: 90,
   async run(ctx) {
     const t = await ctx.tracker({protocol: 'http', config: {connections: {max_connections: MAX_CONNECTIONS}}})
     const probe = new Probe(httpAnnouncer(t.port), 300)
@@ -37,7 +40,8 @@ const silentConnections: Attack = {
     const drops = await t.byReason('tracker_dropped_total')
     return {
       held: probe.ratio('during') >= 0.95 && probe.ratio('after') >= 0.95,
-      evidence: `${opened} silent connections over ${rounds} rounds of 10 s, ${cut} closed by the tracker; legit announces answered ${s.answered} of ${s.sent} ` +
+      evidence:
+        `${opened} silent connections over ${rounds} rounds of 10 s, ${cut} closed by the tracker; legit announces answered ${s.answered} of ${s.sent} ` +
         `(${Math.round(100 * probe.ratio('during'))}%, p50 ${Math.round(s.p50)} ms, max ${Math.round(s.max)} ms), ${probe.text('after')}; drops: ${drops}`,
     }
   },

@@ -107,11 +107,11 @@ export async function holdConnections(ctx: Context, port: number, count: number,
 export function rawWebSocket(ctx: Context, port: number, options: {tls?: boolean; ms?: number} = {}): Promise<net.Socket> {
   const ms = options.ms ?? 3000
   const key = randomBytes(16).toString('base64')
-  const accept = createHash('sha1').update(key + GUID).digest('base64')
+  const accept = createHash('sha1')
+    .update(key + GUID)
+    .digest('base64')
   return new Promise((resolve, reject) => {
-    const socket: net.Socket = options.tls
-      ? tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false})
-      : net.connect({port, host: '127.0.0.1'})
+    const socket: net.Socket = options.tls ? tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false}) : net.connect({port, host: '127.0.0.1'})
     ctx.own(socket)
     let head = Buffer.alloc(0)
     const timer = setTimeout(() => fail('no 101 within ' + ms + ' ms'), ms)
@@ -174,13 +174,19 @@ export const secs = (ms: number): string => `${(ms / 1000).toFixed(1)}`
 export function within<T>(promise: Promise<T>, ms: number, what: string, dispose?: (late: T) => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   let late = false
-  promise.then(v => late && dispose?.(v), () => {})
-  return Promise.race([promise, new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      late = true
-      reject(new Error(`${what}: nothing within ${ms} ms`))
-    }, ms)
-  })]).finally(() => clearTimeout(timer))
+  promise.then(
+    v => late && dispose?.(v),
+    () => {},
+  )
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = true
+        reject(new Error(`${what}: nothing within ${ms} ms`))
+      }, ms)
+    }),
+  ]).finally(() => clearTimeout(timer))
 }
 
 /** A RawHttp connection the case owns (test/http-client.ts), opened within 3 s. */

@@ -36,7 +36,11 @@ export class Probe {
   private timer?: NodeJS.Timeout
   private current = 'before'
 
-  constructor(private readonly fn: LegitRequest, readonly intervalMs = 250, readonly timeoutMs = 2000) {}
+  constructor(
+    private readonly fn: LegitRequest,
+    readonly intervalMs = 250,
+    readonly timeoutMs = 2000,
+  ) {}
 
   start(phase = 'during'): this {
     this.current = phase
@@ -57,14 +61,19 @@ export class Probe {
     const deadline = new Promise<void>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs + 200)
     })
-    const p = Promise.race([this.fn(this.timeoutMs), deadline]).then(() => {
-      a.ms = performance.now() - t0
-    }, (error: Error) => {
-      a.error = error.message
-    }).finally(() => {
-      clearTimeout(timer)
-      this.inFlight.delete(p)
-    })
+    const p = Promise.race([this.fn(this.timeoutMs), deadline])
+      .then(
+        () => {
+          a.ms = performance.now() - t0
+        },
+        (error: Error) => {
+          a.error = error.message
+        },
+      )
+      .finally(() => {
+        clearTimeout(timer)
+        this.inFlight.delete(p)
+      })
     this.inFlight.add(p)
   }
 
@@ -76,7 +85,10 @@ export class Probe {
 
   summary(phase: string): PhaseSummary {
     const list = this.attempts.filter(a => a.phase === phase)
-    const ok = list.filter(a => a.ms !== null).map(a => a.ms!).sort((x, y) => x - y)
+    const ok = list
+      .filter(a => a.ms !== null)
+      .map(a => a.ms!)
+      .sort((x, y) => x - y)
     return {sent: list.length, answered: ok.length, p50: ok[Math.floor(ok.length / 2)] ?? 0, max: ok[ok.length - 1] ?? 0}
   }
 
@@ -133,24 +145,31 @@ export function metricsReader(port: number): LegitRequest {
 /** A fresh WebSocket each time (a browser arriving): open, announce, the announce reply. */
 export function wsAnnouncer(port: number, options: {tls?: boolean} = {}): LegitRequest {
   const infoHash = binaryId()
-  return timeoutMs => new Promise<void>((resolve, reject) => {
-    const ws = new WebSocket(`${options.tls ? 'wss' : 'ws'}://127.0.0.1:${port}`, {rejectUnauthorized: false, perMessageDeflate: false, handshakeTimeout: timeoutMs})
-    const done = (error?: Error) => {
-      clearTimeout(timer)
-      ws.terminate()
-      if (error) reject(error)
-      else resolve()
-    }
-    const timer = setTimeout(() => done(new Error(`no announce reply within ${timeoutMs} ms`)), timeoutMs)
-    ws.on('open', () => ws.send(JSON.stringify({action: 'announce', info_hash: infoHash, peer_id: binaryId(), left: 1, numwant: 5, uploaded: 0, downloaded: 0})))
-    ws.on('message', data => {
-      const m = JSON.parse(data.toString())
-      if (m['failure reason']) done(new Error(`failure reason: ${m['failure reason']}`))
-      else if (m.action === 'announce' && 'interval' in m) done()
+  return timeoutMs =>
+    new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(`${options.tls ? 'wss' : 'ws'}://127.0.0.1:${port}`, {
+        rejectUnauthorized: false,
+        perMessageDeflate: false,
+        handshakeTimeout: timeoutMs,
+      })
+      const done = (error?: Error) => {
+        clearTimeout(timer)
+        ws.terminate()
+        if (error) reject(error)
+        else resolve()
+      }
+      const timer = setTimeout(() => done(new Error(`no announce reply within ${timeoutMs} ms`)), timeoutMs)
+      ws.on('open', () =>
+        ws.send(JSON.stringify({action: 'announce', info_hash: infoHash, peer_id: binaryId(), left: 1, numwant: 5, uploaded: 0, downloaded: 0})),
+      )
+      ws.on('message', data => {
+        const m = JSON.parse(data.toString())
+        if (m['failure reason']) done(new Error(`failure reason: ${m['failure reason']}`))
+        else if (m.action === 'announce' && 'interval' in m) done()
+      })
+      ws.on('error', error => done(error))
+      ws.on('close', () => done(new Error('closed before the announce reply')))
     })
-    ws.on('error', error => done(error))
-    ws.on('close', () => done(new Error('closed before the announce reply')))
-  })
 }
 
 /**

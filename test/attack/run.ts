@@ -11,15 +11,17 @@ import {parseArgs} from 'node:util'
 import {ATTACKS} from './index.js'
 import {expand, formatTable, openContexts, runCase, serverLabel, type Result} from './suite.js'
 
-const {values} = parseArgs({options: {
-  only: {type: 'string', multiple: true, default: []},
-  workers: {type: 'string', default: '1'},
-  quick: {type: 'boolean', default: false},
-  json: {type: 'boolean', default: false},
-  list: {type: 'boolean', default: false},
-  bin: {type: 'string'},
-  help: {type: 'boolean', default: false},
-}})
+const {values} = parseArgs({
+  options: {
+    only: {type: 'string', multiple: true, default: []},
+    workers: {type: 'string', default: '1'},
+    quick: {type: 'boolean', default: false},
+    json: {type: 'boolean', default: false},
+    list: {type: 'boolean', default: false},
+    bin: {type: 'string'},
+    help: {type: 'boolean', default: false},
+  },
+})
 if (values.help) {
   process.stdout.write(`npm run attack -- [--only SUBSTRING]... [--workers N] [--quick] [--json] [--list] [--bin PATH]
 
@@ -38,9 +40,12 @@ if (!Number.isInteger(workers) || workers < 1 || workers > 16) {
   process.stderr.write(`--workers ${values.workers}: expected a whole number from 1 to 16\n`)
   process.exit(2)
 }
-const cases = expand(ATTACKS, workers).filter(c => values.only.length === 0 || values.only.some(s => `${c.attack.name} ${serverLabel({server: c.attack.server, workers: c.workers})}`.includes(s)))
+const cases = expand(ATTACKS, workers).filter(
+  c => values.only.length === 0 || values.only.some(s => `${c.attack.name} ${serverLabel({server: c.attack.server, workers: c.workers})}`.includes(s)),
+)
 if (values.list) {
-  for (const c of cases) process.stdout.write(`${c.attack.name}\t${serverLabel({server: c.attack.server, workers: c.workers})}${c.attack.fast ? '\tfast' : ''}\n`)
+  for (const c of cases)
+    process.stdout.write(`${c.attack.name}\t${serverLabel({server: c.attack.server, workers: c.workers})}${c.attack.fast ? '\tfast' : ''}\n`)
   process.exit(0)
 }
 if (cases.length === 0) {

@@ -67,7 +67,10 @@ export class Context {
   private readonly cleanups: (() => unknown)[] = []
   readonly trackers: Tracker[] = []
 
-  constructor(readonly workers: number, readonly options: SuiteOptions) {
+  constructor(
+    readonly workers: number,
+    readonly options: SuiteOptions,
+  ) {
     this.dir = mkdtempSync(join(tmpdir(), 'tracker-attack-'))
     openContexts.add(this)
   }
@@ -145,7 +148,7 @@ export function expand(attacks: Attack[], workers: number): Case[] {
   })
 }
 
-export const serverLabel = (c: {server: string; workers: number}): string => c.workers === 1 ? c.server : `${c.server} (${c.workers} workers)`
+export const serverLabel = (c: {server: string; workers: number}): string => (c.workers === 1 ? c.server : `${c.server} (${c.workers} workers)`)
 
 /**
  * Runs one case: its own temp dir and trackers, cut off after its budget; a tracker that died
@@ -172,7 +175,11 @@ export async function runCase(c: Case, options: SuiteOptions): Promise<Result> {
   if (dead) outcome = {held: false, evidence: `${dead.deathNote()}; ${outcome.evidence}`}
   await ctx.cleanup()
   return {
-    attack: c.attack.name, server: c.attack.server, workers: c.workers, held: outcome.held, evidence: outcome.evidence,
+    attack: c.attack.name,
+    server: c.attack.server,
+    workers: c.workers,
+    held: outcome.held,
+    evidence: outcome.evidence,
     seconds: (Date.now() - started) / 1000,
   }
 }

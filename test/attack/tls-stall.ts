@@ -16,11 +16,16 @@ const TIMEOUT_S = 10
 
 function tlsStall(server: 'https' | 'wss', variant: 'silent' | 'half-hello'): Attack {
   return {
-    name: `4.tls-stall.${variant}`, server, workers: 'any', budgetS: 60,
+    name: `4.tls-stall.${variant}`,
+    server,
+    workers: 'any',
+    budgetS: 60,
     async run(ctx) {
       const http = server === 'https'
       const t = await ctx.tracker({
-        protocol: http ? 'http' : 'ws', tls: true, nofile: NOFILE,
+        protocol: http ? 'http' : 'ws',
+        tls: true,
+        nofile: NOFILE,
         config: {connections: {max_connections: MAX_CONNECTIONS, ...(http ? {request_timeout: TIMEOUT_S} : {send_timeout: TIMEOUT_S})}},
       })
       const hello = variant === 'half-hello' ? await captureClientHello() : null
@@ -60,7 +65,8 @@ function tlsStall(server: 'https' | 'wss', variant: 'silent' | 'half-hello'): At
       const legitName = http ? 'https' : 'wss'
       return {
         held: fellAt !== 0 && legit.ratio('during') >= 0.9 && metrics.ratio('during') >= 0.9 && legit.ratio('after') >= 0.9,
-        evidence: `${conns.length}/${stalled} connected${hello ? ` (each sent ${Math.floor(hello.length / 2)} of ${hello.length} ClientHello bytes)` : ''}; ` +
+        evidence:
+          `${conns.length}/${stalled} connected${hello ? ` (each sent ${Math.floor(hello.length / 2)} of ${hello.length} ClientHello bytes)` : ''}; ` +
           `tracker fds ${fds0}->${peak} peak, ${fellAt ? `back to ${fdsEnd} after ${secs(fellAt - t0)} s` : `${fdsEnd} after ${secs(Date.now() - t0)} s`}; ` +
           `${closedByTracker} closed by the tracker; drops: ${drops}; legit ${legitName} ${legit.text('during')}, ${legit.text('after')}; metrics ${metrics.text('during')}`,
       }
@@ -69,5 +75,8 @@ function tlsStall(server: 'https' | 'wss', variant: 'silent' | 'half-hello'): At
 }
 
 export const TLS_STALL_ATTACKS: Attack[] = [
-  tlsStall('https', 'silent'), tlsStall('https', 'half-hello'), tlsStall('wss', 'silent'), tlsStall('wss', 'half-hello'),
+  tlsStall('https', 'silent'),
+  tlsStall('https', 'half-hello'),
+  tlsStall('wss', 'silent'),
+  tlsStall('wss', 'half-hello'),
 ]

@@ -64,7 +64,12 @@ function merge(base: ConfigPatch, patch: ConfigPatch): ConfigPatch {
 export class Tracker {
   private stopped = false
 
-  constructor(readonly spec: TrackerSpec, readonly ports: Ports, readonly pidFile: string, private readonly started: Started) {}
+  constructor(
+    readonly spec: TrackerSpec,
+    readonly ports: Ports,
+    readonly pidFile: string,
+    private readonly started: Started,
+  ) {}
 
   get port(): number {
     return this.ports.port

@@ -19,7 +19,10 @@ const WORKER_RSS_BOUND = 100 * MiB
 const MAX_OUTSTANDING = 2048
 
 const meshQueues: Attack = {
-  name: '6.mesh-queues', server: 'udp', workers: 'multi', budgetS: 60,
+  name: '6.mesh-queues',
+  server: 'udp',
+  workers: 'multi',
+  budgetS: 60,
   async run(ctx) {
     const t = await ctx.tracker({protocol: 'udp'})
     await sleep(500)
@@ -28,14 +31,27 @@ const meshQueues: Attack = {
     const peaks = [...rss0]
     const sampler = setInterval(() => workers.forEach((p, i) => (peaks[i] = Math.max(peaks[i], t.rssOfPid(p)))), 250)
     ctx.defer(() => clearInterval(sampler))
-    const legit = new Probe(await udpAnnouncer(ctx, t.port, Array.from({length: ctx.workers}, (_, s) => shardHash(s, ctx.workers))), 100, 1000)
+    const legit = new Probe(
+      await udpAnnouncer(
+        ctx,
+        t.port,
+        Array.from({length: ctx.workers}, (_, s) => shardHash(s, ctx.workers)),
+      ),
+      100,
+      1000,
+    )
 
     // A connection id for 127.0.0.1 (ids are bound to the address, not the port).
     const handshake = ctx.own(await UdpClient.open(4, t.port))
     const cid = await handshake.connect()
     const packets = Array.from({length: 64}, (_, k) => {
       const b = Buffer.alloc(16 + 20 * 70)
-      udp.writeScrapeRequest(b, cid, k, Array.from({length: 70}, () => randomBytes(20)))
+      udp.writeScrapeRequest(
+        b,
+        cid,
+        k,
+        Array.from({length: 70}, () => randomBytes(20)),
+      )
       return b
     })
     const flood = ctx.own(dgram.createSocket('udp4'))
@@ -69,7 +85,8 @@ const meshQueues: Attack = {
     const bounded = peaks.every((p, i) => p - rss0[i] < WORKER_RSS_BOUND)
     return {
       held: bounded && recovered !== null && recovered <= 1000 && legit.ratioSince(stoppedAt + 1000) >= 0.9,
-      evidence: `worker RSS ${peaks.map((p, i) => `${mib(rss0[i])}->${mib(p)}`).join(', ')} MiB (bound +${mib(WORKER_RSS_BOUND)} each); ` +
+      evidence:
+        `worker RSS ${peaks.map((p, i) => `${mib(rss0[i])}->${mib(p)}`).join(', ')} MiB (bound +${mib(WORKER_RSS_BOUND)} each); ` +
         `${sent} scrapes of 70 hashes in ${floodMs / 1000} s, ${replies} answered; legit announces ${legit.text('during')}; ` +
         `first answer ${recovered === null ? 'never' : `${Math.round(recovered)} ms`} after the flood stopped, ${legit.text('after')}; ` +
         `mesh_queue_full ${meshDrops ?? '?'}; drops: ${drops}; refusals: ${refusals}`,

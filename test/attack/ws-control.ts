@@ -37,7 +37,10 @@ const wsConfig = (io: Io, connections: Record<string, number> = {}) => ({network
 
 function pingFlood(io: Io): Attack {
   return {
-    name: '3.ping-flood', server: serverOf(io), workers: 'any', budgetS: 60,
+    name: '3.ping-flood',
+    server: serverOf(io),
+    workers: 'any',
+    budgetS: 60,
     async run(ctx) {
       const t = await ctx.tracker({protocol: 'ws', config: wsConfig(io, {send_timeout: SEND_TIMEOUT_S})})
       await sleep(500)
@@ -84,11 +87,12 @@ function pingFlood(io: Io): Attack {
       const grew = peak - rss0
       const closedIn = closed ? closed - t0 : 0
       const drops = await t.metric('tracker_dropped_total', {reason: 'send_timeout'})
-      const held = grew < PING_FLOOD_RSS_BOUND && closed !== 0 && closedIn <= (SEND_TIMEOUT_S + 3) * 1000 &&
-        probe.ratio('during') >= 0.9 && probe.ratio('after') >= 0.9
+      const held =
+        grew < PING_FLOOD_RSS_BOUND && closed !== 0 && closedIn <= (SEND_TIMEOUT_S + 3) * 1000 && probe.ratio('during') >= 0.9 && probe.ratio('after') >= 0.9
       return {
         held,
-        evidence: `RSS ${mib(rss0)}->${mib(peak)} MiB peak (bound +${mib(PING_FLOOD_RSS_BOUND)}), ${mib(rss1)} after; ${mib(sent)} MiB of pings sent; ` +
+        evidence:
+          `RSS ${mib(rss0)}->${mib(peak)} MiB peak (bound +${mib(PING_FLOOD_RSS_BOUND)}), ${mib(rss1)} after; ${mib(sent)} MiB of pings sent; ` +
           `${closed ? `closed after ${secs(closedIn)} s` : `still open after ${secs(deadline - t0)} s (tracker_connections ${stillOpen})`}; ` +
           `send_timeout drops ${drops ?? '?'}; legit ws ${probe.text('during')}; ${probe.text('after')}`,
       }
@@ -101,7 +105,11 @@ const PING_INTERVAL_S = 2
 /** Sends only unsolicited pongs and never answers the tracker's pings. */
 function pongOnly(io: Io): Attack {
   return {
-    name: '3.pong-only', server: serverOf(io), workers: 'any', fast: true, budgetS: 30,
+    name: '3.pong-only',
+    server: serverOf(io),
+    workers: 'any',
+    fast: true,
+    budgetS: 30,
     async run(ctx) {
       const t = await ctx.tracker({protocol: 'ws', config: wsConfig(io, {ping_interval: PING_INTERVAL_S})})
       const s = await rawWebSocket(ctx, t.port)
@@ -124,7 +132,8 @@ function pongOnly(io: Io): Attack {
       s.destroy()
       return {
         held: closed !== 0,
-        evidence: `ping_interval ${PING_INTERVAL_S} s: ${closed ? `closed after ${secs(closed - t0)} s` : `still open after ${secs(open)} s`}, ` +
+        evidence:
+          `ping_interval ${PING_INTERVAL_S} s: ${closed ? `closed after ${secs(closed - t0)} s` : `still open after ${secs(open)} s`}, ` +
           `${pings} pings seen, ${Math.round((Date.now() - t0) / 100)} pongs sent; ping_timeout drops ${drops ?? '?'}`,
       }
     },

@@ -17,7 +17,9 @@ const IN_FLIGHT = 4
 
 /** Opens a lean WebSocket (the load generator's) that the case owns. */
 async function lean(ctx: Context, port: number, onMessage: (data: Buffer) => void): Promise<LoadSocket> {
-  const s = await within(LoadSocket.connect({host: '127.0.0.1', port, tls: false, batched: null, onMessage, onClose: () => {}}), 5000, 'WebSocket', late => late.terminate())
+  const s = await within(LoadSocket.connect({host: '127.0.0.1', port, tls: false, batched: null, onMessage, onClose: () => {}}), 5000, 'WebSocket', late =>
+    late.terminate(),
+  )
   ctx.defer(() => s.terminate())
   return s
 }
@@ -50,7 +52,10 @@ async function exchange(ctx: Context, port: number): Promise<number> {
 }
 
 const pendingOffers: Attack = {
-  name: '9.pending-offers', server: 'ws', workers: 'any', budgetS: 60,
+  name: '9.pending-offers',
+  server: 'ws',
+  workers: 'any',
+  budgetS: 60,
   async run(ctx) {
     const t = await ctx.tracker({protocol: 'ws'})
     const torrents = Array.from({length: TORRENTS}, () => binaryId())
@@ -69,44 +74,58 @@ const pendingOffers: Attack = {
     ctx.defer(() => clearInterval(sampler))
     let offerCounter = 0
     const sdp = 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n' + 'a'.repeat(64)
-    const nextAnnounce = (peerId: string, turn: number) => announce(torrents[turn % TORRENTS], peerId, {
-      offers: Array.from({length: 10}, () => ({offer_id: String(offerCounter++).padStart(20, '0'), offer: {type: 'offer', sdp}})),
-    })
+    const nextAnnounce = (peerId: string, turn: number) =>
+      announce(torrents[turn % TORRENTS], peerId, {
+        offers: Array.from({length: 10}, () => ({offer_id: String(offerCounter++).padStart(20, '0'), offer: {type: 'offer', sdp}})),
+      })
     let answered = 0
     let failures = 0
     let running = true
     const floodMs = ctx.seconds(15, 8) * 1000
-    const attackers = await Promise.all(Array.from({length: 2}, async () => {
-      const peerId = binaryId()
-      let turn = 0
-      const s: LoadSocket = await lean(ctx, t.port, data => {
-        // An announce reply or a refusal lets the next announce go; offers to us are ignored.
-        const text = data.toString('latin1')
-        if (text.includes('"failure reason"')) failures++
-        else if (!text.includes('"interval"')) return
-        answered++
-        if (running) s.send(nextAnnounce(peerId, turn++))
-      })
-      return {s, peerId, start: () => {
-        for (let i = 0; i < IN_FLIGHT; i++) s.send(nextAnnounce(peerId, turn++))
-      }}
-    }))
+    const attackers = await Promise.all(
+      Array.from({length: 2}, async () => {
+        const peerId = binaryId()
+        let turn = 0
+        const s: LoadSocket = await lean(ctx, t.port, data => {
+          // An announce reply or a refusal lets the next announce go; offers to us are ignored.
+          const text = data.toString('latin1')
+          if (text.includes('"failure reason"')) failures++
+          else if (!text.includes('"interval"')) return
+          answered++
+          if (running) s.send(nextAnnounce(peerId, turn++))
+        })
+        return {
+          s,
+          peerId,
+          start: () => {
+            for (let i = 0; i < IN_FLIGHT; i++) s.send(nextAnnounce(peerId, turn++))
+          },
+        }
+      }),
+    )
     const t0 = Date.now()
     attackers.forEach(a => a.start())
     await sleep(floodMs / 2)
-    const during = await exchange(ctx, t.port).then(ms => `${Math.round(ms)} ms`, (e: Error) => `failed (${e.message.slice(0, 60)})`)
+    const during = await exchange(ctx, t.port).then(
+      ms => `${Math.round(ms)} ms`,
+      (e: Error) => `failed (${e.message.slice(0, 60)})`,
+    )
     await sleep(Math.max(0, floodMs - (Date.now() - t0)))
     running = false
     await sleep(500)
     peak = Math.max(peak, t.rss())
     clearInterval(sampler)
-    const after = await exchange(ctx, t.port).then(ms => `${Math.round(ms)} ms`, (e: Error) => `failed (${e.message.slice(0, 60)})`)
+    const after = await exchange(ctx, t.port).then(
+      ms => `${Math.round(ms)} ms`,
+      (e: Error) => `failed (${e.message.slice(0, 60)})`,
+    )
     const offerLimit = (await t.metric('tracker_refusals_total', {reason: 'offer_limit'})) ?? 0
     const refusals = await t.byReason('tracker_refusals_total')
     const grew = peak - rss0
     return {
       held: grew < OFFER_RSS_BOUND && offerLimit > 0 && during.endsWith(' ms') && after.endsWith(' ms'),
-      evidence: `RSS ${mib(rss0)}->${mib(peak)} MiB (bound +${mib(OFFER_RSS_BOUND)}); ${answered} announces of 10 offers (${offerCounter} offers) answered in ${floodMs / 1000} s, ` +
+      evidence:
+        `RSS ${mib(rss0)}->${mib(peak)} MiB (bound +${mib(OFFER_RSS_BOUND)}); ${answered} announces of 10 offers (${offerCounter} offers) answered in ${floodMs / 1000} s, ` +
         `${failures} refused, ${offersSeen} messages to the other peers; offer_limit refusals ${offerLimit}; refusals: ${refusals}; legit offer/answer during ${during}, after ${after}`,
     }
   },

@@ -21,12 +21,15 @@ const bin = join(root, 'bin/run.js')
 const TRANSFER_TIMEOUT_MS = 120_000
 
 const missing = ['transmission-cli', 'aria2c', 'mktorrent', 'rtorrent', 'openssl'].filter(c => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0)
-const skip = missing.length > 0 ? `not installed: ${missing.join(', ')} (apt-get install transmission-cli aria2 mktorrent rtorrent openssl; .ci/run does)` : false
+const skip =
+  missing.length > 0 ? `not installed: ${missing.join(', ')} (apt-get install transmission-cli aria2 mktorrent rtorrent openssl; .ci/run does)` : false
 // Debian's module is built for Debian's python3, which need not be the first on PATH.
 const SYSTEM_PYTHON = '/usr/bin/python3'
 const LIBTORRENT_PEER = join(root, 'test/e2e/libtorrent-peer.py')
-const skipLibtorrent = spawnSync(SYSTEM_PYTHON, ['-c', 'import libtorrent']).status !== 0
-  ? 'python3-libtorrent is not installed (apt-get install python3-libtorrent; .ci/run does)' : skip
+const skipLibtorrent =
+  spawnSync(SYSTEM_PYTHON, ['-c', 'import libtorrent']).status !== 0
+    ? 'python3-libtorrent is not installed (apt-get install python3-libtorrent; .ci/run does)'
+    : skip
 
 // Below Linux's ephemeral range (32768-60999), where a client's outgoing connection could hold
 // the port a tracker or client is about to listen on.
@@ -54,19 +57,23 @@ function stop(p: Proc): void {
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
 }
 
-const exited = (p: Proc, ms: number): Promise<number | null> => new Promise(resolve => {
-  if (p.child.exitCode !== null) return resolve(p.child.exitCode)
-  const timer = setTimeout(() => resolve(null), ms)
-  p.child.once('exit', code => {
-    clearTimeout(timer)
-    resolve(code)
+const exited = (p: Proc, ms: number): Promise<number | null> =>
+  new Promise(resolve => {
+    if (p.child.exitCode !== null) return resolve(p.child.exitCode)
+    const timer = setTimeout(() => resolve(null), ms)
+    p.child.once('exit', code => {
+      clearTimeout(timer)
+      resolve(code)
+    })
   })
-})
 
 async function metric(url: string, name: string): Promise<number> {
   try {
     const text = await (await fetch(url, {signal: AbortSignal.timeout(2000)})).text()
-    return text.split('\n').filter(l => l.startsWith(name)).reduce((s, l) => s + Number(l.split(' ').pop()), 0)
+    return text
+      .split('\n')
+      .filter(l => l.startsWith(name))
+      .reduce((s, l) => s + Number(l.split(' ').pop()), 0)
   } catch {
     return 0
   }
@@ -104,7 +111,9 @@ async function transfer(s: Setup): Promise<void> {
     // Our tracker, with a short announce interval.
     const cert = s.tls ? makeCertificate(dir, 'localhost') : undefined
     const config = join(dir, 'tracker.toml')
-    writeFileSync(config, `log_level = "debug"
+    writeFileSync(
+      config,
+      `log_level = "debug"
 pid_file = "${join(dir, 'tracker.pid')}"
 [network]
 address_ipv4 = "127.0.0.1:${trackerPort}"
@@ -114,23 +123,35 @@ ${cert ? `enable_tls = true\ntls_certificate_path = "${cert.cert}"\ntls_private_
 peer_announce_interval = 5
 [metrics]
 prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
-`)
+`,
+    )
     const tracker = run('tracker', process.execPath, [bin, 'serve', s.protocol, '-c', config])
     procs.push(tracker)
     const metrics = `http://127.0.0.1:${metricsPort}/metrics`
     let up = false
-    for (let i = 0; i < 100 && !(up = await fetch(metrics).then(() => true, () => false)); i++) await sleep(100)
+    for (
+      let i = 0;
+      i < 100 &&
+      !(up = await fetch(metrics).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await sleep(100)
     if (!up) throw new Error(`the tracker did not come up within 10 s\n${logs(procs)}`)
 
     // The seeder: transmission-cli, made to trust our certificate for HTTPS, or libtorrent.
     const peerHost = s.host.replace(/^\[|\]$/g, '')
-    const seeder = s.seeder === 'libtorrent'
-      ? run('libtorrent (seeder)', SYSTEM_PYTHON, [LIBTORRENT_PEER, 'seed', torrent, seedDir, peerHost, String(port())])
-      : run('transmission-cli (seeder)', 'transmission-cli', ['-g', join(dir, 'tr'), '-w', seedDir, '-p', String(port()), '-M', torrent],
-        {env: cert ? {CURL_CA_BUNDLE: cert.cert} : {}})
+    const seeder =
+      s.seeder === 'libtorrent'
+        ? run('libtorrent (seeder)', SYSTEM_PYTHON, [LIBTORRENT_PEER, 'seed', torrent, seedDir, peerHost, String(port())])
+        : run('transmission-cli (seeder)', 'transmission-cli', ['-g', join(dir, 'tr'), '-w', seedDir, '-p', String(port()), '-M', torrent], {
+            env: cert ? {CURL_CA_BUNDLE: cert.cert} : {},
+          })
     procs.push(seeder)
     for (let i = 0; i < 600 && (await metric(metrics, 'tracker_seeders')) < 1; i++) await sleep(100)
-    if (await metric(metrics, 'tracker_seeders') < 1) {
+    if ((await metric(metrics, 'tracker_seeders')) < 1) {
       throw new Error(`the seeder did not announce within 60 s\n${logs(procs)}`)
     }
 
@@ -138,9 +159,20 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
     let leecher: Proc
     if (s.leecher === 'aria2c') {
       const dht = s.protocol === 'udp' // aria2c speaks UDP to trackers only through its DHT socket
-      leecher = run('aria2c (leecher)', 'aria2c', [`--dir=${leechDir}`, '--seed-time=0', '--bt-enable-lpd=false', '--enable-peer-exchange=false',
-        `--listen-port=${port()}`, '--summary-interval=0', '--console-log-level=notice', `--enable-dht=${dht}`, `--enable-dht6=${dht && s.host !== '127.0.0.1'}`,
-        `--dht-listen-port=${port()}`, ...(cert ? [`--ca-certificate=${cert.cert}`] : []), torrent])
+      leecher = run('aria2c (leecher)', 'aria2c', [
+        `--dir=${leechDir}`,
+        '--seed-time=0',
+        '--bt-enable-lpd=false',
+        '--enable-peer-exchange=false',
+        `--listen-port=${port()}`,
+        '--summary-interval=0',
+        '--console-log-level=notice',
+        `--enable-dht=${dht}`,
+        `--enable-dht6=${dht && s.host !== '127.0.0.1'}`,
+        `--dht-listen-port=${port()}`,
+        ...(cert ? [`--ca-certificate=${cert.cert}`] : []),
+        torrent,
+      ])
     } else if (s.leecher === 'libtorrent') {
       leecher = run('libtorrent (leecher)', SYSTEM_PYTHON, [LIBTORRENT_PEER, 'leech', torrent, leechDir, peerHost, String(port())])
     } else {
@@ -148,7 +180,9 @@ prometheus_endpoint_address = "127.0.0.1:${metricsPort}"
       mkdirSync(join(rt, 'session'), {recursive: true})
       mkdirSync(join(rt, 'watch'))
       const p = port()
-      writeFileSync(join(rt, 'rtorrent.rc'), `directory.default.set = ${leechDir}
+      writeFileSync(
+        join(rt, 'rtorrent.rc'),
+        `directory.default.set = ${leechDir}
 session.path.set = ${join(rt, 'session')}
 network.port_range.set = ${p}-${p}
 dht.mode.set = disable
@@ -156,7 +190,8 @@ protocol.pex.set = no
 trackers.use_udp.set = yes
 system.daemon.set = true
 schedule2 = watch_directory,1,1,load.start=${join(rt, 'watch')}/*.torrent
-`)
+`,
+      )
       writeFileSync(join(rt, 'watch', 'data.torrent'), readFileSync(torrent))
       leecher = run('rtorrent (leecher)', 'rtorrent', ['-n', '-o', `import=${join(rt, 'rtorrent.rc')}`])
     }
@@ -179,8 +214,11 @@ schedule2 = watch_directory,1,1,load.start=${join(rt, 'watch')}/*.torrent
     if (s.host.startsWith('[')) {
       // Every request came over IPv6 (the torrent names only the IPv6 address).
       const requests = await fetch(metrics).then(r => r.text())
-      const count = (v: 4 | 6) => requests.split('\n').filter(l => l.startsWith('tracker_requests_total{') && l.includes(`ip_version="${v}"`))
-        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0)
+      const count = (v: 4 | 6) =>
+        requests
+          .split('\n')
+          .filter(l => l.startsWith('tracker_requests_total{') && l.includes(`ip_version="${v}"`))
+          .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0)
       assert.ok(count(6) >= 2 && count(4) === 0, `IPv6 requests ${count(6)}, IPv4 requests ${count(4)}`)
     }
   } finally {
@@ -188,16 +226,22 @@ schedule2 = watch_directory,1,1,load.start=${join(rt, 'watch')}/*.torrent
   }
 }
 
-test('UDP tracker (IPv4): transmission-cli seeds, aria2c downloads a byte-identical file', {skip}, () => transfer({protocol: 'udp', host: '127.0.0.1', leecher: 'aria2c'}))
+test('UDP tracker (IPv4): transmission-cli seeds, aria2c downloads a byte-identical file', {skip}, () =>
+  transfer({protocol: 'udp', host: '127.0.0.1', leecher: 'aria2c'}),
+)
 test('HTTP tracker (IPv4): transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'http', host: '127.0.0.1', leecher: 'aria2c'}))
-test('HTTPS tracker (self-signed, trusted by both clients): transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'http', host: '127.0.0.1', tls: true, leecher: 'aria2c'}))
+test('HTTPS tracker (self-signed, trusted by both clients): transmission-cli seeds, aria2c downloads', {skip}, () =>
+  transfer({protocol: 'http', host: '127.0.0.1', tls: true, leecher: 'aria2c'}),
+)
 test('HTTP tracker over IPv6 [::1]: transmission-cli seeds, aria2c downloads', {skip}, () => transfer({protocol: 'http', host: '[::1]', leecher: 'aria2c'}))
 // UDP over IPv6 takes libtorrent: Transmission opens its IPv6 UDP socket only with a public IPv6
 // address and then reads UDP announce replies as 6-byte IPv4 peers even over IPv6; aria2c sends
 // UDP tracker traffic from its IPv4 DHT socket only (see the README's client notes).
-test('UDP tracker over IPv6 [::1]: libtorrent seeds, libtorrent downloads', {skip: skipLibtorrent},
-  () => transfer({protocol: 'udp', host: '[::1]', seeder: 'libtorrent', leecher: 'libtorrent'}))
-test('HTTP tracker over IPv6 [::1]: libtorrent seeds, libtorrent downloads', {skip: skipLibtorrent},
-  () => transfer({protocol: 'http', host: '[::1]', seeder: 'libtorrent', leecher: 'libtorrent'}))
+test('UDP tracker over IPv6 [::1]: libtorrent seeds, libtorrent downloads', {skip: skipLibtorrent}, () =>
+  transfer({protocol: 'udp', host: '[::1]', seeder: 'libtorrent', leecher: 'libtorrent'}),
+)
+test('HTTP tracker over IPv6 [::1]: libtorrent seeds, libtorrent downloads', {skip: skipLibtorrent}, () =>
+  transfer({protocol: 'http', host: '[::1]', seeder: 'libtorrent', leecher: 'libtorrent'}),
+)
 test('HTTP tracker: transmission-cli seeds, rtorrent (headless) downloads', {skip}, () => transfer({protocol: 'http', host: '127.0.0.1', leecher: 'rtorrent'}))
 test('UDP tracker: transmission-cli seeds, rtorrent (headless) downloads', {skip}, () => transfer({protocol: 'udp', host: '127.0.0.1', leecher: 'rtorrent'}))

@@ -45,7 +45,9 @@ async function webrtcTransfer(tls: boolean): Promise<void> {
   const port = 31_100 + (process.pid % 800) * 2 + (tls ? 1 : 0)
   const cert = tls ? makeCertificate(dir, 'localhost') : undefined
   const config = join(dir, 'ws.toml')
-  writeFileSync(config, `log_level = "debug"
+  writeFileSync(
+    config,
+    `log_level = "debug"
 pid_file = "${join(dir, 'ws.pid')}"
 [network]
 address_ipv4 = "127.0.0.1:${port}"
@@ -53,7 +55,8 @@ use_ipv6 = false
 ${cert ? `enable_tls = true\ntls_certificate_path = "${cert.cert}"\ntls_private_key_path = "${cert.key}"` : ''}
 [metrics]
 prometheus_endpoint_address = "127.0.0.1:0"
-`)
+`,
+  )
   const procs: {child: ChildProcess; out: () => string}[] = []
   try {
     const tracker = start([join(root, 'bin/run.js'), 'serve', 'ws', '-c', config], {})

@@ -71,8 +71,20 @@ function udpSeeds(rng: Rng, connectionId: Uint8Array): Buffer[] {
     return b
   }
   const announce = Buffer.alloc(98)
-  udp.writeAnnounceRequest(announce, {connectionId, transactionId: 7, infoHash: id(), peerId: id(), downloaded: 0, left: 5, uploaded: 0,
-    event: 2, ip: 0, key: 1, numWant: 50, port: 6881})
+  udp.writeAnnounceRequest(announce, {
+    connectionId,
+    transactionId: 7,
+    infoHash: id(),
+    peerId: id(),
+    downloaded: 0,
+    left: 5,
+    uploaded: 0,
+    event: 2,
+    ip: 0,
+    key: 1,
+    numWant: 50,
+    port: 6881,
+  })
   const scrape = Buffer.alloc(16 + 60)
   udp.writeScrapeRequest(scrape, connectionId, 9, [id(), id(), id()])
   const connect = Buffer.alloc(16)
@@ -102,7 +114,14 @@ function wsSeeds(rng: Rng): string[] {
     return b.toString('latin1')
   }
   return [
-    JSON.stringify({action: 'announce', info_hash: id(), peer_id: id(), left: 0, numwant: 5, offers: [{offer_id: id(), offer: {type: 'offer', sdp: 'v=0\r\no=- 1 "x" \\ é'}}]}),
+    JSON.stringify({
+      action: 'announce',
+      info_hash: id(),
+      peer_id: id(),
+      left: 0,
+      numwant: 5,
+      offers: [{offer_id: id(), offer: {type: 'offer', sdp: 'v=0\r\no=- 1 "x" \\ é'}}],
+    }),
     JSON.stringify({action: 'announce', info_hash: id(), peer_id: id(), answer: {type: 'answer', sdp: 'v=0'}, to_peer_id: id(), offer_id: id()}),
     JSON.stringify({action: 'scrape', info_hash: [id(), id()]}),
     JSON.stringify({action: 'announce', info_hash: id(), peer_id: id(), event: 'stopped'}),
@@ -168,14 +187,17 @@ const metricsPort = (port: number) => port + 1000
 
 async function startServer(protocol: 'udp' | 'http' | 'ws', port: number, dir: string, ready: () => Promise<boolean>): Promise<Started> {
   const cfg = join(dir, `${protocol}.toml`)
-  writeFileSync(cfg, `log_level = "error"
+  writeFileSync(
+    cfg,
+    `log_level = "error"
 pid_file = "${join(dir, `${protocol}.pid`)}"
 [network]
 address_ipv4 = "127.0.0.1:${port}"
 use_ipv6 = false
 [metrics]
 prometheus_endpoint_address = "127.0.0.1:${metricsPort(port)}"
-`)
+`,
+  )
   return startProcess(process.execPath, ['--unhandled-rejections=strict', bin, 'serve', protocol, '-c', cfg], ready)
 }
 
@@ -241,7 +263,14 @@ export async function fuzzUdpServer(count: number, port: number, seed = 2): Prom
     socket.removeAllListeners('message')
     const alive = server.child.exitCode === null && (await udpConnectionId(socket, port)) !== null
     taken = await processed(port, ['malformed', 'bad_connection_id', 'source_port_zero'])
-    return {target: 'live: udp server', inputs: taken, crashes: alive ? 0 : 1, seconds: (performance.now() - t0) / 1000, aliveAfter: alive, errorOutput: server.output().trim()}
+    return {
+      target: 'live: udp server',
+      inputs: taken,
+      crashes: alive ? 0 : 1,
+      seconds: (performance.now() - t0) / 1000,
+      aliveAfter: alive,
+      errorOutput: server.output().trim(),
+    }
   } finally {
     socket.close()
     await stopProcess(server.child)
@@ -251,8 +280,9 @@ export async function fuzzUdpServer(count: number, port: number, seed = 2): Prom
 /** A valid announce over a fresh connection gets a bencoded answer. */
 async function httpAnswers(port: number): Promise<boolean> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}${http.announcePath({infoHash: Buffer.alloc(20, 1), peerId: Buffer.alloc(20, 2), port: 1, left: 0})}`,
-      {signal: AbortSignal.timeout(2000)})
+    const res = await fetch(`http://127.0.0.1:${port}${http.announcePath({infoHash: Buffer.alloc(20, 1), peerId: Buffer.alloc(20, 2), port: 1, left: 0})}`, {
+      signal: AbortSignal.timeout(2000),
+    })
     return res.status === 200 && (await res.arrayBuffer()).byteLength > 0
   } catch {
     return false
@@ -307,9 +337,16 @@ export async function fuzzHttpServer(count: number, port: number, seed = 3): Pro
       }
     }
     await Promise.all(Array.from({length: 8}, lane))
-    const alive = server.child.exitCode === null && await httpAnswers(port)
+    const alive = server.child.exitCode === null && (await httpAnswers(port))
     taken = await processed(port, ['bad_request'])
-    return {target: 'live: http server', inputs: taken, crashes: alive ? 0 : 1, seconds: (performance.now() - t0) / 1000, aliveAfter: alive, errorOutput: server.output().trim()}
+    return {
+      target: 'live: http server',
+      inputs: taken,
+      crashes: alive ? 0 : 1,
+      seconds: (performance.now() - t0) / 1000,
+      aliveAfter: alive,
+      errorOutput: server.output().trim(),
+    }
   } finally {
     await stopProcess(server.child)
   }
@@ -372,11 +409,14 @@ export async function fuzzWsServer(count: number, port: number, seed = 4): Promi
         const socket = net.connect({port, host: '127.0.0.1'})
         socket.on('error', () => {})
         const closed = new Promise<void>(resolve => socket.once('close', () => resolve()))
-        socket.write(`GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+        socket.write(
+          `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        )
         for (let i = 0; i < 200 && sent < count && !socket.destroyed; i++, sent++) {
           const payload = seeds[m.rng.int(seeds.length)]
           const mask = randomBytes(4)
-          const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
+          const head =
+            payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
           socket.write(m.mutate(Buffer.concat([head, mask, Buffer.from(payload.map((x, j) => x ^ mask[j & 3]))])))
         }
         socket.end()
@@ -386,14 +426,24 @@ export async function fuzzWsServer(count: number, port: number, seed = 4): Promi
     }
     await Promise.all([...Array.from({length: 6}, lane), frameLane(), frameLane()])
     await new Promise(resolve => setTimeout(resolve, 300))
-    const alive = server.child.exitCode === null && await wsAnswers(port)
-    return {target: 'live: websocket server', inputs: sent, crashes: alive ? 0 : 1, seconds: (performance.now() - t0) / 1000, aliveAfter: alive, errorOutput: server.output().trim()}
+    const alive = server.child.exitCode === null && (await wsAnswers(port))
+    return {
+      target: 'live: websocket server',
+      inputs: sent,
+      crashes: alive ? 0 : 1,
+      seconds: (performance.now() - t0) / 1000,
+      aliveAfter: alive,
+      errorOutput: server.output().trim(),
+    }
   } finally {
     await stopProcess(server.child)
   }
 }
 
 export function formatFuzz(results: FuzzResult[]): string {
-  const rows = results.map(r => `| ${r.target.padEnd(29)} | ${r.inputs.toLocaleString('en-US').padStart(10)} | ${String(r.crashes).padStart(7)} | ${r.seconds.toFixed(1).padStart(7)} | ${r.aliveAfter === undefined ? '-' : r.aliveAfter ? 'yes' : 'NO'} |`)
+  const rows = results.map(
+    r =>
+      `| ${r.target.padEnd(29)} | ${r.inputs.toLocaleString('en-US').padStart(10)} | ${String(r.crashes).padStart(7)} | ${r.seconds.toFixed(1).padStart(7)} | ${r.aliveAfter === undefined ? '-' : r.aliveAfter ? 'yes' : 'NO'} |`,
+  )
   return ['| target                        |     inputs | crashes | seconds | alive after |', '| --- | ---: | ---: | ---: | --- |', ...rows].join('\n') + '\n'
 }

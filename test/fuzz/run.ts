@@ -7,12 +7,17 @@ const count = Number(values.count)
 const seed = Number(values.seed)
 const port = 24_000 + (process.pid % 2000) * 3
 const results: FuzzResult[] = []
-const log = (r: FuzzResult) => process.stderr.write(`${r.target}: ${r.inputs.toLocaleString('en-US')} inputs, ${r.crashes} crashes, ${r.seconds.toFixed(1)} s\n`)
+const log = (r: FuzzResult) =>
+  process.stderr.write(`${r.target}: ${r.inputs.toLocaleString('en-US')} inputs, ${r.crashes} crashes, ${r.seconds.toFixed(1)} s\n`)
 for (const r of fuzzParsers(count, seed)) {
   log(r)
   results.push(r)
 }
-for (const [fuzz, p] of [[fuzzUdpServer, port], [fuzzHttpServer, port + 1], [fuzzWsServer, port + 2]] as const) {
+for (const [fuzz, p] of [
+  [fuzzUdpServer, port],
+  [fuzzHttpServer, port + 1],
+  [fuzzWsServer, port + 2],
+] as const) {
   const r = await fuzz(count, p, seed)
   log(r)
   results.push(r)

@@ -21,7 +21,17 @@ async function open(i: number): Promise<void> {
     if (++answered === count) process.stdout.write(`ready ${count}\n`)
   })
   await new Promise<void>(resolve => ws.once('open', () => resolve()))
-  ws.send(JSON.stringify({action: 'announce', info_hash: hashes[i % hashes.length], peer_id: randomBytes(20).toString('latin1'), left: 1, numwant: 0, uploaded: 0, downloaded: 0}))
+  ws.send(
+    JSON.stringify({
+      action: 'announce',
+      info_hash: hashes[i % hashes.length],
+      peer_id: randomBytes(20).toString('latin1'),
+      left: 1,
+      numwant: 0,
+      uploaded: 0,
+      downloaded: 0,
+    }),
+  )
 }
 
 // A few hundred handshakes at a time.

@@ -27,7 +27,8 @@ export interface AnnounceFields {
 
 /** `/announce?...` for the given fields. */
 export function announcePath(f: AnnounceFields, prefix = '/announce'): string {
-  let q = `${prefix}?info_hash=${percentEncode(f.infoHash)}&peer_id=${percentEncode(f.peerId)}&port=${f.port}` +
+  let q =
+    `${prefix}?info_hash=${percentEncode(f.infoHash)}&peer_id=${percentEncode(f.peerId)}&port=${f.port}` +
     `&uploaded=${f.uploaded ?? 0}&downloaded=${f.downloaded ?? 0}&left=${f.left}`
   if (f.event) q += `&event=${f.event}`
   if (f.numWant !== undefined) q += `&numwant=${f.numWant}`

@@ -86,7 +86,9 @@ function lowerEquals(buf: Uint8Array, start: number, end: number, lower: Uint8Ar
 
 function containsToken(buf: Uint8Array, start: number, end: number, token: string): boolean {
   // Connection values are comma-separated tokens; compare case-insensitively.
-  const text = Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1').toLowerCase()
+  const text = Buffer.from(buf.buffer, buf.byteOffset + start, end - start)
+    .toString('latin1')
+    .toLowerCase()
   return text.split(',').some(t => t.trim() === token)
 }
 
@@ -128,8 +130,17 @@ export function parseHead(buf: Uint8Array, start: number, end: number, limits: H
   if (targetEnd === targetStart || targetEnd >= lineStop) return HeadStatus.Malformed
   // "HTTP/1.0" or "HTTP/1.1"
   const v = targetEnd + 1
-  if (lineStop - v !== 8 || buf[v] !== 72 || buf[v + 1] !== 84 || buf[v + 2] !== 84 || buf[v + 3] !== 80 ||
-    buf[v + 4] !== 47 || buf[v + 5] !== 49 || buf[v + 6] !== 46 || (buf[v + 7] !== 48 && buf[v + 7] !== 49)) {
+  if (
+    lineStop - v !== 8 ||
+    buf[v] !== 72 ||
+    buf[v + 1] !== 84 ||
+    buf[v + 2] !== 84 ||
+    buf[v + 3] !== 80 ||
+    buf[v + 4] !== 47 ||
+    buf[v + 5] !== 49 ||
+    buf[v + 6] !== 46 ||
+    (buf[v + 7] !== 48 && buf[v + 7] !== 49)
+  ) {
     return HeadStatus.Malformed
   }
   out.http11 = buf[v + 7] === 49
@@ -201,8 +212,6 @@ export function parseHead(buf: Uint8Array, start: number, end: number, limits: H
 
 // ---------------------------------------------------------------------------------------------
 // Queries
-
-export const EVENT_NAMES = ['', 'completed', 'started', 'stopped'] as const
 
 /** Why a query was refused; the text goes out as the bencoded failure reason. */
 export type QueryError = string
@@ -286,8 +295,12 @@ function valueIs(buf: Uint8Array, start: number, end: number, value: string): bo
 }
 
 const MISSING: Record<number, string> = {
-  [Seen.InfoHash]: 'info_hash', [Seen.PeerId]: 'peer_id', [Seen.Port]: 'port',
-  [Seen.Uploaded]: 'uploaded', [Seen.Downloaded]: 'downloaded', [Seen.Left]: 'left',
+  [Seen.InfoHash]: 'info_hash',
+  [Seen.PeerId]: 'peer_id',
+  [Seen.Port]: 'port',
+  [Seen.Uploaded]: 'uploaded',
+  [Seen.Downloaded]: 'downloaded',
+  [Seen.Left]: 'left',
 }
 
 /**

@@ -57,8 +57,16 @@ export function announceBodyMax(peers: number): number {
  * A compact announce body (BEP 23, BEP 7): `peers` holds 6-byte IPv4 peers, `peers6` 18-byte IPv6
  * peers; the requester's family gets the list, the other an empty string.
  */
-export function writeCompactAnnounce(out: Uint8Array, at: number, c: AnnounceCounts, interval: number, minInterval: number,
-  family: 4 | 6, peerBuf: Uint8Array, peerCount: number): number {
+export function writeCompactAnnounce(
+  out: Uint8Array,
+  at: number,
+  c: AnnounceCounts,
+  interval: number,
+  minInterval: number,
+  family: 4 | 6,
+  peerBuf: Uint8Array,
+  peerCount: number,
+): number {
   at = announceHead(out, at, c, interval, minInterval)
   const size = family === 4 ? 6 : 18
   at = ascii(out, at, '5:peers')
@@ -73,8 +81,17 @@ export function writeCompactAnnounce(out: Uint8Array, at: number, c: AnnounceCou
  * The original dictionary model (BEP 3): `peers` is a list of {ip, peer id, port}; `peer id` is
  * left out when `peerIds` is null (`no_peer_id=1`).
  */
-export function writeDictAnnounce(out: Uint8Array, at: number, c: AnnounceCounts, interval: number, minInterval: number,
-  family: 4 | 6, peerBuf: Uint8Array, peerCount: number, peerIds: Uint8Array | null): number {
+export function writeDictAnnounce(
+  out: Uint8Array,
+  at: number,
+  c: AnnounceCounts,
+  interval: number,
+  minInterval: number,
+  family: 4 | 6,
+  peerBuf: Uint8Array,
+  peerCount: number,
+  peerIds: Uint8Array | null,
+): number {
   at = announceHead(out, at, c, interval, minInterval)
   at = ascii(out, at, '5:peersl')
   const size = family === 4 ? 6 : 18
@@ -148,8 +165,15 @@ export function failureBody(reason: string): Buffer {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
-  413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented',
+  200: 'OK',
+  400: 'Bad Request',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
   503: 'Service Unavailable',
 }
 

@@ -10,7 +10,10 @@ export class ConnectionIdValidator {
   private readonly sip: SipHash24
   private readonly scratch = new Uint8Array(20)
 
-  constructor(secret: Uint8Array, readonly maxAge: number) {
+  constructor(
+    secret: Uint8Array,
+    readonly maxAge: number,
+  ) {
     this.sip = new SipHash24(secret)
   }
 

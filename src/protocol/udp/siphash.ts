@@ -55,23 +55,51 @@ export class SipHash24 {
       v3l ^= ml
       for (let r = 0; r < 2; r++) {
         // v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32)
-        t = (v0l + v1l) >>> 0; carry = t < v0l ? 1 : 0; v0l = t; v0h = (v0h + v1h + carry) >>> 0
-        t = ((v1h << 13) | (v1l >>> 19)) >>> 0; v1l = ((v1l << 13) | (v1h >>> 19)) >>> 0; v1h = t
-        v1h = (v1h ^ v0h) >>> 0; v1l = (v1l ^ v0l) >>> 0
-        t = v0h; v0h = v0l; v0l = t
+        t = (v0l + v1l) >>> 0
+        carry = t < v0l ? 1 : 0
+        v0l = t
+        v0h = (v0h + v1h + carry) >>> 0
+        t = ((v1h << 13) | (v1l >>> 19)) >>> 0
+        v1l = ((v1l << 13) | (v1h >>> 19)) >>> 0
+        v1h = t
+        v1h = (v1h ^ v0h) >>> 0
+        v1l = (v1l ^ v0l) >>> 0
+        t = v0h
+        v0h = v0l
+        v0l = t
         // v2 += v3; v3 = rotl(v3, 16); v3 ^= v2
-        t = (v2l + v3l) >>> 0; carry = t < v2l ? 1 : 0; v2l = t; v2h = (v2h + v3h + carry) >>> 0
-        t = ((v3h << 16) | (v3l >>> 16)) >>> 0; v3l = ((v3l << 16) | (v3h >>> 16)) >>> 0; v3h = t
-        v3h = (v3h ^ v2h) >>> 0; v3l = (v3l ^ v2l) >>> 0
+        t = (v2l + v3l) >>> 0
+        carry = t < v2l ? 1 : 0
+        v2l = t
+        v2h = (v2h + v3h + carry) >>> 0
+        t = ((v3h << 16) | (v3l >>> 16)) >>> 0
+        v3l = ((v3l << 16) | (v3h >>> 16)) >>> 0
+        v3h = t
+        v3h = (v3h ^ v2h) >>> 0
+        v3l = (v3l ^ v2l) >>> 0
         // v0 += v3; v3 = rotl(v3, 21); v3 ^= v0
-        t = (v0l + v3l) >>> 0; carry = t < v0l ? 1 : 0; v0l = t; v0h = (v0h + v3h + carry) >>> 0
-        t = ((v3h << 21) | (v3l >>> 11)) >>> 0; v3l = ((v3l << 21) | (v3h >>> 11)) >>> 0; v3h = t
-        v3h = (v3h ^ v0h) >>> 0; v3l = (v3l ^ v0l) >>> 0
+        t = (v0l + v3l) >>> 0
+        carry = t < v0l ? 1 : 0
+        v0l = t
+        v0h = (v0h + v3h + carry) >>> 0
+        t = ((v3h << 21) | (v3l >>> 11)) >>> 0
+        v3l = ((v3l << 21) | (v3h >>> 11)) >>> 0
+        v3h = t
+        v3h = (v3h ^ v0h) >>> 0
+        v3l = (v3l ^ v0l) >>> 0
         // v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32)
-        t = (v2l + v1l) >>> 0; carry = t < v2l ? 1 : 0; v2l = t; v2h = (v2h + v1h + carry) >>> 0
-        t = ((v1h << 17) | (v1l >>> 15)) >>> 0; v1l = ((v1l << 17) | (v1h >>> 15)) >>> 0; v1h = t
-        v1h = (v1h ^ v2h) >>> 0; v1l = (v1l ^ v2l) >>> 0
-        t = v2h; v2h = v2l; v2l = t
+        t = (v2l + v1l) >>> 0
+        carry = t < v2l ? 1 : 0
+        v2l = t
+        v2h = (v2h + v1h + carry) >>> 0
+        t = ((v1h << 17) | (v1l >>> 15)) >>> 0
+        v1l = ((v1l << 17) | (v1h >>> 15)) >>> 0
+        v1h = t
+        v1h = (v1h ^ v2h) >>> 0
+        v1l = (v1l ^ v2l) >>> 0
+        t = v2h
+        v2h = v2l
+        v2l = t
       }
       v0h = (v0h ^ mh) >>> 0
       v0l = (v0l ^ ml) >>> 0
@@ -79,20 +107,48 @@ export class SipHash24 {
     }
     v2l = (v2l ^ 0xff) >>> 0
     for (let r = 0; r < 4; r++) {
-      t = (v0l + v1l) >>> 0; carry = t < v0l ? 1 : 0; v0l = t; v0h = (v0h + v1h + carry) >>> 0
-      t = ((v1h << 13) | (v1l >>> 19)) >>> 0; v1l = ((v1l << 13) | (v1h >>> 19)) >>> 0; v1h = t
-      v1h = (v1h ^ v0h) >>> 0; v1l = (v1l ^ v0l) >>> 0
-      t = v0h; v0h = v0l; v0l = t
-      t = (v2l + v3l) >>> 0; carry = t < v2l ? 1 : 0; v2l = t; v2h = (v2h + v3h + carry) >>> 0
-      t = ((v3h << 16) | (v3l >>> 16)) >>> 0; v3l = ((v3l << 16) | (v3h >>> 16)) >>> 0; v3h = t
-      v3h = (v3h ^ v2h) >>> 0; v3l = (v3l ^ v2l) >>> 0
-      t = (v0l + v3l) >>> 0; carry = t < v0l ? 1 : 0; v0l = t; v0h = (v0h + v3h + carry) >>> 0
-      t = ((v3h << 21) | (v3l >>> 11)) >>> 0; v3l = ((v3l << 21) | (v3h >>> 11)) >>> 0; v3h = t
-      v3h = (v3h ^ v0h) >>> 0; v3l = (v3l ^ v0l) >>> 0
-      t = (v2l + v1l) >>> 0; carry = t < v2l ? 1 : 0; v2l = t; v2h = (v2h + v1h + carry) >>> 0
-      t = ((v1h << 17) | (v1l >>> 15)) >>> 0; v1l = ((v1l << 17) | (v1h >>> 15)) >>> 0; v1h = t
-      v1h = (v1h ^ v2h) >>> 0; v1l = (v1l ^ v2l) >>> 0
-      t = v2h; v2h = v2l; v2l = t
+      t = (v0l + v1l) >>> 0
+      carry = t < v0l ? 1 : 0
+      v0l = t
+      v0h = (v0h + v1h + carry) >>> 0
+      t = ((v1h << 13) | (v1l >>> 19)) >>> 0
+      v1l = ((v1l << 13) | (v1h >>> 19)) >>> 0
+      v1h = t
+      v1h = (v1h ^ v0h) >>> 0
+      v1l = (v1l ^ v0l) >>> 0
+      t = v0h
+      v0h = v0l
+      v0l = t
+      t = (v2l + v3l) >>> 0
+      carry = t < v2l ? 1 : 0
+      v2l = t
+      v2h = (v2h + v3h + carry) >>> 0
+      t = ((v3h << 16) | (v3l >>> 16)) >>> 0
+      v3l = ((v3l << 16) | (v3h >>> 16)) >>> 0
+      v3h = t
+      v3h = (v3h ^ v2h) >>> 0
+      v3l = (v3l ^ v2l) >>> 0
+      t = (v0l + v3l) >>> 0
+      carry = t < v0l ? 1 : 0
+      v0l = t
+      v0h = (v0h + v3h + carry) >>> 0
+      t = ((v3h << 21) | (v3l >>> 11)) >>> 0
+      v3l = ((v3l << 21) | (v3h >>> 11)) >>> 0
+      v3h = t
+      v3h = (v3h ^ v0h) >>> 0
+      v3l = (v3l ^ v0l) >>> 0
+      t = (v2l + v1l) >>> 0
+      carry = t < v2l ? 1 : 0
+      v2l = t
+      v2h = (v2h + v1h + carry) >>> 0
+      t = ((v1h << 17) | (v1l >>> 15)) >>> 0
+      v1l = ((v1l << 17) | (v1h >>> 15)) >>> 0
+      v1h = t
+      v1h = (v1h ^ v2h) >>> 0
+      v1l = (v1l ^ v2l) >>> 0
+      t = v2h
+      v2h = v2l
+      v2l = t
     }
     this.hi = (v0h ^ v1h ^ v2h ^ v3h) >>> 0
     this.lo = (v0l ^ v1l ^ v2l ^ v3l) >>> 0

@@ -295,7 +295,7 @@ function binary20(s: Scanner, start: number, field: string): string {
   let count = 0
   let wide = false
   let k = start + 1
-  for (;; count++) {
+  for (; ; count++) {
     if (k >= end) s.fail('Invalid request: unterminated string')
     let c = b[k]
     if (c === C.Quote) break
@@ -331,13 +331,22 @@ function binary20(s: Scanner, start: number, field: string): string {
   if (wide) s.fail(`Invalid ${field}: characters must be U+0000 to U+00FF`)
   const x = binaryScratch
   // Faster than decoding the bytes through Buffer#toString for 20 characters.
-  return String.fromCharCode(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9],
-    x[10], x[11], x[12], x[13], x[14], x[15], x[16], x[17], x[18], x[19])
+  return String.fromCharCode(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15], x[16], x[17], x[18], x[19])
 }
 
 /** What each simple escape (after the backslash) stands for; 0 for a byte that is not one. */
 const ESCAPED = new Uint8Array(256)
-for (const [e, c] of [[34, 34], [92, 92], [47, 47], [98, 8], [102, 12], [110, 10], [114, 13], [116, 9]]) ESCAPED[e] = c
+for (const [e, c] of [
+  [34, 34],
+  [92, 92],
+  [47, 47],
+  [98, 8],
+  [102, 12],
+  [110, 10],
+  [114, 13],
+  [116, 9],
+])
+  ESCAPED[e] = c
 
 function number(s: Scanner, start: number, end: number, field: string): number {
   if (s.isString(start) || s.b[start] === C.Minus || !isDigit(s.b[start])) s.fail(`Invalid ${field}: expected a non-negative number`)
@@ -391,7 +400,7 @@ export type WsRequest = WsAnnounce | WsScrape
 function sdpObject(s: Scanner, start: number, type: 'offer' | 'answer'): number {
   let seenType = false
   let seenSdp = false
-  for (let k = s.open(start, `Invalid ${type}: expected an object`); k >= 0;) {
+  for (let k = s.open(start, `Invalid ${type}: expected an object`); k >= 0; ) {
     const key = s.member(k)
     const vs = s.valueStart
     let ve: number
@@ -435,7 +444,7 @@ function offersArray(s: Scanner, start: number, maxOffers: number, out: WsAnnoun
     let offerId: string | undefined
     let os = -1
     let oe = -1
-    for (let m = s.open(k, 'Invalid offers: each must be an object'); m >= 0;) {
+    for (let m = s.open(k, 'Invalid offers: each must be an object'); m >= 0; ) {
       const key = s.member(m)
       const vs = s.valueStart
       let ve: number
@@ -474,10 +483,19 @@ export function parseWsMessage(bytes: Uint8Array, maxOffers: number, maxScrape: 
   for (let i = 0; i < binaryValues.length; i++) binaryValues[i] = undefined
   // Offers and answers are read where they stand, so their SDP is scanned once.
   const out: WsAnnounce = {
-    action: 'announce', infoHash: '', peerId: '', left: -1, event: WS_EVENT_NONE, offers: [], offersTruncated: false,
-    answerStart: -1, answerEnd: -1, toPeerId: null, offerId: null,
+    action: 'announce',
+    infoHash: '',
+    peerId: '',
+    left: -1,
+    event: WS_EVENT_NONE,
+    offers: [],
+    offersTruncated: false,
+    answerStart: -1,
+    answerEnd: -1,
+    toPeerId: null,
+    offerId: null,
   }
-  for (let k = s.open(0, 'Invalid request: a JSON object expected'); k >= 0;) {
+  for (let k = s.open(0, 'Invalid request: a JSON object expected'); k >= 0; ) {
     const key = s.member(k)
     const vs = s.valueStart
     let ve: number
@@ -706,18 +724,44 @@ const RELAY_OFFER = fixed(',"offer":')
 const RELAY_ANSWER = fixed(',"answer":')
 
 export function writeAnnounceResponse(w: MessageWriter, infoHash: string, complete: number, incomplete: number, interval: number): MessageWriter {
-  return w.reset().raw(ANNOUNCE_INTERVAL).int(interval).raw(INFO_HASH_AFTER_FIRST).binary(infoHash)
-    .raw(COMPLETE).int(complete).raw(INCOMPLETE).int(incomplete).raw(CLOSE_OBJECT)
+  return w
+    .reset()
+    .raw(ANNOUNCE_INTERVAL)
+    .int(interval)
+    .raw(INFO_HASH_AFTER_FIRST)
+    .binary(infoHash)
+    .raw(COMPLETE)
+    .int(complete)
+    .raw(INCOMPLETE)
+    .int(incomplete)
+    .raw(CLOSE_OBJECT)
 }
 
 /**
  * An offer or answer relayed to one peer: `src[start, end)` is the offerer's (or answerer's) SDP
  * object spliced in as it came.
  */
-export function writeRelay(w: MessageWriter, kind: 'offer' | 'answer', infoHash: string, fromPeerId: string, offerId: string,
-  src: Uint8Array, start: number, end: number): MessageWriter {
-  return w.reset().raw(RELAY_INFO_HASH).binary(infoHash).raw(RELAY_PEER_ID).binary(fromPeerId)
-    .raw(RELAY_OFFER_ID).binary(offerId).raw(kind === 'offer' ? RELAY_OFFER : RELAY_ANSWER).bytes(src, start, end).raw(CLOSE_OBJECT)
+export function writeRelay(
+  w: MessageWriter,
+  kind: 'offer' | 'answer',
+  infoHash: string,
+  fromPeerId: string,
+  offerId: string,
+  src: Uint8Array,
+  start: number,
+  end: number,
+): MessageWriter {
+  return w
+    .reset()
+    .raw(RELAY_INFO_HASH)
+    .binary(infoHash)
+    .raw(RELAY_PEER_ID)
+    .binary(fromPeerId)
+    .raw(RELAY_OFFER_ID)
+    .binary(offerId)
+    .raw(kind === 'offer' ? RELAY_OFFER : RELAY_ANSWER)
+    .bytes(src, start, end)
+    .raw(CLOSE_OBJECT)
 }
 
 export interface ScrapeEntry {

@@ -18,7 +18,14 @@ import type {TlsMaterial} from '../tls.js'
 
 /** Connections closed by the tracker, by reason (the first entries of the worker's drop reasons). */
 export const CONNECTION_DROP_REASONS = [
-  'idle_timeout', 'request_timeout', 'bad_request', 'max_connections', 'evicted', 'slow_reader', 'tls_error', 'tls_handshake_timeout',
+  'idle_timeout',
+  'request_timeout',
+  'bad_request',
+  'max_connections',
+  'evicted',
+  'slow_reader',
+  'tls_error',
+  'tls_handshake_timeout',
 ] as const
 const DROP_IDLE = 0
 const DROP_REQUEST_TIMEOUT = 1
@@ -71,7 +78,12 @@ export class HttpConnection {
   /** IP version of the TCP peer, for metrics. */
   readonly v: 0 | 1
 
-  constructor(readonly socket: Socket, remoteAddress: string | undefined, now: number, tlsOn: boolean) {
+  constructor(
+    readonly socket: Socket,
+    remoteAddress: string | undefined,
+    now: number,
+    tlsOn: boolean,
+  ) {
     this.handshaking = tlsOn
     this.requestStart = now
     this.lastActive = now
@@ -97,11 +109,17 @@ export class HttpTransport {
   private readonly maxConnections: number
   private secureContext: SecureContext | undefined
 
-  constructor(private readonly cfg: HttpConfig, private readonly stats: TrafficStats, private readonly clock: WorkerClock,
-    private readonly handler: HttpHandler, private readonly ipHeader: Uint8Array | null, private readonly log: Logger,
+  constructor(
+    private readonly cfg: HttpConfig,
+    private readonly stats: TrafficStats,
+    private readonly clock: WorkerClock,
+    private readonly handler: HttpHandler,
+    private readonly ipHeader: Uint8Array | null,
+    private readonly log: Logger,
     tlsMaterial: TlsMaterial | undefined,
     /** The response type (index into the worker's response types) of refusals for broken HTTP. */
-    private readonly badRequestType: number) {
+    private readonly badRequestType: number,
+  ) {
     const c = cfg.connections
     this.limits = {maxLineBytes: c.max_request_line_bytes, maxHeadBytes: c.max_request_head_bytes, maxHeaders: c.max_headers}
     this.maxConnections = connectionCap(c.max_connections, log, '[connections] max_connections')
@@ -119,7 +137,16 @@ export class HttpTransport {
     const server = net.createServer({noDelay: true, allowHalfOpen: this.secureContext === undefined}, socket => this.accept(socket))
     this.servers.push(server)
     const network = this.cfg.network
-    return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers, log: this.log, what: 'http', ports})
+    return listenTcp(server, {
+      address,
+      family,
+      backlog: network.tcp_backlog,
+      ipv6Only: family === 6 && network.set_only_ipv6,
+      workers,
+      log: this.log,
+      what: 'http',
+      ports,
+    })
   }
 
   /** New connections use the new pair; open ones keep theirs. */

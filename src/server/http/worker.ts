@@ -4,10 +4,16 @@ import {parseIpInto} from '../../net/ip.js'
 import {MESSAGE} from '../../protocol/messages.js'
 import {AnnounceQuery, parseAnnounceQuery, parseScrapeQuery, type RequestHead} from '../../protocol/http/request.js'
 import {
-  announceBodyMax, failureBody, SCRAPE_ENTRY_MAX, writeCompactAnnounce, writeDictAnnounce, writeScrapeEnd, writeScrapeEntry,
+  announceBodyMax,
+  failureBody,
+  SCRAPE_ENTRY_MAX,
+  writeCompactAnnounce,
+  writeDictAnnounce,
+  writeScrapeEnd,
+  writeScrapeEntry,
   writeScrapeStart,
 } from '../../protocol/http/response.js'
-import {AnnounceRequest, AnnounceResult, AnnounceStatus, Swarm} from '../../swarm/index.js'
+import {AnnounceRequest, AnnounceResult, AnnounceStatus, type Swarm} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {SwarmShard} from '../shard.js'
 import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
@@ -171,7 +177,7 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
       this.transport.respond(conn, 405, FAILURE_METHOD, FAILURE_METHOD.length, keepAlive, http11, RES_BAD_REQUEST)
       return
     }
-    const qs = h.queryStart < 0 ? 0 : h.queryStart
+    const qs = Math.max(h.queryStart, 0)
     const qe = h.queryStart < 0 ? 0 : h.queryEnd
     if (isScrape) {
       this.scrape(conn, buf, qs, qe, keepAlive, http11)
@@ -186,7 +192,12 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
       ip = this.proxyIp
       if (ipFamily === 0) {
         this.stats.refusals[REFUSED_PROXY_HEADER]++
-        this.fail(conn, `Missing or invalid ${this.cfg.network.reverse_proxy_ip_header_name} header: the reverse proxy must set it to the client's IP`, keepAlive, http11)
+        this.fail(
+          conn,
+          `Missing or invalid ${this.cfg.network.reverse_proxy_ip_header_name} header: the reverse proxy must set it to the client's IP`,
+          keepAlive,
+          http11,
+        )
         return
       }
     }

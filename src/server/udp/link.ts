@@ -88,7 +88,10 @@ export class DgramLink implements UdpLink {
   readonly socketFamily: 0 | 1
   private readonly peer = new PeerAddress()
 
-  private constructor(readonly socket: Socket, private readonly options: LinkOptions) {
+  private constructor(
+    readonly socket: Socket,
+    private readonly options: LinkOptions,
+  ) {
     this.socketFamily = options.family
     this.out = Buffer.allocUnsafe(options.outSize)
     socket.on('message', (msg, rinfo) => {
@@ -102,10 +105,11 @@ export class DgramLink implements UdpLink {
     const type = o.family === 0 ? 'udp4' : 'udp6'
     // A synchronous lookup makes `send` hand the buffer to the kernel before it returns
     // (the default lookup defers the send to the next tick, after our buffer is reused).
-    const lookup = (addr: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void) =>
-      cb(null, addr, o.family === 0 ? 4 : 6)
+    const lookup = (addr: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, addr, o.family === 0 ? 4 : 6)
     const options: dgram.SocketOptions = {
-      type, lookup: lookup as dgram.SocketOptions['lookup'], ipv6Only: o.family === 1 && o.ipv6Only,
+      type,
+      lookup: lookup as dgram.SocketOptions['lookup'],
+      ipv6Only: o.family === 1 && o.ipv6Only,
       ...(o.reusePort ? {reusePort: true} : {}),
     }
     if (o.recvBufferSize > 0) options.recvBufferSize = o.recvBufferSize
@@ -155,8 +159,16 @@ interface NativeSocket {
 }
 
 interface NativeBatchIo {
-  open(family: 4 | 6, host: string, port: number, reusePort: boolean, ipv6Only: boolean, recvBuffer: number, sendBuffer: number,
-    onBatch: (count: number) => void): NativeSocket
+  open(
+    family: 4 | 6,
+    host: string,
+    port: number,
+    reusePort: boolean,
+    ipv6Only: boolean,
+    recvBuffer: number,
+    sendBuffer: number,
+    onBatch: (count: number) => void,
+  ): NativeSocket
   send(handle: unknown, count: number): number
   close(handle: unknown): void
 }
@@ -183,8 +195,12 @@ export class BatchLink implements UdpLink {
   private closed = false
   private readonly peer = new PeerAddress()
 
-  private constructor(private readonly io: NativeBatchIo, private readonly native: NativeSocket, private readonly options: LinkOptions,
-    private readonly onSendFailed: (count: number) => void) {
+  private constructor(
+    private readonly io: NativeBatchIo,
+    private readonly native: NativeSocket,
+    private readonly options: LinkOptions,
+    private readonly onSendFailed: (count: number) => void,
+  ) {
     this.socketFamily = options.family
     this.port = native.port
     for (let i = 0; i < native.batch; i++) {
@@ -202,9 +218,8 @@ export class BatchLink implements UdpLink {
   static open(o: LinkOptions, onSendFailed: (count: number) => void): BatchLink | null {
     const io = batchIo()
     if (!io) return null
-    let link: BatchLink | undefined = undefined
-    const native = io.open(o.family === 0 ? 4 : 6, o.host, o.port, o.reusePort, o.ipv6Only, o.recvBufferSize, 0,
-      count => link!.onBatch(count))
+    let link: BatchLink | undefined
+    const native = io.open(o.family === 0 ? 4 : 6, o.host, o.port, o.reusePort, o.ipv6Only, o.recvBufferSize, 0, count => link!.onBatch(count))
     if (o.outSize > native.slot) {
       io.close(native.handle)
       return null

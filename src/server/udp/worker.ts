@@ -1,10 +1,23 @@
 import {TrafficStats, registerWorkerMetrics} from '../../metrics/index.js'
 import {
-  ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_SCRAPE, ANNOUNCE_REQUEST_LENGTH, ConnectionIdValidator, ERROR_BUSY,
-  ERROR_INFO_HASH_NOT_ALLOWED, ERROR_TRACKER_FULL, ParseStatus, ParsedRequest, parseRequest, writeAnnounceHeader, writeConnectResponse,
-  writeErrorResponse, writeScrapeHeader, writeScrapeEntry,
+  ACTION_ANNOUNCE,
+  ACTION_CONNECT,
+  ACTION_SCRAPE,
+  ANNOUNCE_REQUEST_LENGTH,
+  ConnectionIdValidator,
+  ERROR_BUSY,
+  ERROR_INFO_HASH_NOT_ALLOWED,
+  ERROR_TRACKER_FULL,
+  ParseStatus,
+  ParsedRequest,
+  parseRequest,
+  writeAnnounceHeader,
+  writeConnectResponse,
+  writeErrorResponse,
+  writeScrapeHeader,
+  writeScrapeEntry,
 } from '../../protocol/udp/index.js'
-import {AnnounceRequest, AnnounceResult, AnnounceStatus, ScrapeCounts, Swarm} from '../../swarm/index.js'
+import {AnnounceRequest, AnnounceResult, AnnounceStatus, ScrapeCounts, type Swarm} from '../../swarm/index.js'
 import type {UdpConfig} from '../../config/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
 import {splitHostPort} from '../runtime.js'
@@ -93,8 +106,13 @@ export class UdpWorker implements ProtocolWorker {
     // With several workers each binds a socket of its own (SO_REUSEPORT): always with batched
     // I/O, with node:dgram only where Node has reusePort (else cluster shares one socket).
     const options = (reusePort: boolean): LinkOptions => ({
-      family, host, ipv6Only: family === 1 && net.set_only_ipv6, recvBufferSize: net.socket_recv_buffer_size, outSize: this.outSize,
-      reusePort, port: portToBind(port, ipVersion, reusePort, this.ctx.ports),
+      family,
+      host,
+      ipv6Only: family === 1 && net.set_only_ipv6,
+      recvBufferSize: net.socket_recv_buffer_size,
+      outSize: this.outSize,
+      reusePort,
+      port: portToBind(port, ipVersion, reusePort, this.ctx.ports),
       onPacket: (link, msg, peer) => this.onPacket(link, msg, peer),
     })
     const where = `UDP ${address} ([network] address_ipv${ipVersion})`

@@ -29,8 +29,18 @@ export const enum HandshakeDrop {
 const CHECK_INTERVAL_MS = 500
 
 /** Options for http(s).createServer: every pre-WebSocket phase ends within `timeoutMs`. */
-export function serverTimers(timeoutMs: number): {handshakeTimeout: number; headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number} {
-  return {handshakeTimeout: timeoutMs, headersTimeout: timeoutMs, requestTimeout: timeoutMs, connectionsCheckingInterval: Math.min(CHECK_INTERVAL_MS, timeoutMs)}
+export function serverTimers(timeoutMs: number): {
+  handshakeTimeout: number
+  headersTimeout: number
+  requestTimeout: number
+  connectionsCheckingInterval: number
+} {
+  return {
+    handshakeTimeout: timeoutMs,
+    headersTimeout: timeoutMs,
+    requestTimeout: timeoutMs,
+    connectionsCheckingInterval: Math.min(CHECK_INTERVAL_MS, timeoutMs),
+  }
 }
 
 const RESPONSES: Record<string, string> = {

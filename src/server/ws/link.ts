@@ -128,7 +128,10 @@ export class NativeTcp {
   private readonly links = new Map<number, NativeLink>()
   private nextId = 1
 
-  private constructor(readonly io: TcpBatchAddon, batcher: Batcher) {
+  private constructor(
+    readonly io: TcpBatchAddon,
+    batcher: Batcher,
+  ) {
     this.hub = io.open(count => batcher.batch(() => this.onBatch(count)))
     this.arena = Buffer.from(this.hub.arena)
     this.records = new Uint32Array(this.hub.records)
@@ -149,8 +152,8 @@ export class NativeTcp {
    * handed over (bytes still in Node's write queue, no fd, or the addon refuses it), it stays
    * Node's and the link is a StreamLink.
    */
-  adopt(socket: Socket, head: Buffer): {link: WsLink, head: Buffer} {
-    const handle = (socket as Socket & {_handle?: {fd?: number, reading?: boolean, readStop?(): number, readStart?(): number}})._handle
+  adopt(socket: Socket, head: Buffer): {link: WsLink; head: Buffer} {
+    const handle = (socket as Socket & {_handle?: {fd?: number; reading?: boolean; readStop?(): number; readStart?(): number}})._handle
     if (!handle || typeof handle.fd !== 'number' || handle.fd < 0 || !handle.readStop || !handle.readStart || socket.writableLength > 0) {
       return {link: new StreamLink(socket), head}
     }
@@ -158,7 +161,7 @@ export class NativeTcp {
     handle.reading = false
     handle.readStop()
     const read: Buffer[] = head.length > 0 ? [head] : []
-    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null;) read.push(chunk)
+    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) read.push(chunk)
     const first = read.length === 1 ? read[0] : Buffer.concat(read)
     const id = this.nextId++ >>> 0
     let conn: unknown
@@ -207,7 +210,11 @@ class NativeLink implements WsLink {
   private released = false
   private paused = false
 
-  constructor(private readonly tcp: NativeTcp, private readonly id: number, private readonly conn: unknown) {}
+  constructor(
+    private readonly tcp: NativeTcp,
+    private readonly id: number,
+    private readonly conn: unknown,
+  ) {}
 
   attach(owner: LinkOwner): void {
     this.owner = owner

@@ -60,8 +60,9 @@ export interface WsSocketHandler {
  * the answer has left, whether or not the peer closes its side. Returns false.
  */
 export function refuse(socket: Duplex, status: string, why: string, extra = ''): false {
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(why)}\r\n${extra}\r\n${why}`,
-    () => socket.destroy())
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(why)}\r\n${extra}\r\n${why}`, () =>
+    socket.destroy(),
+  )
   return false
 }
 
@@ -77,7 +78,9 @@ export function acceptHandshake(req: http.IncomingMessage, socket: Duplex): bool
     return refuse(socket, '426 Upgrade Required', 'Only WebSocket version 13 is supported.\n', 'Sec-WebSocket-Version: 13\r\n')
   }
   if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return refuse(socket, '400 Bad Request', 'Invalid Sec-WebSocket-Key.\n')
-  const accept = createHash('sha1').update(key + GUID).digest('base64')
+  const accept = createHash('sha1')
+    .update(key + GUID)
+    .digest('base64')
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
   return true
 }

@@ -8,8 +8,19 @@ import {TrafficStats, registerWorkerMetrics} from '../../metrics/index.js'
 import {parseIpInto} from '../../net/ip.js'
 import {MESSAGE} from '../../protocol/messages.js'
 import {
-  failureMessage, jsonBinary, MessageError, MessageWriter, parseWsMessage, peekAction, scrapeResponse, writeAnnounceResponse,
-  writeRelay, WS_EVENT_NONE, WS_EVENT_STOPPED, type WsAnnounce, type WsRequest,
+  failureMessage,
+  jsonBinary,
+  MessageError,
+  MessageWriter,
+  parseWsMessage,
+  peekAction,
+  scrapeResponse,
+  writeAnnounceResponse,
+  writeRelay,
+  WS_EVENT_NONE,
+  WS_EVENT_STOPPED,
+  type WsAnnounce,
+  type WsRequest,
 } from '../../protocol/ws/message.js'
 import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WebTorrentPeer, type WsCounts} from '../../swarm/index.js'
 import type {ProtocolWorker, WorkerContext} from '../runtime.js'
@@ -34,8 +45,18 @@ const RES_OFFER = 3
 const RES_ANSWER = 4
 const RES_ERROR = 5
 /** Connections closed and messages not delivered, by reason. */
-const DROP_REASONS = ['idle_timeout', 'ping_timeout', 'send_timeout', 'slow_consumer', 'max_connections', 'answer_target_gone', 'tls_error',
-  'tls_handshake_timeout', 'request_timeout', 'handshake_evicted'] as const
+const DROP_REASONS = [
+  'idle_timeout',
+  'ping_timeout',
+  'send_timeout',
+  'slow_consumer',
+  'max_connections',
+  'answer_target_gone',
+  'tls_error',
+  'tls_handshake_timeout',
+  'request_timeout',
+  'handshake_evicted',
+] as const
 const DROP_IDLE = 0
 const DROP_PING = 1
 const DROP_SEND_TIMEOUT = 2
@@ -48,8 +69,16 @@ const DROP_REQUEST_TIMEOUT = 8
 const DROP_EVICTED = 9
 /** Indexed by HandshakeDrop. */
 const DROP_HANDSHAKE = [DROP_TLS_ERROR, DROP_TLS_TIMEOUT, DROP_REQUEST_TIMEOUT, DROP_EVICTED]
-const REFUSAL_REASONS = ['access_list', 'invalid_request', 'message_too_large', 'full_scrape', 'peer_id', 'no_offer', 'too_many_offers',
-  'torrents_per_connection'] as const
+const REFUSAL_REASONS = [
+  'access_list',
+  'invalid_request',
+  'message_too_large',
+  'full_scrape',
+  'peer_id',
+  'no_offer',
+  'too_many_offers',
+  'torrents_per_connection',
+] as const
 const REFUSED_ACCESS = 0
 const REFUSED_INVALID = 1
 const REFUSED_TOO_LARGE = 2
@@ -94,8 +123,17 @@ class WsConnection extends WsSocket {
   /** Since when (ms) the outgoing queue has been over its bound; 0 when it is not. */
   overSince = 0
 
-  constructor(worker: number, readonly id: number, readonly family: 0 | 1, now: number,
-    link: WsLink, handler: WsSocketHandler, flushQueue: FlushQueue, maxPayload: number, maxBuffered: number) {
+  constructor(
+    worker: number,
+    readonly id: number,
+    readonly family: 0 | 1,
+    now: number,
+    link: WsLink,
+    handler: WsSocketHandler,
+    flushQueue: FlushQueue,
+    maxPayload: number,
+    maxBuffered: number,
+  ) {
     super(link, handler, flushQueue, maxPayload, maxBuffered)
     this.lastActive = now
     this.ref = {worker, id}
@@ -140,12 +178,19 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   constructor(private readonly ctx: WorkerContext<WsConfig>) {
     const cfg = (this.cfg = ctx.config)
     this.swarm = new WebTorrentSwarm({
-      maxTorrents: cfg.limits.max_torrents, maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
-      maxPeerAge: cfg.cleaning.max_peer_age, maxOfferAge: cfg.cleaning.max_offer_age,
-      maxPendingOffersPerConnection: cfg.limits.max_pending_offers_per_connection, maxPendingOffersPerTorrent: cfg.limits.max_pending_offers_per_torrent,
+      maxTorrents: cfg.limits.max_torrents,
+      maxPeersPerTorrent: cfg.limits.max_peers_per_torrent,
+      maxPeerAge: cfg.cleaning.max_peer_age,
+      maxOfferAge: cfg.cleaning.max_offer_age,
+      maxPendingOffersPerConnection: cfg.limits.max_pending_offers_per_connection,
+      maxPendingOffersPerTorrent: cfg.limits.max_pending_offers_per_torrent,
     })
     this.maxConnections = connectionCap(cfg.connections.max_connections, ctx.log, '[connections] max_connections')
-    this.handshakes = new Handshakes(this.maxConnections, () => this.connections.size, reason => this.stats.drops[DROP_HANDSHAKE[reason]]++)
+    this.handshakes = new Handshakes(
+      this.maxConnections,
+      () => this.connections.size,
+      reason => this.stats.drops[DROP_HANDSHAKE[reason]]++,
+    )
     this.scrapes = new ScrapeRouter(ctx, {scrape: (b, o, out) => this.swarm.scrapeBytes(b, o, out)})
     this.fullScrapeParts = new Array(ctx.count).fill('')
     this.clock = new WorkerClock(ctx.epochMs)
@@ -164,10 +209,12 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
 
   async start(): Promise<string[]> {
     const c = this.cfg.connections
-    this.timers.push(setInterval(() => {
-      this.clock.tick()
-      this.sweep()
-    }, 1000))
+    this.timers.push(
+      setInterval(() => {
+        this.clock.tick()
+        this.sweep()
+      }, 1000),
+    )
     this.timers.push(setInterval(() => this.ping(), c.ping_interval * 1000))
     if (this.cfg.protocol.enable_full_scrape) {
       this.buildFullScrapePart()
@@ -178,8 +225,8 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     const scheme = this.ctx.tls ? 'wss' : 'ws'
     const io = this.batched ? ' (batched I/O)' : ''
     const listening: string[] = []
-    if (net.use_ipv4) listening.push(`${scheme}://${net.address_ipv4.replace(/:\d+$/, ':' + await this.listen(net.address_ipv4, 4))}${io}`)
-    if (net.use_ipv6) listening.push(`${scheme}://${net.address_ipv6.replace(/:\d+$/, ':' + await this.listen(net.address_ipv6, 6))}${io}`)
+    if (net.use_ipv4) listening.push(`${scheme}://${net.address_ipv4.replace(/:\d+$/, ':' + (await this.listen(net.address_ipv4, 4)))}${io}`)
+    if (net.use_ipv6) listening.push(`${scheme}://${net.address_ipv6.replace(/:\d+$/, ':' + (await this.listen(net.address_ipv6, 6)))}${io}`)
     return listening
   }
 
@@ -192,7 +239,16 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
     this.servers.push(server)
     const network = this.cfg.network
-    return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers: this.ctx.count, log: this.ctx.log, what: 'ws', ports: this.ctx.ports})
+    return listenTcp(server, {
+      address,
+      family,
+      backlog: network.tcp_backlog,
+      ipv6Only: family === 6 && network.set_only_ipv6,
+      workers: this.ctx.count,
+      log: this.ctx.log,
+      what: 'ws',
+      ports: this.ctx.ports,
+    })
   }
 
   setTls(material: TlsMaterial): void {
@@ -222,8 +278,17 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
     const io = this.batched ? this.batched.adopt(socket as Socket, head) : {link: new StreamLink(socket), head}
     const id = this.nextId++ >>> 0
-    const conn = new WsConnection(this.ctx.index, id, family, this.clock.nowMs, io.link, this, this.flushQueue,
-      this.cfg.network.max_message_size * HARD_LIMIT_FACTOR, this.cfg.connections.max_buffered_bytes)
+    const conn = new WsConnection(
+      this.ctx.index,
+      id,
+      family,
+      this.clock.nowMs,
+      io.link,
+      this,
+      this.flushQueue,
+      this.cfg.network.max_message_size * HARD_LIMIT_FACTOR,
+      this.cfg.connections.max_buffered_bytes,
+    )
     this.connections.set(id, conn)
     conn.start(io.head)
   }
@@ -235,7 +300,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   }
 
   onBackpressure(socket: WsSocket, over: boolean): void {
-    (socket as WsConnection).overSince = over ? this.clock.nowMs : 0
+    ;(socket as WsConnection).overSince = over ? this.clock.nowMs : 0
   }
 
   /** Once a second: close idle connections and those stuck behind a full queue. */
@@ -551,10 +616,15 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   clean(): void {
     this.clock.tick()
     const list = this.ctx.accessList
-    this.swarm.clean(this.clock.now, list.mode === 'off' ? undefined : infoHash => {
-      this.hashScratch.write(infoHash, 0, 20, 'latin1')
-      return list.allows(this.hashScratch, 0)
-    })
+    this.swarm.clean(
+      this.clock.now,
+      list.mode === 'off'
+        ? undefined
+        : infoHash => {
+            this.hashScratch.write(infoHash, 0, 20, 'latin1')
+            return list.allows(this.hashScratch, 0)
+          },
+    )
   }
 
   async close(): Promise<void> {
@@ -562,9 +632,14 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     for (const conn of this.connections.values()) conn.terminate()
     // Terminated links report their close after this tick; the addon lets go once they have.
     if (this.batched) process.nextTick(() => this.batched!.close())
-    await Promise.all(this.servers.map(s => new Promise<void>(resolve => {
-      s.close(() => resolve())
-      s.closeAllConnections()
-    })))
+    await Promise.all(
+      this.servers.map(
+        s =>
+          new Promise<void>(resolve => {
+            s.close(() => resolve())
+            s.closeAllConnections()
+          }),
+      ),
+    )
   }
 }

@@ -10,7 +10,15 @@ import wrtc from '@roamhq/wrtc'
 const [mode, announce, a, b] = process.argv.slice(2)
 const started = Date.now()
 // No STUN servers: loopback only, and ICE gathering ends at once.
-const client = new WebTorrent({dht: false, lsd: false, utp: false, webSeeds: false, natUpnp: false, natPmp: false, tracker: {wrtc, rtcConfig: {iceServers: []}}})
+const client = new WebTorrent({
+  dht: false,
+  lsd: false,
+  utp: false,
+  webSeeds: false,
+  natUpnp: false,
+  natPmp: false,
+  tracker: {wrtc, rtcConfig: {iceServers: []}},
+})
 const say = obj => process.stdout.write(JSON.stringify(obj) + '\n')
 client.on('error', e => {
   say({ok: false, error: e.message})
