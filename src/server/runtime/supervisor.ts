@@ -15,7 +15,7 @@ import {ClusterWorkers} from './cluster.js'
 import {InProcessWorker} from './in-process.js'
 import {formatListener, listenerAt, type Listener} from './listener.js'
 import {OneAtATime} from './one-at-a-time.js'
-import {resolveWorkerCount, type RunningTracker, type RuntimeConfig, type TrackerSpec} from './worker-api.js'
+import {resolveWorkerCount, type RunningTracker, type RuntimeConfig, type TrackerSpec, type WorkerContext} from './worker-api.js'
 import type {Workers} from './workers.js'
 
 export interface RunOptions {
@@ -131,7 +131,18 @@ class Supervisor<C extends RuntimeConfig> {
     const secret = randomBytes(32)
     const epochMs = Date.now()
     if (count === 1) {
-      const ctx = {index: 0, count: 1, config, secret, epochMs, accessList: this.accessList.list, log: this.log, registry: this.registry, tls, ownerOf: () => 0}
+      const ctx: WorkerContext<C> = {
+        index: 0,
+        count: 1,
+        config,
+        secret,
+        epochMs,
+        accessList: this.accessList.list,
+        log: this.log,
+        registry: this.registry,
+        tls,
+        ownerOf: () => 0,
+      }
       return new InProcessWorker(spec.workerModule, ctx)
     }
     return new ClusterWorkers({
