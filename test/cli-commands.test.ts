@@ -4,7 +4,8 @@ import assert from 'node:assert/strict'
 import {spawn, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {readdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
-import {createConnection} from 'node:net'
+import dgram from 'node:dgram'
+import {createConnection, createServer} from 'node:net'
 import {join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -151,6 +152,11 @@ test('accesslist reload against a running tracker: success, then a bad file keep
   const t = await startServe(dir, `# first list\n${hex(a)}\n`)
   const client = await UdpClient.open(4, t.port)
   try {
+    // `tracker accesslist reload` and older readers read these lines.
+    const listening = readStatus(join(dir, 'tracker.pid'))!.listening
+    assert.equal(listening.length, 2, listening.join('\n'))
+    assert.match(listening[0], new RegExp(`^udp 127\\.0\\.0\\.1:${t.port} \\((batched I/O|node:dgram)\\)$`))
+    assert.match(listening[1], /^metrics http:\/\/127\.0\.0\.1:\d+\/metrics$/)
     await client.connect()
     const announce = async (h: Uint8Array) => (await client.request(client.announceBytes({infoHash: h, peerId: nastyId(), port: 1000}))).action
     assert.equal(await announce(a), 1)
@@ -211,6 +217,44 @@ test('serve http with TLS: bad files refuse to start; accesslist reload reports 
   } finally {
     t.child.kill('SIGTERM')
     assert.equal(await t.exited, 0)
+  }
+})
+
+test('serve on an address in use exits 1 naming the address and its config key, with a hint; no stack', async () => {
+  const dir = tempDir()
+  writeFileSync(join(dir, 'list.txt'), '')
+  const busy = PORT + 1
+  const udpHolder = dgram.createSocket('udp4')
+  const tcpHolder = createServer()
+  await new Promise<void>(resolve => udpHolder.bind(busy, '127.0.0.1', resolve))
+  await new Promise<void>(resolve => tcpHolder.listen(busy, '127.0.0.1', resolve))
+  const hint = /Another process \(perhaps another tracker\) holds that address/
+  try {
+    for (const batched of [true, false]) {
+      const r = run(['serve', 'udp', '-c', serveConfig(dir, 'udp', busy, `batched_io = ${batched}`, `udp-${batched}`)])
+      assert.equal(r.code, 1)
+      assert.match(oneLine(r.stderr), new RegExp(`could not bind UDP 127\\.0\\.0\\.1:${busy} \\(\\[network\\] address_ipv4\\): `))
+      assert.match(oneLine(r.stderr), hint, `batched_io = ${batched}`)
+      noStack(r.stderr)
+    }
+    const http = run(['serve', 'http', '-c', serveConfig(dir, 'http', busy)])
+    assert.equal(http.code, 1)
+    assert.match(oneLine(http.stderr), new RegExp(`could not bind TCP 127\\.0\\.0\\.1:${busy} \\(\\[network\\] address_ipv4\\): listen EADDRINUSE`))
+    assert.match(oneLine(http.stderr), hint)
+    noStack(http.stderr)
+    const metrics = serveConfig(dir, 'udp', PORT, '', 'metrics')
+    writeFileSync(metrics, readFileSync(metrics, 'utf8').replace('"127.0.0.1:0"', `"127.0.0.1:${busy}"`))
+    const m = run(['serve', 'udp', '-c', metrics])
+    assert.equal(m.code, 1)
+    assert.match(
+      oneLine(m.stderr),
+      new RegExp(`could not serve metrics on 127\\.0\\.0\\.1:${busy} \\(\\[metrics\\] prometheus_endpoint_address\\): listen EADDRINUSE`),
+    )
+    assert.match(oneLine(m.stderr), hint)
+    noStack(m.stderr)
+  } finally {
+    udpHolder.close()
+    tcpHolder.close()
   }
 })
 

@@ -2,8 +2,9 @@ import dgram from 'node:dgram'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {defaultsOf, httpSchema, udpSchema, wsSchema, type HttpConfig, type UdpConfig, type WsConfig} from '../src/config/index.js'
-import {runTracker, type RunningTracker} from '../src/server/runtime.js'
+import {defaultsOf, formatSocketAddress, httpSchema, udpSchema, wsSchema, type HttpConfig, type UdpConfig, type WsConfig} from '../src/config/index.js'
+import {runTracker} from '../src/server/runtime/supervisor.js'
+import type {RunningTracker} from '../src/server/runtime/worker-api.js'
 import * as udp from '../src/protocol/udp/index.js'
 
 export const tempDir = (prefix = 'tracker-test-'): string => mkdtempSync(join(tmpdir(), prefix))
@@ -38,14 +39,14 @@ function testConfig<
 
 async function startTracker<C extends UdpConfig | HttpConfig | WsConfig>(protocol: 'udp' | 'http' | 'ws', config: C): Promise<TestTracker<C>> {
   const tracker = await runTracker({protocol, config, workerModule: new URL(`../src/server/${protocol}/worker.js`, import.meta.url).href})
-  const port = (host: string) => Number(/:(\d+)(\/announce)?( \(.*\))?$/.exec(tracker.listening.find(l => !l.startsWith('metrics ') && l.includes(host))!)![1])
-  const metrics = tracker.listening.find(l => l.startsWith('metrics '))
+  const port = (family: 4 | 6) => tracker.listeners.find(l => l.service !== 'metrics' && l.family === family)!.port
+  const metrics = tracker.listeners.find(l => l.service === 'metrics')
   return {
     tracker,
     config,
-    port4: config.network.use_ipv4 ? port('127.0.0.1') : 0,
-    port6: config.network.use_ipv6 ? port('[::') : 0,
-    metricsUrl: metrics ? metrics.slice('metrics '.length) : '',
+    port4: config.network.use_ipv4 ? port(4) : 0,
+    port6: config.network.use_ipv6 ? port(6) : 0,
+    metricsUrl: metrics ? `http://${formatSocketAddress(metrics.host, metrics.port)}${metrics.path}` : '',
     stop: () => tracker.stop(),
   }
 }

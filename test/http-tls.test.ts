@@ -31,7 +31,7 @@ test('HTTPS: announces over TLS on IPv4 and IPv6; SIGUSR1 reloads the certificat
   copyFileSync(first.key, key)
   const t = await startHttpTracker({network: {enable_tls: true, tls_certificate_path: cert, tls_private_key_path: key}})
   try {
-    assert.ok(t.tracker.listening.some(l => l.startsWith('https://127.0.0.1:')))
+    assert.ok(t.tracker.listeners.some(l => l.service === 'https' && l.host === '127.0.0.1'))
     const h = nastyId()
     const path = (port: number) => '/announce?' + query({info_hash: h, peer_id: nastyId(), port, uploaded: 0, downloaded: 0, left: 5})
     await httpGet(t.port4, path(1), {tls: true})

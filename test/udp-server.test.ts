@@ -7,6 +7,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import * as udp from '../src/protocol/udp/index.js'
 import {fetchMetrics, sample, startUdpTracker, tempDir, UdpClient, type TestTracker} from './harness.js'
 import {batchIo} from '../src/server/udp/link.js'
+import {formatListener} from '../src/server/runtime/listener.js'
 import {nastyId} from './helpers.js'
 
 test('on Linux the batched I/O addon is built and used by default; batched_io = false uses node:dgram', {
@@ -20,8 +21,8 @@ test('on Linux the batched I/O addon is built and used by default; batched_io = 
     const t = await startUdpTracker({network: {batched_io: batched}})
     try {
       assert.ok(
-        t.tracker.listening.filter(l => l.startsWith('udp ')).every(l => l.endsWith(`(${kind})`)),
-        t.tracker.listening.join('\n'),
+        t.tracker.listeners.filter(l => l.service === 'udp').every(l => l.io === kind),
+        t.tracker.listeners.map(formatListener).join('\n'),
       )
     } finally {
       await t.stop()
@@ -276,7 +277,7 @@ for (const batched of [true, false]) {
 test('a tracker with only IPv4 serves IPv4', async () => {
   const t = await startUdpTracker({network: {use_ipv6: false} as never})
   try {
-    assert.ok(!t.tracker.listening.some(l => l.includes('[::1]')))
+    assert.ok(!t.tracker.listeners.some(l => l.family === 6))
     const c = await UdpClient.open(4, t.port4)
     await c.connect()
     c.close()

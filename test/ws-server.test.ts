@@ -6,6 +6,7 @@ import tls from 'node:tls'
 import {once} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fetchMetrics, sample, startWsTracker, tempDir} from './harness.js'
+import {formatListener} from '../src/server/runtime/listener.js'
 import {
   binaryId,
   handshakeRequest,
@@ -52,8 +53,8 @@ for (const batched of process.platform === 'linux' ? [true, false] : [false])
   test(`offers reach other peers with their SDP untouched; answers come back only for offers made (${batched ? 'batched I/O' : 'Node sockets'})`, async () => {
     const t = await startWsTracker({network: {batched_io: batched}})
     assert.ok(
-      t.tracker.listening.filter(l => l.startsWith('ws://')).every(l => l.endsWith(' (batched I/O)') === batched),
-      t.tracker.listening.join('\n'),
+      t.tracker.listeners.filter(l => l.service === 'ws').every(l => (l.io === 'batched I/O') === batched),
+      t.tracker.listeners.map(formatListener).join('\n'),
     )
     const url = `ws://127.0.0.1:${t.port4}`
     const [a, b] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url)])

@@ -1,6 +1,27 @@
 import type {Server} from 'node:net'
+import {parseSocketAddress} from '../config/address.js'
 import type {Logger} from '../util/log.js'
-import {splitHostPort} from './runtime.js'
+import type {WorkerPorts} from './runtime/worker-api.js'
+
+/**
+ * A socket that could not be bound: the address, the config key that set it and the errno code
+ * (EADDRINUSE, EACCES, EADDRNOTAVAIL...) by which `tracker serve` chooses its hint.
+ */
+export class BindError extends Error {
+  override name = 'BindError'
+  readonly code: string | undefined
+
+  /** `what`: "bind TCP", "bind UDP", "serve metrics on". */
+  constructor(
+    what: string,
+    readonly address: string,
+    readonly key: string,
+    cause: unknown,
+  ) {
+    super(`could not ${what} ${address} (${key}): ${(cause as Error).message}`)
+    this.code = (cause as NodeJS.ErrnoException).code
+  }
+}
 
 /** Node >= 22.12 / 23.1 can give every worker its own socket on the same port. */
 export function nodeHasReusePort(versionText = process.versions.node): boolean {
@@ -19,24 +40,24 @@ export interface TcpListenOptions {
   /** For messages: "http", "ws". */
   what: string
   /** WorkerContext.ports. */
-  ports?: {ipv4?: number; ipv6?: number}
+  ports?: WorkerPorts
 }
 
 /** The port to bind: the configured one, or worker 0's when the configured one is 0 and this worker binds a socket of its own. */
-export function portToBind(configured: number, family: 4 | 6, ownSocket: boolean, ports?: {ipv4?: number; ipv6?: number}): number {
+export function portToBind(configured: number, family: 4 | 6, ownSocket: boolean, ports?: WorkerPorts): number {
   if (configured !== 0 || !ownSocket) return configured
   return (family === 4 ? ports?.ipv4 : ports?.ipv6) ?? 0
 }
 
 /**
- * Binds a TCP (or TLS, or HTTP) server; resolves with its port. A bind error names the address
- * and its config key. Later server errors are logged.
+ * Binds a TCP (or TLS, or HTTP) server; resolves with its port. A bind error (BindError) names the
+ * address and its config key. Later server errors are logged.
  */
 export function listenTcp(server: Server, o: TcpListenOptions): Promise<number> {
-  const [host, port] = splitHostPort(o.address)
+  const {host, port} = parseSocketAddress(o.address)!
   const reusePort = o.workers > 1 && nodeHasReusePort()
   return new Promise((resolve, reject) => {
-    server.once('error', error => reject(new Error(`could not bind TCP ${o.address} ([network] address_ipv${o.family}): ${error.message}`)))
+    server.once('error', error => reject(new BindError('bind TCP', o.address, `[network] address_ipv${o.family}`, error)))
     server.listen(
       {
         host,

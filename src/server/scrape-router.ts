@@ -1,6 +1,6 @@
 import {addWorkerCounts} from '../metrics/index.js'
 import {ScrapeCounts} from '../swarm/index.js'
-import type {WorkerContext} from './runtime.js'
+import type {WorkerContext} from './runtime/worker-api.js'
 
 /** Mesh frame types the scrape router uses; protocol workers number their own frames from 16. */
 export const FRAME_SCRAPE_REQUEST = 2

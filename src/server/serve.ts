@@ -1,6 +1,8 @@
 import {AccessListError} from '../accesslist/index.js'
 import {ConfigError, loadConfig, type Override, type ServerName} from '../config/index.js'
-import {runTracker, type RunningTracker} from './runtime.js'
+import {BindError} from './listen.js'
+import {runTracker} from './runtime/supervisor.js'
+import type {RunningTracker} from './runtime/worker-api.js'
 import {PidFileError} from './status.js'
 import {TlsError} from './tls.js'
 
@@ -21,17 +23,21 @@ export async function serve(protocol: ServerName, file: string | undefined, over
   } catch (error) {
     if (error instanceof ConfigError || error instanceof AccessListError || error instanceof TlsError || error instanceof PidFileError)
       throw new UserError(error.message)
-    if (error instanceof Error && /could not (bind|serve)|EADDRINUSE|EACCES|EADDRNOTAVAIL/.test(error.message))
-      throw new UserError(error.message + bindHint(error.message))
+    if (error instanceof BindError) throw new UserError(error.message + bindHint(error.code))
     throw error
   }
 }
 
-/** What to do about the usual bind failures. */
-function bindHint(message: string): string {
-  if (/EADDRINUSE/.test(message))
-    return '\nAnother process (perhaps another tracker) holds that address: stop it, or choose another address in the config or with --ipv4/--ipv6.'
-  if (/EACCES/.test(message)) return '\nPorts below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher port or grant the capability.'
-  if (/EADDRNOTAVAIL/.test(message)) return '\nThat address is not configured on this machine; check the address in the config.'
-  return ''
+/** What to do about the usual bind failures, by errno code. */
+function bindHint(code: string | undefined): string {
+  switch (code) {
+    case 'EADDRINUSE':
+      return '\nAnother process (perhaps another tracker) holds that address: stop it, or choose another address in the config or with --ipv4/--ipv6.'
+    case 'EACCES':
+      return '\nPorts below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher port or grant the capability.'
+    case 'EADDRNOTAVAIL':
+      return '\nThat address is not configured on this machine; check the address in the config.'
+    default:
+      return ''
+  }
 }

@@ -1,5 +1,5 @@
 import {Swarm} from '../swarm/index.js'
-import type {WorkerContext} from './runtime.js'
+import type {WorkerContext} from './runtime/worker-api.js'
 
 /** The config keys a worker's swarm shard reads (every server config has them). */
 export interface ShardConfig {

@@ -14,7 +14,8 @@ import {
   writeScrapeStart,
 } from '../../protocol/http/response.js'
 import {AnnounceRequest, AnnounceResult, AnnounceStatus, type Swarm} from '../../swarm/index.js'
-import type {ProtocolWorker, WorkerContext} from '../runtime.js'
+import type {ProtocolWorker, WorkerContext} from '../runtime/worker-api.js'
+import {listenerAt, type Listener} from '../runtime/listener.js'
 import {SwarmShard} from '../shard.js'
 import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
 import type {TlsMaterial} from '../tls.js'
@@ -121,7 +122,7 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
   // -------------------------------------------------------------------------------------------
   // Sockets
 
-  async start(): Promise<string[]> {
+  async start(): Promise<Listener[]> {
     const net4 = this.cfg.network
     this.clock = setInterval(() => {
       this.shard.tick()
@@ -135,14 +136,14 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
       this.fullScrapeTimer.unref()
     }
     const scheme = this.ctx.tls ? 'https' : 'http'
-    const listening: string[] = []
+    const listening: Listener[] = []
     if (net4.use_ipv4) {
       const port = await this.transport.listen(net4.address_ipv4, 4, this.ctx.count, this.ctx.ports)
-      listening.push(`${scheme}://${net4.address_ipv4.replace(/:\d+$/, ':' + port)}/announce`)
+      listening.push(listenerAt(scheme, net4.address_ipv4, port, {path: '/announce'}))
     }
     if (net4.use_ipv6) {
       const port = await this.transport.listen(net4.address_ipv6, 6, this.ctx.count, this.ctx.ports)
-      listening.push(`${scheme}://${net4.address_ipv6.replace(/:\d+$/, ':' + port)}/announce`)
+      listening.push(listenerAt(scheme, net4.address_ipv6, port, {path: '/announce'}))
     }
     return listening
   }

@@ -19,10 +19,11 @@ import {
 } from '../../protocol/udp/index.js'
 import {AnnounceRequest, AnnounceResult, AnnounceStatus, ScrapeCounts, type Swarm} from '../../swarm/index.js'
 import type {UdpConfig} from '../../config/index.js'
-import type {ProtocolWorker, WorkerContext} from '../runtime.js'
-import {splitHostPort} from '../runtime.js'
+import {parseSocketAddress} from '../../config/address.js'
+import type {ProtocolWorker, WorkerContext} from '../runtime/worker-api.js'
+import {listenerAt, type Listener} from '../runtime/listener.js'
 import {SwarmShard} from '../shard.js'
-import {nodeHasReusePort, portToBind} from '../listen.js'
+import {BindError, nodeHasReusePort, portToBind} from '../listen.js'
 import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
 import {BatchLink, DgramLink, PeerAddress, type LinkOptions, type UdpLink} from './link.js'
 
@@ -83,24 +84,24 @@ export class UdpWorker implements ProtocolWorker {
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
   }
 
-  async start(): Promise<string[]> {
+  async start(): Promise<Listener[]> {
     const net = this.cfg.network
     this.clock = setInterval(() => this.shard.tick(), 1000)
     this.clock.unref()
-    const listening: string[] = []
+    const listening: Listener[] = []
     if (net.use_ipv4) {
       this.link4 = await this.bind(net.address_ipv4, 0)
-      listening.push(`udp ${net.address_ipv4.replace(/:\d+$/, ':' + this.link4.port)} (${this.link4.kind})`)
+      listening.push(listenerAt('udp', net.address_ipv4, this.link4.port, {io: this.link4.kind}))
     }
     if (net.use_ipv6) {
       this.link6 = await this.bind(net.address_ipv6, 1)
-      listening.push(`udp ${net.address_ipv6.replace(/:\d+$/, ':' + this.link6.port)} (${this.link6.kind})`)
+      listening.push(listenerAt('udp', net.address_ipv6, this.link6.port, {io: this.link6.kind}))
     }
     return listening
   }
 
   private async bind(address: string, family: 0 | 1): Promise<UdpLink> {
-    const [host, port] = splitHostPort(address)
+    const {host, port} = parseSocketAddress(address)!
     const net = this.cfg.network
     const ipVersion = family === 0 ? 4 : 6
     // With several workers each binds a socket of its own (SO_REUSEPORT): always with batched
@@ -115,13 +116,12 @@ export class UdpWorker implements ProtocolWorker {
       port: portToBind(port, ipVersion, reusePort, this.ctx.ports),
       onPacket: (link, msg, peer) => this.onPacket(link, msg, peer),
     })
-    const where = `UDP ${address} ([network] address_ipv${ipVersion})`
     let link: UdpLink | null = null
     try {
       if (net.batched_io) link = BatchLink.open(options(this.ctx.count > 1), count => (this.stats.drops[DROP_SEND_FAILED] += count))
       link ??= await DgramLink.open(options(this.ctx.count > 1 && nodeHasReusePort()), error => this.ctx.log.warn(`udp socket error: ${error.message}`))
     } catch (error) {
-      throw new Error(`could not bind ${where}: ${(error as Error).message}`)
+      throw new BindError('bind UDP', address, `[network] address_ipv${ipVersion}`, error)
     }
     this.links.push(link)
     return link

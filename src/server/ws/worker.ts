@@ -23,7 +23,8 @@ import {
   type WsRequest,
 } from '../../protocol/ws/message.js'
 import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WebTorrentPeer, type WsCounts} from '../../swarm/index.js'
-import type {ProtocolWorker, WorkerContext} from '../runtime.js'
+import type {ProtocolWorker, WorkerContext} from '../runtime/worker-api.js'
+import {listenerAt, type Listener} from '../runtime/listener.js'
 import {connectionCap} from '../fd-limit.js'
 import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
 import {WorkerClock} from '../shard.js'
@@ -207,7 +208,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   // -------------------------------------------------------------------------------------------
   // Sockets and connections
 
-  async start(): Promise<string[]> {
+  async start(): Promise<Listener[]> {
     const c = this.cfg.connections
     this.timers.push(
       setInterval(() => {
@@ -223,10 +224,10 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     for (const t of this.timers) t.unref()
     const net = this.cfg.network
     const scheme = this.ctx.tls ? 'wss' : 'ws'
-    const io = this.batched ? ' (batched I/O)' : ''
-    const listening: string[] = []
-    if (net.use_ipv4) listening.push(`${scheme}://${net.address_ipv4.replace(/:\d+$/, ':' + (await this.listen(net.address_ipv4, 4)))}${io}`)
-    if (net.use_ipv6) listening.push(`${scheme}://${net.address_ipv6.replace(/:\d+$/, ':' + (await this.listen(net.address_ipv6, 6)))}${io}`)
+    const io = this.batched ? {io: 'batched I/O'} : {}
+    const listening: Listener[] = []
+    if (net.use_ipv4) listening.push(listenerAt(scheme, net.address_ipv4, await this.listen(net.address_ipv4, 4), io))
+    if (net.use_ipv6) listening.push(listenerAt(scheme, net.address_ipv6, await this.listen(net.address_ipv6, 6), io))
     return listening
   }
 
