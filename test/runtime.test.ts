@@ -1,5 +1,13 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
+import cluster from 'node:cluster'
+import {existsSync} from 'node:fs'
+import {createServer, type AddressInfo} from 'node:net'
+import {join} from 'node:path'
+import {defaultsOf, httpSchema, type HttpConfig} from '../src/config/index.js'
+import {BindError} from '../src/server/listen.js'
+import {runTracker} from '../src/server/runtime/supervisor.js'
+import {tempDir} from './harness.js'
 import {formatListener, listenerAt} from '../src/server/runtime/listener.js'
 import {OneAtATime} from '../src/server/runtime/one-at-a-time.js'
 
@@ -42,4 +50,34 @@ test('OneAtATime: a request during a run makes one more run after it, shared by 
   await new Promise(resolve => setImmediate(resolve))
   gates.shift()!()
   assert.equal(await fourth, 3)
+})
+
+test('a worker process that cannot bind fails the start with the bind error, and every worker process stops', async () => {
+  const held = createServer()
+  await new Promise<void>(resolve => held.listen(0, '127.0.0.1', resolve))
+  const port = (held.address() as AddressInfo).port
+  const config = defaultsOf(httpSchema) as HttpConfig
+  config.pid_file = join(tempDir(), 'tracker-http.pid')
+  config.log_level = 'off'
+  config.socket_workers = 2
+  config.network.address_ipv4 = `127.0.0.1:${port}`
+  config.network.use_ipv6 = false
+  config.metrics.run_prometheus_endpoint = false
+  try {
+    const started = runTracker({protocol: 'http', config, workerModule: new URL('../src/server/http/worker.js', import.meta.url).href})
+    await assert.rejects(started, (error: unknown) => {
+      assert.ok(error instanceof BindError, `a BindError, not ${String(error)}`)
+      assert.equal(error.code, 'EADDRINUSE')
+      assert.equal(error.key, '[network] address_ipv4')
+      return true
+    })
+    assert.deepEqual(
+      Object.values(cluster.workers ?? {}).filter(w => w && !w.isDead()),
+      [],
+      'no worker process is left running',
+    )
+    assert.ok(!existsSync(config.pid_file), 'the pid file is released')
+  } finally {
+    held.close()
+  }
 })

@@ -13,7 +13,7 @@ export class BindError extends Error {
 
   /** `what`: "bind TCP", "bind UDP", "serve metrics on". */
   constructor(
-    what: string,
+    readonly what: string,
     readonly address: string,
     readonly key: string,
     cause: unknown,
@@ -21,6 +21,23 @@ export class BindError extends Error {
     super(`could not ${what} ${address} (${key}): ${(cause as Error).message}`)
     this.code = (cause as NodeJS.ErrnoException).code
   }
+
+  /** What a worker process sends of it, so that the primary can raise it again (see ipc.ts). */
+  toFields(): BindErrorFields {
+    return {what: this.what, address: this.address, key: this.key, code: this.code, reason: this.message.slice(this.message.indexOf('): ') + 3)}
+  }
+
+  static fromFields(f: BindErrorFields): BindError {
+    return new BindError(f.what, f.address, f.key, Object.assign(new Error(f.reason), {code: f.code}))
+  }
+}
+
+export interface BindErrorFields {
+  what: string
+  address: string
+  key: string
+  code: string | undefined
+  reason: string
 }
 
 /** Node >= 22.12 / 23.1 can give every worker its own socket on the same port. */

@@ -6,6 +6,7 @@ import {fileURLToPath} from 'node:url'
 import {parseSocketAddress} from '../../config/address.js'
 import {AggregatorRegistry, type Registry} from '../../metrics/index.js'
 import type {HashSet20} from '../../util/hashset20.js'
+import {BindError} from '../listen.js'
 import type {TlsMaterial} from '../tls.js'
 import {BOOT_ENV, PART_BYTES, sendTo, WORKER_REPLY_MS, type PrimaryMessage, type WorkerBoot, type WorkerReply} from './ipc.js'
 import {formatListener, type Listener} from './listener.js'
@@ -45,6 +46,10 @@ export class ClusterWorkers implements Workers {
   private closing = false
   /** Scrapes that come while the workers are being asked share that answer: one question in flight. */
   private asking: Promise<string> | undefined
+  /** Until every worker listens, a worker's failure fails the start (the supervisor then stops the rest). */
+  private started = false
+  private failStart!: (error: Error) => void
+  private readonly startFailed = new Promise<never>((_, reject) => (this.failStart = reject))
 
   constructor(private readonly o: ClusterOptions) {
     this.meshDir = mkdtempSync(join(tmpdir(), `tracker-${o.protocol}-`))
@@ -59,15 +64,27 @@ export class ClusterWorkers implements Workers {
       config: o.config,
       accessListGeneration: o.accessListGeneration,
     }
+    this.startFailed.catch(() => {})
     for (let i = 0; i < o.count; i++) this.fork(boot, i)
     this.booted = this.waitPhase('booted')
+  }
+
+  /** `step`, or the first worker failure while it runs. */
+  private duringStart<T>(step: Promise<T>): Promise<T> {
+    return Promise.race([step, this.startFailed])
+  }
+
+  /** A worker failed: during start-up the start fails (a bind error stays one), later the tracker stops. */
+  private failed(message: string, reply?: WorkerReply): void {
+    if (this.started) return this.o.onFatal(message)
+    this.failStart(reply?.bind ? BindError.fromFields(reply.bind) : new Error(message))
   }
 
   private fork(boot: WorkerBoot, i: number): void {
     const worker = cluster.fork({[BOOT_ENV]: JSON.stringify({...boot, index: i})})
     this.workers.push(worker)
     worker.on('message', (msg: WorkerReply) => {
-      if (msg.type === 'fatal') return this.o.onFatal(`worker ${i}: ${msg.message}`)
+      if (msg.type === 'fatal') return this.failed(`worker ${i}: ${msg.message}`, msg)
       const reply = msg.id !== undefined ? this.replies.get(msg.id) : undefined
       if (reply) {
         this.replies.delete(msg.id!)
@@ -76,12 +93,12 @@ export class ClusterWorkers implements Workers {
       this.phase.get(i)?.(msg)
     })
     worker.on('exit', (code, signal) => {
-      if (!this.closing) this.o.onFatal(`worker ${i} (pid ${worker.process.pid}) exited unexpectedly (${signal ?? `code ${code}`}); stopping the tracker`)
+      if (!this.closing) this.failed(`worker ${i} (pid ${worker.process.pid}) exited unexpectedly (${signal ?? `code ${code}`}); stopping the tracker`)
     })
   }
 
   async ready(): Promise<void> {
-    await this.booted
+    await this.duringStart(this.booted)
   }
 
   /**
@@ -90,7 +107,7 @@ export class ClusterWorkers implements Workers {
    */
   async putInForce(set: HashSet20, generation: number): Promise<void> {
     const split = set.capacity * 20
-    await Promise.all(
+    const sent = Promise.all(
       this.workers.map(async (w, i) => {
         await sendTo(w, {type: 'access-list-begin', generation, capacity: set.capacity, seed: set.seed, size: set.size})
         for (const [from, to] of [
@@ -104,6 +121,7 @@ export class ClusterWorkers implements Workers {
         await this.ask(i, id => ({type: 'access-list-end', id, generation}))
       }),
     )
+    await (this.started ? sent : this.duringStart(sent))
   }
 
   /** Workers serve once they have the access list and the mesh is up. */
@@ -111,10 +129,11 @@ export class ClusterWorkers implements Workers {
     if (this.o.tls) for (const w of this.workers) w.send({type: 'tls', ...this.o.tls} satisfies PrimaryMessage)
     const meshUp = this.waitPhase('mesh-listening')
     for (const w of this.workers) w.send({type: 'mesh-listen'} satisfies PrimaryMessage)
-    await meshUp
+    await this.duringStart(meshUp)
     const net = this.o.config.network
     const ephemeral = parseSocketAddress(net.address_ipv4)!.port === 0 || parseSocketAddress(net.address_ipv6)!.port === 0
-    const replies = ephemeral ? await this.startAfterWorker0() : await this.startAll()
+    const replies = await this.duringStart(ephemeral ? this.startAfterWorker0() : this.startAll())
+    this.started = true
     // Every worker binds the same addresses; list them once.
     const distinct = new Map<string, Listener>()
     for (const l of replies.flatMap(r => r.listening ?? [])) if (!distinct.has(formatListener(l))) distinct.set(formatListener(l), l)

@@ -1,5 +1,6 @@
 /** Messages between the primary and its worker processes (cluster IPC, 'advanced' serialization). */
 import type {Worker} from 'node:cluster'
+import type {BindErrorFields} from '../listen.js'
 import type {Listener} from './listener.js'
 import type {RuntimeConfig, WorkerPorts} from './worker-api.js'
 
@@ -44,6 +45,8 @@ export interface WorkerReply {
   listening?: Listener[]
   metrics?: unknown
   message?: string
+  /** With 'fatal': the socket that could not be bound, raised again as a BindError by the primary. */
+  bind?: BindErrorFields
 }
 
 /** Resolves once `msg` is handed to the channel, so that a big list goes out at the pace the worker reads it. */

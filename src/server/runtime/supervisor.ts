@@ -108,12 +108,19 @@ class Supervisor<C extends RuntimeConfig> {
     })
 
     const workers = (this.workers = this.makeWorkers(tls))
-    // Workers get the access list before serving.
-    await workers.ready()
-    if (initialKeys) await this.accessList.putInForce(initialKeys, 1, workers)
-    const listeners = await workers.start()
-    if (this.config.metrics.run_prometheus_endpoint) listeners.push(await this.serveMetrics())
-    if (this.config.privileges.drop_privileges) await this.dropPrivileges()
+    let listeners: Listener[]
+    try {
+      // Workers get the access list before serving.
+      await workers.ready()
+      if (initialKeys) await this.accessList.putInForce(initialKeys, 1, workers)
+      listeners = await workers.start()
+      if (this.config.metrics.run_prometheus_endpoint) listeners.push(await this.serveMetrics())
+      if (this.config.privileges.drop_privileges) this.dropPrivileges()
+    } catch (error) {
+      // What started stops (worker processes, sockets bound so far) and the tracker does not start.
+      await this.shutdown(1, false, false)
+      throw error
+    }
     await this.announce(listeners)
 
     if (this.options.installSignals) {
@@ -159,29 +166,23 @@ class Supervisor<C extends RuntimeConfig> {
     })
   }
 
-  /** The Prometheus endpoint; when it cannot bind, what started stops and the tracker does not start. */
+  /** The Prometheus endpoint. */
   private async serveMetrics(): Promise<Listener> {
     const address = this.config.metrics.prometheus_endpoint_address
     const {host, port} = parseSocketAddress(address)!
     const workers = this.workers!
     try {
       this.metricsServer = await startMetricsServer(host, port, () => workers.metrics(), this.registry.contentType)
-      return listenerAt('metrics', address, (this.metricsServer.address() as AddressInfo).port, {path: '/metrics'})
     } catch (error) {
-      await this.shutdown(1, false, false)
       throw new BindError('serve metrics on', address, '[metrics] prometheus_endpoint_address', error)
     }
+    return listenerAt('metrics', address, (this.metricsServer.address() as AddressInfo).port, {path: '/metrics'})
   }
 
   /** Once every socket is bound: the primary first, then each worker process. */
-  private async dropPrivileges(): Promise<void> {
-    try {
-      dropPrivileges(this.config.privileges.user, this.config.privileges.group)
-      this.workers!.dropPrivileges()
-    } catch (error) {
-      await this.shutdown(1, false, false)
-      throw error
-    }
+  private dropPrivileges(): void {
+    dropPrivileges(this.config.privileges.user, this.config.privileges.group)
+    this.workers!.dropPrivileges()
   }
 
   /** The status file and the log say what the tracker listens on. */

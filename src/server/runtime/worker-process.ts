@@ -3,6 +3,7 @@ import {AccessList} from '../../accesslist/index.js'
 import {addWorkerCounts, collectProcessMetrics, Registry} from '../../metrics/index.js'
 import {HashSet20} from '../../util/hashset20.js'
 import {createLogger} from '../../util/log.js'
+import {BindError} from '../listen.js'
 import {Mesh} from '../mesh.js'
 import {dropPrivileges} from '../privileges.js'
 import type {PrimaryMessage, WorkerBoot, WorkerReply} from './ipc.js'
@@ -10,9 +11,9 @@ import {createProtocolWorker, shardOf, startCleaning, type ProtocolWorker, type 
 
 export async function runWorkerProcess(boot: Required<WorkerBoot>): Promise<void> {
   const send = (msg: WorkerReply) => process.send!(msg)
-  const fatal = (message: string) => {
+  const fatal = (message: string, bind?: BindError) => {
     try {
-      send({type: 'fatal', message})
+      send({type: 'fatal', message, ...(bind ? {bind: bind.toFields()} : {})})
     } finally {
       setTimeout(() => process.exit(1), 100)
     }
@@ -24,7 +25,7 @@ export async function runWorkerProcess(boot: Required<WorkerBoot>): Promise<void
 
   const worker = new WorkerProcess(boot, send, fatal)
   process.on('message', (msg: PrimaryMessage) => {
-    worker.handle(msg).catch((error: unknown) => fatal(error instanceof Error ? error.message : String(error)))
+    worker.handle(msg).catch((error: unknown) => fatal(error instanceof Error ? error.message : String(error), error instanceof BindError ? error : undefined))
   })
   send({type: 'booted'})
 }
