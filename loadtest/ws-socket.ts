@@ -8,7 +8,7 @@ import {createHash, randomBytes} from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import bufferUtil from 'bufferutil'
-import {StreamLink, type LinkOwner, type NativeTcp, type WsLink} from '../src/server/ws/link.js'
+import {StreamLink, type NativeTcp, type TcpLink, type TcpLinkOwner} from '../src/io/tcp.js'
 import {GUID, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT} from '../src/server/ws/socket.js'
 
 const EMPTY = Buffer.alloc(0)
@@ -54,9 +54,9 @@ export interface LoadSocketOptions {
   onClose(): void
 }
 
-export class LoadSocket implements LinkOwner {
+export class LoadSocket implements TcpLinkOwner {
   open = false
-  private link: WsLink | null = null
+  private link: TcpLink | null = null
   private buf = EMPTY
   private fragments: Buffer[] = []
 

@@ -16,7 +16,8 @@ import {isUtf8} from 'node:buffer'
 import type http from 'node:http'
 import type {Duplex} from 'node:stream'
 import bufferUtil from 'bufferutil'
-import type {LinkOwner, WsLink} from './link.js'
+import type {FlushQueue} from '../../io/flush-queue.js'
+import type {TcpLink, TcpLinkOwner} from '../../io/tcp.js'
 
 /** The handshake's GUID and the frame opcodes (RFC 6455; the load generator's client uses them too). */
 export const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
@@ -112,58 +113,7 @@ function writeHeader(target: Buffer, at: number, opcode: number, length: number)
   return at + 10
 }
 
-/** Output buffers are this big unless a turn's messages need more; so many are kept for reuse. */
-const SPARE_SIZE = 16_384
-const MAX_SPARES = 64
-
-/**
- * Connections with output gathered this turn; one `flush` per connection once the current I/O
- * phase is over, so messages to one connection leave in one write.
- */
-export class FlushQueue {
-  private queue: WsSocket[] = []
-  /** Inside `batch`: flushes wait for its end. */
-  private held = false
-  /** Output buffers the socket gave back (written synchronously), for any connection to reuse. */
-  private readonly spare: Buffer[] = []
-
-  /** A buffer of at least `bytes`: a spare one when it fits. */
-  take(bytes: number): Buffer {
-    if (bytes <= SPARE_SIZE && this.spare.length > 0) return this.spare.pop()!
-    return Buffer.allocUnsafeSlow(Math.max(bytes, SPARE_SIZE))
-  }
-
-  give(buffer: Buffer): void {
-    if (buffer.length === SPARE_SIZE && this.spare.length < MAX_SPARES) this.spare.push(buffer)
-  }
-
-  add(socket: WsSocket): void {
-    this.queue.push(socket)
-    if (this.queue.length === 1 && !this.held) setImmediate(this.flushAll)
-  }
-
-  /**
-   * Runs `work` (a batch of reads) with its flushes at its end rather than in an immediate: the
-   * same one write per connection, without the immediate's round trip.
-   */
-  batch(work: () => void): void {
-    this.held = true
-    try {
-      work()
-    } finally {
-      this.held = false
-      if (this.queue.length > 0) this.flushAll()
-    }
-  }
-
-  private readonly flushAll = (): void => {
-    const list = this.queue
-    this.queue = []
-    for (const socket of list) socket.flush()
-  }
-}
-
-export class WsSocket implements LinkOwner {
+export class WsSocket implements TcpLinkOwner {
   private state = State.Open
   /** Bytes received but not yet a whole frame, and how many are needed before parsing again. */
   private stash: Buffer[] = []
@@ -182,7 +132,7 @@ export class WsSocket implements LinkOwner {
   private readonly resumeAt: number
 
   constructor(
-    private readonly link: WsLink,
+    private readonly link: TcpLink,
     private readonly handler: WsSocketHandler,
     private readonly flushQueue: FlushQueue,
     /** The largest message accepted; a larger one closes the connection with 1009. */
