@@ -13,7 +13,7 @@ import {Mesh} from './mesh.js'
 import {dropPrivileges} from './privileges.js'
 import {takeOverSignals} from './signals.js'
 import {loadTlsMaterial, tlsConfigOf, TlsError, type TlsMaterial} from './tls.js'
-import {PidFileError, TrackerFiles, type TrackerStatus} from './status.js'
+import {PidFileError, TrackerFiles, type TrackerStatus} from '../process/status.js'
 
 /** The keys every server config has (see src/config); the runtime reads nothing else. */
 export interface RuntimeConfig {

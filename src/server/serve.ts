@@ -1,7 +1,7 @@
 import {AccessListError} from '../accesslist/index.js'
 import {ConfigError, loadConfig, type Override, type ServerName} from '../config/index.js'
 import {runTracker, type RunningTracker} from './runtime.js'
-import {PidFileError} from './status.js'
+import {PidFileError} from '../process/status.js'
 import {TlsError} from './tls.js'
 
 const WORKER_MODULES: Record<ServerName, string> = {
