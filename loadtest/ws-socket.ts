@@ -4,15 +4,31 @@
  * as the bytes of their payload. No events or objects per message: with the `ws` client the
  * generator spent more CPU per announce cycle than our tracker did.
  */
-import {createHash, randomBytes} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
-import bufferUtil from 'bufferutil'
-import {StreamLink, type LinkOwner, type NativeTcp, type WsLink} from '../src/server/ws/link.js'
-import {GUID, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT} from '../src/server/ws/socket.js'
+import {StreamLink, type NativeTcp, type TcpLink, type TcpLinkOwner} from '../src/io/tcp.js'
+import {
+  acceptKey,
+  FIN,
+  FrameHeader,
+  frameHeaderLength,
+  FrameStatus,
+  maskPayload,
+  OP_BINARY,
+  OP_CLOSE,
+  OP_CONTINUATION,
+  OP_PING,
+  OP_PONG,
+  OP_TEXT,
+  parseFrameHeader,
+  writeFrameHeader,
+} from '../src/protocol/ws/frame.js'
 
 const EMPTY = Buffer.alloc(0)
 const HANDSHAKE_TIMEOUT_MS = 10_000
+/** The header of the frame being read (its fields are copied out before any handler runs). */
+const HEADER = new FrameHeader()
 
 /** The upgrade request of a WebSocket handshake. */
 export function handshakeRequest(host: string, key = randomBytes(16).toString('base64')): string {
@@ -22,25 +38,14 @@ export function handshakeRequest(host: string, key = randomBytes(16).toString('b
 /** A final, masked client frame of `opcode` around `payload` (a string is sent as UTF-8). */
 export function maskedFrame(payload: Buffer | string, opcode = OP_TEXT): Buffer {
   const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
-  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10
-  const frame = Buffer.allocUnsafe(header + 4 + length)
-  frame[0] = 0x80 | opcode
-  if (length < 126) frame[1] = 0x80 | length
-  else if (length < 65_536) {
-    frame[1] = 0x80 | 126
-    frame.writeUInt16BE(length, 2)
-  } else {
-    frame[1] = 0x80 | 127
-    frame.writeUInt32BE(0, 2)
-    frame.writeUInt32BE(length, 6)
-  }
+  const frame = Buffer.allocUnsafe(frameHeaderLength(length, true) + length)
   // A fresh key per frame, as RFC 6455 asks; Math.random is enough for a load generator.
-  frame.writeUInt32BE((Math.random() * 0x1_0000_0000) >>> 0, header)
+  const start = writeFrameHeader(frame, 0, FIN | opcode, length, (Math.random() * 0x1_0000_0000) >>> 0)
   // The payload goes into the frame once and is masked there.
-  const body = frame.subarray(header + 4)
+  const body = frame.subarray(start)
   if (typeof payload === 'string') body.write(payload)
   else payload.copy(body)
-  bufferUtil.unmask(body, frame.subarray(header, header + 4))
+  maskPayload(body, frame, start - 4)
   return frame
 }
 
@@ -54,9 +59,9 @@ export interface LoadSocketOptions {
   onClose(): void
 }
 
-export class LoadSocket implements LinkOwner {
+export class LoadSocket implements TcpLinkOwner {
   open = false
-  private link: WsLink | null = null
+  private link: TcpLink | null = null
   private buf = EMPTY
   private fragments: Buffer[] = []
 
@@ -70,9 +75,7 @@ export class LoadSocket implements LinkOwner {
     socket.setNoDelay(true)
     const ws = new LoadSocket(o)
     const key = randomBytes(16).toString('base64')
-    const accept = createHash('sha1')
-      .update(key + GUID)
-      .digest('base64')
+    const accept = acceptKey(key)
     return new Promise((resolve, reject) => {
       let head = Buffer.alloc(0)
       const fail = (why: string) => {
@@ -135,23 +138,20 @@ export class LoadSocket implements LinkOwner {
     const data = this.buf.length > 0 ? Buffer.concat([this.buf, chunk.subarray(start, end)]) : chunk
     let pos = this.buf.length > 0 ? 0 : start
     const stop = this.buf.length > 0 ? data.length : end
-    while (stop - pos >= 2 && this.open) {
-      const b0 = data[pos]
-      let length = data[pos + 1] & 0x7f
-      let at = pos + 2
-      if (length === 126) {
-        if (stop - pos < 4) break
-        length = data.readUInt16BE(pos + 2)
-        at += 2
-      } else if (length === 127) {
-        if (stop - pos < 10) break
-        length = data.readUInt32BE(pos + 2) * 2 ** 32 + data.readUInt32BE(pos + 6)
-        at += 8
+    while (this.open) {
+      const status = parseFrameHeader(data, pos, stop, false, HEADER)
+      if (status === FrameStatus.NeedMore) break
+      if (status !== FrameStatus.Ok) {
+        // Not a frame a server may send (RFC 6455 section 5.1): the connection fails.
+        this.link!.destroy()
+        this.linkClosed()
+        break
       }
-      if (stop < at + length) break
-      const payload = data.subarray(at, at + length)
-      pos = at + length
-      this.frame(b0 & 0x0f, (b0 & 0x80) !== 0, payload)
+      const at = pos + HEADER.headerLength
+      if (stop < at + HEADER.length) break
+      const payload = data.subarray(at, at + HEADER.length)
+      pos = at + HEADER.length
+      this.frame(HEADER.opcode, HEADER.fin, payload)
     }
     // The rest waits for more bytes (copied: the link may reuse the chunk).
     this.buf = pos < stop && this.open ? Buffer.from(data.subarray(pos, stop)) : EMPTY

@@ -11,7 +11,7 @@ import type {LoadtestWsConfig} from '../src/config/index.js'
 import {parseSocketAddress} from '../src/config/address.js'
 import {jsonBinary} from '../src/protocol/ws/message.js'
 import {LatencyHistogram, Rng, SwarmModel} from './model.js'
-import {NativeTcp} from '../src/server/ws/link.js'
+import {NativeTcp} from '../src/io/tcp.js'
 import {LoadSocket} from './ws-socket.js'
 import {emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
 

@@ -12,8 +12,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {parse as parseToml} from 'smol-toml'
 import {defaultsOf, udpSchema} from '../src/config/index.js'
 import {requestReload} from '../src/accesslist/client.js'
-import {readStatus, statusPathFor} from '../src/server/status.js'
-import {checkTracker} from '../src/server/tracker-process.js'
+import {readStatus, statusPathFor} from '../src/process/status.js'
+import {checkTracker} from '../src/process/tracker-process.js'
 import {tempDir, UdpClient} from './harness.js'
 
 /** smol-toml makes null-prototype objects; compare plain data. */

@@ -5,8 +5,8 @@ import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {requestReload} from '../src/accesslist/client.js'
-import {PidFileError, readStatus, statusPathFor} from '../src/server/status.js'
-import {checkTracker, commandLineOf} from '../src/server/tracker-process.js'
+import {PidFileError, readStatus, statusPathFor} from '../src/process/status.js'
+import {checkTracker, commandLineOf} from '../src/process/tracker-process.js'
 import {startUdpTracker, tempDir} from './harness.js'
 
 const alive = (pid: number): boolean => {

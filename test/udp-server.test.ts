@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import * as udp from '../src/protocol/udp/index.js'
 import {fetchMetrics, sample, startUdpTracker, tempDir, UdpClient, type TestTracker} from './harness.js'
-import {batchIo} from '../src/server/udp/link.js'
+import {batchIo} from '../src/io/udp.js'
 import {formatListener} from '../src/server/runtime/listener.js'
 import {nastyId} from './helpers.js'
 

@@ -4,7 +4,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import WebSocket from 'ws'
 import {handshakeRequest as upgradeRequest, maskedFrame as maskedTextFrame} from '../loadtest/ws-socket.js'
-import {OP_PING, OP_PONG} from '../src/server/ws/socket.js'
+import {OP_PING, OP_PONG} from '../src/protocol/ws/frame.js'
 
 // biome-ignore lint/suspicious/noExplicitAny: whatever JSON a tracker sends; tests check its shape
 export type Msg = Record<string, any>

@@ -22,7 +22,7 @@ import {
   type Msg,
 } from './ws-client.js'
 import {makeCertificate} from './certs.js'
-import {OP_PING, OP_PONG} from '../src/server/ws/socket.js'
+import {OP_PING, OP_PONG} from '../src/protocol/ws/frame.js'
 
 const sdp = (n: number, tag = '') => `v=0\r\no=- ${tag} "quoted" \\ ünïcödé ${'a'.repeat(n)}\r\n`
 const offer = (id = binaryId(), size = 40) => ({offer_id: id, offer: {type: 'offer', sdp: sdp(size, 'offer')}})

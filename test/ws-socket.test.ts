@@ -7,8 +7,9 @@ import {randomBytes} from 'node:crypto'
 import {once} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
 import WebSocket from 'ws'
-import {acceptHandshake, FlushQueue, WsSocket, type WsSocketHandler} from '../src/server/ws/socket.js'
-import {NativeTcp, StreamLink} from '../src/server/ws/link.js'
+import {acceptHandshake, WsSocket, type WsSocketHandler} from '../src/server/ws/socket.js'
+import {FlushQueue} from '../src/io/flush-queue.js'
+import {NativeTcp, StreamLink} from '../src/io/tcp.js'
 
 /** Both ways bytes travel: Node's socket stream, and the batched TCP addon (when built: Linux). */
 const LINKS = ['stream', ...(process.platform === 'linux' ? ['batched'] : [])] as const

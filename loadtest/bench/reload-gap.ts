@@ -11,7 +11,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {parseArgs} from 'node:util'
 import {setTimeout as sleep} from 'node:timers/promises'
-import {readStatus} from '../../src/server/status.js'
+import {readStatus} from '../../src/process/status.js'
 import {startGapProbe} from './gap-probe.js'
 import {descendants, rssBytes, startProcess, stopProcess} from './proc.js'
 

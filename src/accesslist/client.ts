@@ -1,6 +1,6 @@
 import {setTimeout as sleep} from 'node:timers/promises'
-import {pidIn, readSmallFile, readStatus, statusPathFor, type TrackerStatus} from '../server/status.js'
-import {checkTracker} from '../server/tracker-process.js'
+import {pidIn, readSmallFile, readStatus, statusPathFor, type TrackerStatus} from '../process/status.js'
+import {checkTracker} from '../process/tracker-process.js'
 
 export interface ReloadOutcome {
   ok: boolean

@@ -1,9 +1,9 @@
 import {AccessListError} from '../accesslist/index.js'
 import {ConfigError, loadConfig, type Override, type ServerName} from '../config/index.js'
+import {PidFileError} from '../process/status.js'
 import {BindError} from './listen.js'
 import {runTracker} from './runtime/supervisor.js'
 import type {RunningTracker} from './runtime/worker-api.js'
-import {PidFileError} from './status.js'
 import {TlsError} from './tls.js'
 
 const WORKER_MODULES: Record<ServerName, string> = {

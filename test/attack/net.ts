@@ -1,11 +1,11 @@
 /** Sockets as an attacker holds them: every wait bounded, every socket owned by the case. */
-import {createHash, randomBytes} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
 import net from 'node:net'
 import tls from 'node:tls'
 import {setTimeout as sleep} from 'node:timers/promises'
-import {GUID} from '../../src/server/ws/socket.js'
+import {acceptKey} from '../../src/protocol/ws/frame.js'
 import {handshakeRequest} from '../../loadtest/ws-socket.js'
 import {RawHttp} from '../http-client.js'
 import type {Context} from './suite.js'
@@ -107,9 +107,7 @@ export async function holdConnections(ctx: Context, port: number, count: number,
 export function rawWebSocket(ctx: Context, port: number, options: {tls?: boolean; ms?: number} = {}): Promise<net.Socket> {
   const ms = options.ms ?? 3000
   const key = randomBytes(16).toString('base64')
-  const accept = createHash('sha1')
-    .update(key + GUID)
-    .digest('base64')
+  const accept = acceptKey(key)
   return new Promise((resolve, reject) => {
     const socket: net.Socket = options.tls ? tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false}) : net.connect({port, host: '127.0.0.1'})
     ctx.own(socket)

@@ -6,7 +6,7 @@
 import type {Socket} from 'node:net'
 import {randomBytes} from 'node:crypto'
 import {maskedFrame} from '../../loadtest/ws-socket.js'
-import {OP_PONG, OP_PING} from '../../src/server/ws/socket.js'
+import {OP_PONG, OP_PING} from '../../src/protocol/ws/frame.js'
 import {Probe, wsAnnouncer} from './probe.js'
 import {mib, rawWebSocket, secs, sleep} from './net.js'
 import {MiB} from './tracker.js'

@@ -15,6 +15,7 @@ import WebSocket from 'ws'
 import * as udp from '../../src/protocol/udp/index.js'
 import * as http from '../../src/protocol/http/index.js'
 import * as ws from '../../src/protocol/ws/message.js'
+import * as frame from '../../src/protocol/ws/frame.js'
 import {Rng} from '../../loadtest/model.js'
 import {startProcess, stopProcess, type Started} from '../../loadtest/bench/proc.js'
 import {parsePrometheus, sum} from '../../src/top/prometheus.js'
@@ -174,7 +175,34 @@ export function fuzzParsers(count: number, seed = 1): FuzzResult[] {
       if (!(error instanceof ws.MessageError)) throw error
     }
   })
+  const frameIn = frameSeeds()
+  const header = new frame.FrameHeader()
+  run('parser: websocket frame header', m => {
+    const b = m.mutate(frameIn[m.rng.int(frameIn.length)])
+    const pos = m.rng.int(b.length + 1)
+    frame.parseFrameHeader(b, pos, b.length, true, header)
+    frame.parseFrameHeader(b, pos, b.length, false, header)
+  })
   return results
+}
+
+/** Frame headers of every length form, masked (a client's) and not (a server's). */
+function frameSeeds(): Buffer[] {
+  const seeds: Buffer[] = []
+  for (const [first, length] of [
+    [frame.FIN | frame.OP_TEXT, 5],
+    [frame.OP_BINARY, 300],
+    [frame.FIN | frame.OP_CONTINUATION, 70_000],
+    [frame.FIN | frame.OP_PING, 125],
+    [frame.FIN | frame.OP_CLOSE, 2],
+  ]) {
+    for (const mask of [-1, 0x12345678]) {
+      const b = Buffer.alloc(frame.frameHeaderLength(length, mask >= 0) + 4, 0x61)
+      frame.writeFrameHeader(b, 0, first, length, mask)
+      seeds.push(b)
+    }
+  }
+  return seeds
 }
 
 // ---------------------------------------------------------------------------------------------

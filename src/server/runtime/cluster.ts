@@ -76,8 +76,8 @@ export class ClusterWorkers implements Workers {
 
   /** A worker failed: during start-up the start fails (a bind error stays one), later the tracker stops. */
   private failed(message: string, reply?: WorkerReply): void {
-    if (this.started) return this.o.onFatal(message)
-    this.failStart(reply?.bind ? BindError.fromFields(reply.bind) : new Error(message))
+    if (this.started) this.o.onFatal(message)
+    else this.failStart(reply?.bind ? BindError.fromFields(reply.bind) : new Error(message))
   }
 
   private fork(boot: WorkerBoot, i: number): void {

@@ -7,7 +7,7 @@ import type {AccessList, AccessListMode} from '../../accesslist/index.js'
 import type {Registry} from '../../metrics/index.js'
 import type {Logger, LogLevel} from '../../util/log.js'
 import type {Mesh} from '../mesh.js'
-import type {TrackerStatus} from '../status.js'
+import type {TrackerStatus} from '../../process/status.js'
 import type {TlsMaterial} from '../tls.js'
 import type {Listener} from './listener.js'
 

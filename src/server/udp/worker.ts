@@ -25,7 +25,7 @@ import {listenerAt, type Listener} from '../runtime/listener.js'
 import {SwarmShard} from '../shard.js'
 import {BindError, nodeHasReusePort, portToBind} from '../listen.js'
 import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
-import {BatchLink, DgramLink, PeerAddress, type LinkOptions, type UdpLink} from './link.js'
+import {BatchLink, DgramLink, PeerAddress, type UdpLinkOptions as LinkOptions, type UdpLink} from '../../io/udp.js'
 
 export type UdpWorkerConfig = UdpConfig
 

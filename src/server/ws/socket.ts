@@ -11,27 +11,33 @@
  * What it does not do: extensions (permessage-deflate is never negotiated, so RSV bits are a
  * protocol error) and subprotocols (none is selected).
  */
-import {createHash} from 'node:crypto'
 import {isUtf8} from 'node:buffer'
 import type http from 'node:http'
 import type {Duplex} from 'node:stream'
-import bufferUtil from 'bufferutil'
-import type {LinkOwner, WsLink} from './link.js'
-
-/** The handshake's GUID and the frame opcodes (RFC 6455; the load generator's client uses them too). */
-export const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
-export const OP_CONTINUATION = 0
-export const OP_TEXT = 1
-export const OP_BINARY = 2
-export const OP_CLOSE = 8
-export const OP_PING = 9
-export const OP_PONG = 10
-
-/** Close codes (RFC 6455 section 7.4.1). */
-export const CLOSE_NORMAL = 1000
-export const CLOSE_PROTOCOL_ERROR = 1002
-export const CLOSE_INVALID_DATA = 1007
-export const CLOSE_TOO_BIG = 1009
+import type {FlushQueue} from '../../io/flush-queue.js'
+import type {TcpLink, TcpLinkOwner} from '../../io/tcp.js'
+import {
+  acceptKey,
+  CLOSE_INVALID_DATA,
+  CLOSE_NORMAL,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_TOO_BIG,
+  FIN,
+  FrameHeader,
+  frameHeaderLength,
+  FrameStatus,
+  isValidCloseCode,
+  isWebSocketKey,
+  maskPayload,
+  OP_BINARY,
+  OP_CLOSE,
+  OP_CONTINUATION,
+  OP_PING,
+  OP_PONG,
+  OP_TEXT,
+  parseFrameHeader,
+  writeFrameHeader,
+} from '../../protocol/ws/frame.js'
 
 const enum State {
   Open,
@@ -77,93 +83,24 @@ export function acceptHandshake(req: http.IncomingMessage, socket: Duplex): bool
   if (req.headers['sec-websocket-version'] !== '13') {
     return refuse(socket, '426 Upgrade Required', 'Only WebSocket version 13 is supported.\n', 'Sec-WebSocket-Version: 13\r\n')
   }
-  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return refuse(socket, '400 Bad Request', 'Invalid Sec-WebSocket-Key.\n')
-  const accept = createHash('sha1')
-    .update(key + GUID)
-    .digest('base64')
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+  if (!isWebSocketKey(key)) return refuse(socket, '400 Bad Request', 'Invalid Sec-WebSocket-Key.\n')
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`)
   return true
 }
 
-/** The masking key of the frame being read. */
-const MASK = Buffer.alloc(4)
 const EMPTY = Buffer.alloc(0)
 
-/** Bytes of a server frame header for a payload of `length` bytes. */
-function headerLength(length: number): number {
-  return length < 126 ? 2 : length < 65_536 ? 4 : 10
+/** The header of the frame being read (its fields are copied out before any handler runs). */
+const HEADER = new FrameHeader()
+
+/** The close reason of each bad-header status. */
+const HEADER_ERRORS: Record<number, string> = {
+  [FrameStatus.ReservedBits]: 'RSV bits set without an extension',
+  [FrameStatus.WrongMasking]: 'client frames must be masked',
+  [FrameStatus.BadControlFrame]: 'control frames must be whole and at most 125 bytes',
 }
 
-/** Writes an unmasked, final frame header at `at`; returns where the payload starts. */
-function writeHeader(target: Buffer, at: number, opcode: number, length: number): number {
-  target[at] = 0x80 | opcode
-  if (length < 126) {
-    target[at + 1] = length
-    return at + 2
-  }
-  if (length < 65_536) {
-    target[at + 1] = 126
-    target.writeUInt16BE(length, at + 2)
-    return at + 4
-  }
-  target[at + 1] = 127
-  target.writeUInt32BE(Math.floor(length / 2 ** 32), at + 2)
-  target.writeUInt32BE(length >>> 0, at + 6)
-  return at + 10
-}
-
-/** Output buffers are this big unless a turn's messages need more; so many are kept for reuse. */
-const SPARE_SIZE = 16_384
-const MAX_SPARES = 64
-
-/**
- * Connections with output gathered this turn; one `flush` per connection once the current I/O
- * phase is over, so messages to one connection leave in one write.
- */
-export class FlushQueue {
-  private queue: WsSocket[] = []
-  /** Inside `batch`: flushes wait for its end. */
-  private held = false
-  /** Output buffers the socket gave back (written synchronously), for any connection to reuse. */
-  private readonly spare: Buffer[] = []
-
-  /** A buffer of at least `bytes`: a spare one when it fits. */
-  take(bytes: number): Buffer {
-    if (bytes <= SPARE_SIZE && this.spare.length > 0) return this.spare.pop()!
-    return Buffer.allocUnsafeSlow(Math.max(bytes, SPARE_SIZE))
-  }
-
-  give(buffer: Buffer): void {
-    if (buffer.length === SPARE_SIZE && this.spare.length < MAX_SPARES) this.spare.push(buffer)
-  }
-
-  add(socket: WsSocket): void {
-    this.queue.push(socket)
-    if (this.queue.length === 1 && !this.held) setImmediate(this.flushAll)
-  }
-
-  /**
-   * Runs `work` (a batch of reads) with its flushes at its end rather than in an immediate: the
-   * same one write per connection, without the immediate's round trip.
-   */
-  batch(work: () => void): void {
-    this.held = true
-    try {
-      work()
-    } finally {
-      this.held = false
-      if (this.queue.length > 0) this.flushAll()
-    }
-  }
-
-  private readonly flushAll = (): void => {
-    const list = this.queue
-    this.queue = []
-    for (const socket of list) socket.flush()
-  }
-}
-
-export class WsSocket implements LinkOwner {
+export class WsSocket implements TcpLinkOwner {
   private state = State.Open
   /** Bytes received but not yet a whole frame, and how many are needed before parsing again. */
   private stash: Buffer[] = []
@@ -182,7 +119,7 @@ export class WsSocket implements LinkOwner {
   private readonly resumeAt: number
 
   constructor(
-    private readonly link: WsLink,
+    private readonly link: TcpLink,
     private readonly handler: WsSocketHandler,
     private readonly flushQueue: FlushQueue,
     /** The largest message accepted; a larger one closes the connection with 1009. */
@@ -231,8 +168,8 @@ export class WsSocket implements LinkOwner {
   sendBytes(data: Uint8Array, start: number, end: number): void {
     if (this.state !== State.Open) return
     const length = end - start
-    const at = this.reserve(headerLength(length) + length)
-    const p = writeHeader(this.out!, at, OP_TEXT, length)
+    const at = this.reserve(frameHeaderLength(length) + length)
+    const p = writeFrameHeader(this.out!, at, FIN | OP_TEXT, length)
     this.out!.set(data.subarray(start, end), p)
   }
 
@@ -240,8 +177,8 @@ export class WsSocket implements LinkOwner {
   sendText(text: string): void {
     if (this.state !== State.Open) return
     const length = Buffer.byteLength(text)
-    const at = this.reserve(headerLength(length) + length)
-    const p = writeHeader(this.out!, at, OP_TEXT, length)
+    const at = this.reserve(frameHeaderLength(length) + length)
+    const p = writeFrameHeader(this.out!, at, FIN | OP_TEXT, length)
     this.out!.write(text, p, 'utf8')
   }
 
@@ -250,7 +187,7 @@ export class WsSocket implements LinkOwner {
     if (this.state !== State.Open) return
     const length = end - start
     const at = this.reserve(2 + length)
-    this.out!.set(data.subarray(start, end), writeHeader(this.out!, at, OP_PING, length))
+    this.out!.set(data.subarray(start, end), writeFrameHeader(this.out!, at, FIN | OP_PING, length))
   }
 
   /** Starts the closing handshake; the socket ends when the peer answers (or is terminated). */
@@ -314,8 +251,8 @@ export class WsSocket implements LinkOwner {
 
   private sendClose(code: number, reason: string): void {
     const length = 2 + Buffer.byteLength(reason)
-    const at = this.reserve(headerLength(length) + length)
-    const p = writeHeader(this.out!, at, OP_CLOSE, length)
+    const at = this.reserve(frameHeaderLength(length) + length)
+    const p = writeFrameHeader(this.out!, at, FIN | OP_CLOSE, length)
     this.out!.writeUInt16BE(code, p)
     this.out!.write(reason, p + 2, 'utf8')
   }
@@ -376,58 +313,29 @@ export class WsSocket implements LinkOwner {
 
   /** Handles the frame at `pos` (bytes up to `end`); returns the bytes it took, or 0 when it is not whole yet. */
   private frame(data: Buffer, pos: number, end: number): number {
-    const available = end - pos
-    if (available < 2) {
-      this.need = 2
+    const h = HEADER
+    const status = parseFrameHeader(data, pos, end, true, h)
+    if (status !== FrameStatus.Ok && status !== FrameStatus.NeedMore) return this.protocolError(HEADER_ERRORS[status])
+    const length = h.length
+    if (length < 0) {
+      this.need = h.need
       return 0
     }
-    const b0 = data[pos]
-    const b1 = data[pos + 1]
-    const fin = (b0 & 0x80) !== 0
-    const opcode = b0 & 0x0f
-    if ((b0 & 0x70) !== 0) return this.protocolError('RSV bits set without an extension')
-    if ((b1 & 0x80) === 0) return this.protocolError('client frames must be masked')
-    let length = b1 & 0x7f
-    let header = 6
-    if (length === 126) {
-      header = 8
-      if (available < 4) {
-        this.need = 4
-        return 0
-      }
-      length = data.readUInt16BE(pos + 2)
-    } else if (length === 127) {
-      header = 14
-      if (available < 10) {
-        this.need = 10
-        return 0
-      }
-      const high = data.readUInt32BE(pos + 2)
-      length = high > 0x1f_ffff ? Infinity : high * 2 ** 32 + data.readUInt32BE(pos + 6)
-    }
-    if (opcode >= OP_CLOSE) {
-      if (!fin || length > 125) return this.protocolError('control frames must be whole and at most 125 bytes')
-    } else if (length + this.fragmented > this.maxPayload) {
+    const fin = h.fin
+    const opcode = h.opcode
+    const header = h.headerLength
+    // Refused as soon as its length is known, before the masking key arrives.
+    if (opcode < OP_CLOSE && length + this.fragmented > this.maxPayload) {
       this.fail(CLOSE_TOO_BIG, 'Message too big')
-      return available
+      return end - pos
     }
-    if (available < header + length) {
+    if (end - pos < header + length) {
       this.need = header + length
       return 0
     }
     const start = pos + header
     const payload = data.subarray(start, start + length)
-    if (length >= 32) {
-      // The key is copied rather than viewed: no object per frame.
-      MASK[0] = data[start - 4]
-      MASK[1] = data[start - 3]
-      MASK[2] = data[start - 2]
-      MASK[3] = data[start - 1]
-      bufferUtil.unmask(payload, MASK)
-    } else {
-      // The native call costs more than it saves on short frames (as in `ws`).
-      for (let i = 0; i < length; i++) payload[i] ^= data[start - 4 + (i & 3)]
-    }
+    maskPayload(payload, data, start - 4)
     switch (opcode) {
       case OP_TEXT:
       case OP_BINARY:
@@ -457,7 +365,7 @@ export class WsSocket implements LinkOwner {
       case OP_PING:
         if (this.state === State.Open) {
           const at = this.reserve(2 + length)
-          this.out!.set(payload, writeHeader(this.out!, at, OP_PONG, length))
+          this.out!.set(payload, writeFrameHeader(this.out!, at, FIN | OP_PONG, length))
         }
         break
       case OP_PONG:
@@ -485,8 +393,7 @@ export class WsSocket implements LinkOwner {
       if (payload.length >= 2) {
         const asked = payload.readUInt16BE(0)
         // Echo a valid code; answer an invalid one as a protocol error.
-        const valid = (asked >= 1000 && asked <= 1014 && asked !== 1004 && asked !== 1005 && asked !== 1006) || (asked >= 3000 && asked <= 4999)
-        code = valid ? asked : CLOSE_PROTOCOL_ERROR
+        code = isValidCloseCode(asked) ? asked : CLOSE_PROTOCOL_ERROR
       } else if (payload.length === 1) {
         code = CLOSE_PROTOCOL_ERROR
       }

@@ -30,8 +30,10 @@ import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
 import {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 import {listenTcp} from '../listen.js'
-import {acceptHandshake, CLOSE_NORMAL, FlushQueue, refuse, WsSocket, type WsSocketHandler} from './socket.js'
-import {NativeTcp, StreamLink, type WsLink} from './link.js'
+import {acceptHandshake, refuse, WsSocket, type WsSocketHandler} from './socket.js'
+import {CLOSE_NORMAL} from '../../protocol/ws/frame.js'
+import {FlushQueue} from '../../io/flush-queue.js'
+import {NativeTcp, StreamLink, type TcpLink as WsLink} from '../../io/tcp.js'
 import {Handshakes, serverTimers} from './handshakes.js'
 
 const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape'] as const

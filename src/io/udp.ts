@@ -1,12 +1,12 @@
 /**
- * The two ways a UDP worker talks to the network: node:dgram, or batched I/O through the bundled
+ * The two ways a UDP socket talks to the network: node:dgram, or batched I/O through the bundled
  * addon (`native/udp_batch.c`: recvmmsg/sendmmsg, one JS call and one syscall per batch each way).
- * The worker handles packets the same way on both; a link owns the buffer each reply is written
- * into and sends it to `PeerAddress`.
+ * The user (the UDP server's worker) handles packets the same way on both; a link owns the buffer
+ * each reply is written into and sends it to `PeerAddress`.
  */
 import dgram, {type Socket} from 'node:dgram'
-import {formatIp, parseIpInto} from '../../net/ip.js'
-import {nativeAddon} from '../../util/native.js'
+import {formatIp, parseIpInto} from '../net/ip.js'
+import {nativeAddon} from './native.js'
 
 /** The peer a request came from (and its reply goes to). */
 export class PeerAddress {
@@ -69,7 +69,7 @@ export interface UdpLink {
   close(): Promise<void>
 }
 
-export interface LinkOptions {
+export interface UdpLinkOptions {
   family: 0 | 1
   host: string
   port: number
@@ -90,7 +90,7 @@ export class DgramLink implements UdpLink {
 
   private constructor(
     readonly socket: Socket,
-    private readonly options: LinkOptions,
+    private readonly options: UdpLinkOptions,
   ) {
     this.socketFamily = options.family
     this.out = Buffer.allocUnsafe(options.outSize)
@@ -101,7 +101,7 @@ export class DgramLink implements UdpLink {
     })
   }
 
-  static open(o: LinkOptions, onError: (error: Error) => void): Promise<DgramLink> {
+  static open(o: UdpLinkOptions, onError: (error: Error) => void): Promise<DgramLink> {
     const type = o.family === 0 ? 'udp4' : 'udp6'
     // A synchronous lookup makes `send` hand the buffer to the kernel before it returns
     // (the default lookup defers the send to the next tick, after our buffer is reused).
@@ -198,7 +198,7 @@ export class BatchLink implements UdpLink {
   private constructor(
     private readonly io: NativeBatchIo,
     private readonly native: NativeSocket,
-    private readonly options: LinkOptions,
+    private readonly options: UdpLinkOptions,
     private readonly onSendFailed: (count: number) => void,
   ) {
     this.socketFamily = options.family
@@ -215,7 +215,7 @@ export class BatchLink implements UdpLink {
   }
 
   /** A batched socket, or null when the addon is missing or the largest reply does not fit a slot. */
-  static open(o: LinkOptions, onSendFailed: (count: number) => void): BatchLink | null {
+  static open(o: UdpLinkOptions, onSendFailed: (count: number) => void): BatchLink | null {
     const io = batchIo()
     if (!io) return null
     let link: BatchLink | undefined

@@ -1,3 +1,7 @@
+/**
+ * A running tracker's pid and status files: the status format, and claiming, writing and removing
+ * the files without following links. The server writes them; `tracker accesslist reload` reads them.
+ */
 import {randomBytes} from 'node:crypto'
 import {closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import {open, rename, unlink} from 'node:fs/promises'

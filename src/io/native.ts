@@ -8,7 +8,7 @@ export function nativeAddon<T>(name: 'udp_batch' | 'tcp_batch'): T | null {
   if (!loaded.has(name)) {
     let addon: unknown = null
     try {
-      // dist/src/util/native.js -> native/build/Release/
+      // dist/src/io/native.js -> native/build/Release/
       addon = createRequire(import.meta.url)(`../../../native/build/Release/${name}.node`)
     } catch {
       // Not built: callers fall back to Node's own I/O.

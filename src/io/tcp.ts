@@ -1,20 +1,21 @@
 /**
- * The two ways a WebSocket's bytes travel: Node's socket stream (TLS, or when the addon is not
- * built), or batched I/O through the bundled addon (`native/tcp_batch.c`) for plain TCP on
- * Linux: after the handshake the connection is handed over, the reads of all ready connections
- * reach JS in one call per turn of the event loop, and writes go straight to the kernel.
+ * The two ways a TCP connection's bytes travel (a WebSocket's, in the server and the load
+ * generator): Node's socket stream (TLS, or when the addon is not built), or batched I/O through
+ * the bundled addon (`native/tcp_batch.c`) for plain TCP on Linux: after the handshake the
+ * connection is handed over, the reads of all ready connections reach JS in one call per turn of
+ * the event loop, and writes go straight to the kernel.
  */
 import type {Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
-import {nativeAddon} from '../../util/native.js'
+import {nativeAddon} from './native.js'
 
-/** Runs a batch of reads (the WebSocket server flushes what they queued as it ends). */
+/** Runs a batch of reads (a FlushQueue writes what they queued as it ends). */
 export interface Batcher {
   batch(work: () => void): void
 }
 
-/** What a link reports to the WebSocket on top of it. */
-export interface LinkOwner {
+/** What a link reports to the protocol on top of it (a WebSocket). */
+export interface TcpLinkOwner {
   /** Bytes received: chunk[start, end). The chunk may be reused after the call: copy what is kept. */
   receive(chunk: Buffer, start: number, end: number): void
   /** Once, when the connection is gone. */
@@ -23,8 +24,8 @@ export interface LinkOwner {
   linkDrained?(): void
 }
 
-export interface WsLink {
-  attach(owner: LinkOwner): void
+export interface TcpLink {
+  attach(owner: TcpLinkOwner): void
   /** Starts reading. */
   start(): void
   /**
@@ -44,8 +45,8 @@ export interface WsLink {
   destroy(): void
 }
 
-export class StreamLink implements WsLink {
-  private owner: LinkOwner | null = null
+export class StreamLink implements TcpLink {
+  private owner: TcpLinkOwner | null = null
   private paused = false
 
   constructor(private readonly socket: Duplex) {}
@@ -55,7 +56,7 @@ export class StreamLink implements WsLink {
     if (this.paused) this.owner?.linkDrained?.()
   }
 
-  attach(owner: LinkOwner): void {
+  attach(owner: TcpLinkOwner): void {
     this.owner = owner
     const s = this.socket as Duplex & {setNoDelay?(on: boolean): void; setTimeout?(ms: number): void}
     s.setNoDelay?.(true)
@@ -139,7 +140,7 @@ export class NativeTcp {
 
   /**
    * Null when the addon was not built (not Linux, or no compiler at install). Each batch of reads
-   * runs inside `batcher.batch` (the server's FlushQueue: what the reads queued leaves as it ends).
+   * runs inside `batcher.batch` (a FlushQueue: what the reads queued leaves as it ends).
    */
   static open(batcher: Batcher = {batch: work => work()}): NativeTcp | null {
     const io = nativeAddon<TcpBatchAddon>('tcp_batch')
@@ -152,7 +153,7 @@ export class NativeTcp {
    * handed over (bytes still in Node's write queue, no fd, or the addon refuses it), it stays
    * Node's and the link is a StreamLink.
    */
-  adopt(socket: Socket, head: Buffer): {link: WsLink; head: Buffer} {
+  adopt(socket: Socket, head: Buffer): {link: TcpLink; head: Buffer} {
     const handle = (socket as Socket & {_handle?: {fd?: number; reading?: boolean; readStop?(): number; readStart?(): number}})._handle
     if (!handle || typeof handle.fd !== 'number' || handle.fd < 0 || !handle.readStop || !handle.readStart || socket.writableLength > 0) {
       return {link: new StreamLink(socket), head}
@@ -203,8 +204,8 @@ export class NativeTcp {
   }
 }
 
-class NativeLink implements WsLink {
-  owner: LinkOwner | null = null
+class NativeLink implements TcpLink {
+  owner: TcpLinkOwner | null = null
   buffered = 0
   gone = false
   private released = false
@@ -216,7 +217,7 @@ class NativeLink implements WsLink {
     private readonly conn: unknown,
   ) {}
 
-  attach(owner: LinkOwner): void {
+  attach(owner: TcpLinkOwner): void {
     this.owner = owner
   }
 
