@@ -2,6 +2,9 @@ import {createServer, type Server} from 'node:http'
 import client from 'prom-client'
 import type {SwarmGauges} from '../swarm/index.js'
 
+/** The engine's figures a worker registers (defined with the swarm's backend contract). */
+export type {SwarmGauges}
+
 export const {Registry, Gauge, Counter, AggregatorRegistry} = client
 export type Registry = client.Registry
 
