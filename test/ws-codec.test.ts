@@ -2,7 +2,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import * as ws from '../src/protocol/ws/message.js'
+import * as ws from '../src/protocol/ws/index.js'
 
 const binary = fc.uint8Array({minLength: 20, maxLength: 20}).map(b => Buffer.from(b).toString('latin1'))
 const sdpText = fc.string({unit: 'binary', maxLength: 200})

@@ -2,4 +2,8 @@ export {parseSocketAddress, formatSocketAddress, type SocketAddress} from './add
 export {ConfigError, loadConfig, type Override} from './load.js'
 export {printConfig} from './print.js'
 export * from './schemas.js'
+export * from './udp-schema.js'
+export * from './http-schema.js'
+export * from './ws-schema.js'
+export * from './loadtest-schemas.js'
 export {defaultsOf, type ConfigOf} from './schema.js'

@@ -1,5 +1,9 @@
 import {createServer, type Server} from 'node:http'
 import client from 'prom-client'
+import type {SwarmGauges} from '../swarm/index.js'
+
+/** The engine's figures a worker registers (defined with the swarm's backend contract). */
+export type {SwarmGauges}
 
 export const {Registry, Gauge, Counter, AggregatorRegistry} = client
 export type Registry = client.Registry
@@ -64,18 +68,6 @@ export class TrafficStats {
     this.drops = new Float64Array(dropReasons.length)
     this.refusals = new Float64Array(refusalReasons.length)
   }
-}
-
-/** Engine-side figures a worker reports (its shard of the swarm). */
-export interface SwarmGauges {
-  torrents(): number
-  peers(ipVersion: 0 | 1): number
-  seeders(): number
-  leechers(): number
-  completed(): number
-  peersExpired(): number
-  /** Refusals the engine counts itself (torrent and peer caps), by name. */
-  refusals(): Record<string, number>
 }
 
 /**

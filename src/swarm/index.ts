@@ -3,12 +3,23 @@ export {
   AnnounceResult,
   AnnounceStatus,
   ScrapeCounts,
-  Swarm,
+  type SwarmBackend,
+  type SwarmGauges,
   type SwarmLimits,
   EVENT_COMPLETED,
   EVENT_NONE,
   EVENT_STARTED,
   EVENT_STOPPED,
-} from './swarm.js'
+} from './backend.js'
+export {Swarm} from './swarm.js'
 export {SIZE_CLASSES, SegmentPool, classFor} from './pool.js'
-export {AnswerStatus, WebTorrentPeer, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, type WebTorrentLimits, type WsCounts} from './webtorrent.js'
+export {
+  AnswerStatus,
+  WsAnnounceStatus,
+  type ConnectionRef,
+  type WebTorrentBackend,
+  type WebTorrentLimits,
+  type WebTorrentPeerRef,
+  type WsCounts,
+} from './webtorrent-backend.js'
+export {WebTorrentPeer, WebTorrentSwarm} from './webtorrent.js'

@@ -1,18 +1,21 @@
+import type {SwarmGauges} from './backend.js'
+import {
+  AnswerStatus,
+  type ConnectionRef,
+  type WebTorrentBackend,
+  type WebTorrentPeerRef,
+  type WebTorrentLimits,
+  WsAnnounceStatus,
+  type WsCounts,
+} from './webtorrent-backend.js'
+
 /**
- * The WebTorrent swarm: peers keyed by peer id and owned by one connection, and the offers each
- * peer is waiting to have answered. Pure: no sockets, no timers; times are seconds passed in.
- *
- * Binary fields (info hash, peer id, offer id) are 20-character strings, one char per byte, as
- * WebTorrent sends them.
+ * The in-memory WebTorrent swarm (see WebTorrentBackend for what it guarantees): peers keyed by
+ * peer id and owned by one connection, and the offers each peer is waiting to have answered.
+ * Pure: no sockets, no timers; times are seconds passed in.
  */
 
-/** Where a peer's connection lives: worker index and connection number on that worker. */
-export interface ConnectionRef {
-  worker: number
-  id: number
-}
-
-export class WebTorrentPeer {
+export class WebTorrentPeer implements WebTorrentPeerRef {
   /** Position in the torrent's peer list (for random choice and O(1) removal); -1 once removed. */
   index = 0
 
@@ -52,47 +55,13 @@ class Torrent {
 /** The torrent of removed peers: never in a map, never holding peers. */
 const DETACHED = new Torrent()
 
-export const enum WsAnnounceStatus {
-  Ok = 0,
-  /** The peer id is held by another connection: the request is ignored (no takeover). */
-  PeerIdTaken = 1,
-  /** max_torrents reached. */
-  TorrentLimit = 2,
-  /** max_peers_per_torrent reached: counted, not stored. */
-  PeerLimit = 3,
-}
-
-export const enum AnswerStatus {
-  /** No such peer in the torrent (it left): nothing to do. */
-  NoPeer = 1,
-  /** The target is not waiting for this answer (never offered, answered already or expired). */
-  NoOffer = 2,
-}
-
-export interface WebTorrentLimits {
-  maxTorrents: number
-  maxPeersPerTorrent: number
-  maxPeerAge: number
-  maxOfferAge: number
-  /** Offers awaiting an answer from one connection, in this swarm (one shard). */
-  maxPendingOffersPerConnection: number
-  maxPendingOffersPerTorrent: number
-}
-
 /** One number per connection: worker index and connection id. */
 function connectionKey(conn: ConnectionRef): number {
   return conn.id * 1024 + conn.worker
 }
 
-export interface WsCounts {
-  /** Other peers (the announcer excluded), both IP families. */
-  complete: number
-  incomplete: number
-  downloaded: number
-}
-
 /** Two IP-version maps of torrents; counts cover both, offers stay within the announcer's. */
-export class WebTorrentSwarm {
+export class WebTorrentSwarm implements WebTorrentBackend {
   private readonly families: [Map<string, Torrent>, Map<string, Torrent>] = [new Map(), new Map()]
   refusedTorrentLimit = 0
   refusedPeerLimit = 0
@@ -395,16 +364,7 @@ export class WebTorrentSwarm {
     return n
   }
 
-  /** Engine-side figures for the metrics (see SwarmGauges). */
-  gauges(): {
-    torrents(): number
-    peers(v: 0 | 1): number
-    seeders(): number
-    leechers(): number
-    completed(): number
-    peersExpired(): number
-    refusals(): Record<string, number>
-  } {
+  gauges(): SwarmGauges {
     return {
       torrents: () => this.torrentCount(),
       peers: v => this.peerCount(v),

@@ -1,3 +1,4 @@
-export * from './request.js'
+export * from './head.js'
+export * from './query.js'
 export * from './response.js'
 export * from './client.js'
