@@ -7,6 +7,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {fetchMetrics, sample, startHttpTracker, tempDir} from './harness.js'
 import {compactPeers, decode, httpGet, query, RawHttp, scrapeFiles} from './http-client.js'
 import {nastyId} from './helpers.js'
+import {FULL_SCRAPE_CHUNK} from '../src/server/full-scrape.js'
 
 const announcePath = (f: {infoHash: Uint8Array; peerId: Uint8Array; port: number; left?: number; event?: string; extra?: Record<string, string | number>}) =>
   '/announce?' +
@@ -136,6 +137,42 @@ test('full scrape, when enabled, serves every torrent from the snapshot', async 
     const full = decode((await httpGet(t.port4, '/scrape')).body)
     const keys = [...scrapeFiles(full).keys()].sort()
     assert.deepEqual(keys, hashes.map(h => h.toString('hex')).sort())
+    assert.ok(Object.values(full.files).every((e: unknown) => (e as {incomplete: number}).incomplete === 1))
+  } finally {
+    await t.stop()
+  }
+})
+
+test('full scrape with 2 workers: every torrent of both shards, each part larger than one mesh chunk', async () => {
+  const t = await startHttpTracker({socket_workers: 2, protocol: {enable_full_scrape: true, full_scrape_interval: 1}})
+  try {
+    // About 70 bytes an entry: 10,000 torrents make parts of some 350 KB a worker, over FULL_SCRAPE_CHUNK.
+    const N = 10_000
+    const hashes = Array.from({length: N}, () => nastyId())
+    const conns = await Promise.all(Array.from({length: 10}, () => RawHttp.open(t.port4)))
+    await Promise.all(
+      conns.map(async (c, k) => {
+        const mine = hashes.filter((_, i) => i % conns.length === k)
+        // Pipelined, 100 at a time.
+        for (let i = 0; i < mine.length; i += 100) {
+          const batch = mine.slice(i, i + 100)
+          for (const h of batch) c.get(announcePath({infoHash: h, peerId: nastyId(), port: 5001}))
+          for (let j = 0; j < batch.length; j++) assert.equal((await c.next()).status, 200)
+        }
+      }),
+    )
+    for (const c of conns) c.close()
+    const expected = hashes.map(h => h.toString('hex')).sort()
+    let full: ReturnType<typeof decode>
+    for (let i = 0; i < 40; i++) {
+      await sleep(250)
+      full = decode((await httpGet(t.port4, '/scrape')).body)
+      if (scrapeFiles(full).size === N) break
+    }
+    const files = scrapeFiles(full)
+    assert.deepEqual([...files.keys()].sort(), expected)
+    const body = (await httpGet(t.port4, '/scrape')).body
+    assert.ok(body.length > 2 * FULL_SCRAPE_CHUNK, `${body.length} bytes`)
     assert.ok(Object.values(full.files).every((e: unknown) => (e as {incomplete: number}).incomplete === 1))
   } finally {
     await t.stop()

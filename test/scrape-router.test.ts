@@ -6,7 +6,8 @@ import {join} from 'node:path'
 import {Registry, TrafficStats, registerWorkerMetrics} from '../src/metrics/index.js'
 import {Mesh, type MeshLimits} from '../src/server/mesh.js'
 import type {WorkerContext} from '../src/server/runtime/worker-api.js'
-import {FRAME_SCRAPE_REQUEST, ScrapeRouter, type ScrapeLimits} from '../src/server/scrape-router.js'
+import {FRAME} from '../src/server/frames.js'
+import {ScrapeRouter, type ScrapeLimits} from '../src/server/scrape-router.js'
 import type {ScrapeCounts} from '../src/swarm/index.js'
 import {sample} from './harness.js'
 import {nastyId} from './helpers.js'
@@ -43,7 +44,7 @@ async function workers(count: number, scrapeLimits: Partial<ScrapeLimits> = {}, 
     const node: Node = {mesh, router: new ScrapeRouter(ctx, swarm, scrapeLimits), registry, requests: 0, answering: true}
     registerWorkerMetrics(registry, index, new TrafficStats([], [], [], []))
     mesh.onMessage((from, type, buf, offset, length) => {
-      if (type === FRAME_SCRAPE_REQUEST) node.requests++
+      if (type === FRAME.scrapeRequest) node.requests++
       if (node.answering) node.router.onFrame(from, type, buf, offset, length)
     })
     return node

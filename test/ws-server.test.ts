@@ -2,6 +2,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
+import {randomBytes} from 'node:crypto'
 import tls from 'node:tls'
 import {once} from 'node:events'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -23,6 +24,7 @@ import {
 } from './ws-client.js'
 import {makeCertificate} from './certs.js'
 import {OP_PING, OP_PONG} from '../src/protocol/ws/frame.js'
+import {FULL_SCRAPE_CHUNK} from '../src/server/full-scrape.js'
 
 const sdp = (n: number, tag = '') => `v=0\r\no=- ${tag} "quoted" \\ ünïcödé ${'a'.repeat(n)}\r\n`
 const offer = (id = binaryId(), size = 40) => ({offer_id: id, offer: {type: 'offer', sdp: sdp(size, 'offer')}})
@@ -243,6 +245,33 @@ test('scrape: one or many info hashes, counts of everyone; full scrape when enab
     assert.equal(health.status, 200)
     assert.equal(await health.text(), 'Ok')
     assert.equal((await fetch(`http://127.0.0.1:${t.port4}/`)).status, 426)
+  } finally {
+    c.close()
+    await t.stop()
+  }
+})
+
+test('full scrape with 2 workers: every torrent of both shards, each part larger than one mesh chunk', async () => {
+  const N = 10_000
+  const t = await startWsTracker({socket_workers: 2, protocol: {enable_full_scrape: true, full_scrape_interval: 1}, limits: {max_torrents_per_connection: N}})
+  const c = await WsTestClient.open(`ws://127.0.0.1:${t.port4}`)
+  try {
+    // Random first bytes spread the torrents over both shards; some 80 bytes an entry.
+    const hashes = Array.from({length: N}, () => randomBytes(20).toString('latin1'))
+    for (let i = 0; i < N; i += 500) {
+      const batch = hashes.slice(i, i + 500)
+      for (const h of batch) c.send(announce(h, binaryId(), {numwant: 0}))
+      for (let j = 0; j < batch.length; j++) await c.next(isAnnounceResponse)
+    }
+    let files: Record<string, unknown> = {}
+    for (let i = 0; i < 40 && Object.keys(files).length < N; i++) {
+      await sleep(250)
+      c.send({action: 'scrape'})
+      files = (await c.next()).files
+    }
+    assert.deepEqual(Object.keys(files).sort(), [...hashes].sort())
+    assert.ok(Object.values(files).every(e => (e as {incomplete: number}).incomplete === 1))
+    assert.ok(Buffer.byteLength(JSON.stringify({action: 'scrape', files})) > 2 * FULL_SCRAPE_CHUNK)
   } finally {
     c.close()
     await t.stop()

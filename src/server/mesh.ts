@@ -5,7 +5,7 @@ import {unlinkSync} from 'node:fs'
 /**
  * Direct links between worker processes over Unix domain sockets, so that a worker can hand a
  * request to the worker that owns its swarm shard without a hop through the primary.
- * Frames are `[u32 length][u8 type][payload]`; frames for one peer are gathered during a tick
+ * Frames are `[u32 length][u8 type][payload]` (frames.ts owns every type and payload); frames for one peer are gathered during a tick
  * and written together, in writes of at most 64 KiB, answers first.
  *
  * Every link is bounded in bytes: what is queued to it (the outbox and what its socket has not
@@ -40,8 +40,8 @@ export interface MeshLimits {
 export const MESH_LIMITS: Readonly<MeshLimits> = {
   requestBytes: 2 << 20,
   answerBytes: 8 << 20,
-  // A default for protocols that do not declare their largest frame (full-scrape parts grow
-  // with the torrents held); see `limitFrames`.
+  // A default until the protocol worker declares its largest frame (every one does, full
+  // scrape on or off: parts travel in chunks); see `limitFrames`.
   maxFrame: 1 << 30,
   // A turn's share for another worker's frames, of the order of what one turn gives the
   // worker's own UDP socket (up to 1,024 datagrams). Without it, one turn under a scrape flood
@@ -331,7 +331,7 @@ export class Mesh {
       return false
     }
     // The bound is checked before the frame joins: a link holds at most its bound plus one frame
-    // (a frame larger than the bound, e.g. a full-scrape part, still goes when there is room).
+    // (a frame larger than the bound still goes when there is room).
     if (link.queued() >= (answer ? this.limits.answerBytes : this.limits.requestBytes)) {
       if (answer) this.dropped.answers++
       else this.dropped.requests++

@@ -1,13 +1,17 @@
 import {addWorkerCounts} from '../metrics/index.js'
 import {ScrapeCounts} from '../swarm/index.js'
+import {
+  FRAME,
+  ScrapeRequestFrame,
+  ScrapeResponseFrame,
+  scrapeRequestBytes,
+  scrapeResponseBytes,
+  writeScrapeRequestEntry,
+  writeScrapeRequestHead,
+  writeScrapeResponseEntry,
+  writeScrapeResponseHead,
+} from './frames.js'
 import type {WorkerContext} from './runtime/worker-api.js'
-
-/** Mesh frame types the scrape router uses; protocol workers number their own frames from 16. */
-export const FRAME_SCRAPE_REQUEST = 2
-export const FRAME_SCRAPE_RESPONSE = 3
-
-/** Largest frame the router sends for a scrape of `hashes` info hashes (a request). */
-export const scrapeFrameBytes = (hashes: number): number => 6 + 22 * hashes
 
 /** What can count a torrent by its 20 info-hash bytes (either swarm engine). */
 export interface ScrapeCounter {
@@ -75,6 +79,8 @@ export class ScrapeRouter {
   private frames = Buffer.allocUnsafe(1024)
   private readonly perWorker: Uint32Array
   private readonly frameAt: Uint32Array
+  private readonly request = new ScrapeRequestFrame()
+  private readonly response = new ScrapeResponseFrame()
 
   constructor(
     private readonly ctx: WorkerContext,
@@ -139,7 +145,7 @@ export class ScrapeRouter {
     for (let w = 0; w < perWorker.length; w++) {
       if (w === self || perWorker[w] === 0) continue
       this.frameAt[w] = bytes
-      bytes += scrapeFrameBytes(perWorker[w])
+      bytes += scrapeRequestBytes(perWorker[w])
     }
     if (this.frames.length < bytes) this.frames = Buffer.allocUnsafe(bytes)
     const frames = this.frames
@@ -147,8 +153,7 @@ export class ScrapeRouter {
     this.nextId = (id + 1) >>> 0 || 1
     for (let w = 0; w < perWorker.length; w++) {
       if (w === self || perWorker[w] === 0) continue
-      frames.writeUInt32LE(id, this.frameAt[w])
-      frames.writeUInt16LE(perWorker[w], this.frameAt[w] + 4)
+      writeScrapeRequestHead(frames, this.frameAt[w], id, perWorker[w])
       perWorker[w] = 0
     }
     for (let i = 0; i < count; i++) {
@@ -161,15 +166,13 @@ export class ScrapeRouter {
         counts[3 * i + 2] = c.leechers
         continue
       }
-      const to = this.frameAt[owner] + 6 + 22 * perWorker[owner]++
-      frames.writeUInt16LE(i, to)
-      for (let k = 0; k < 20; k++) frames[to + 2 + k] = buf[at + k]
+      writeScrapeRequestEntry(frames, this.frameAt[owner], perWorker[owner]++, i, buf, at)
     }
     let waiting = 0
     for (let w = 0; w < perWorker.length; w++) {
       if (w === self || perWorker[w] === 0) continue
       // A part that cannot be queued ends the scrape now; parts already sent come back to no one.
-      if (!mesh!.send(w, FRAME_SCRAPE_REQUEST, frames, this.frameAt[w], scrapeFrameBytes(perWorker[w]))) return this.refuse(done)
+      if (!mesh!.send(w, FRAME.scrapeRequest, frames, this.frameAt[w], scrapeRequestBytes(perWorker[w]))) return this.refuse(done)
       waiting++
     }
     this.pending.set(id, {counts, waiting, hashes: count, born: this.sweeps, done})
@@ -202,44 +205,38 @@ export class ScrapeRouter {
 
   /** Handles the router's mesh frames; returns false for frames that are not its own. */
   onFrame(from: number, type: number, buf: Buffer, offset: number, length = buf.length - offset): boolean {
-    if (type === FRAME_SCRAPE_REQUEST) {
-      if (length < 6) return true
-      const n = Math.min(buf.readUInt16LE(offset + 4), Math.floor((length - 6) / 22))
-      const size = 6 + 14 * n
+    if (type === FRAME.scrapeRequest) {
+      const q = this.request
+      if (!q.decode(buf, offset, length)) return true
+      const n = q.count
+      const size = scrapeResponseBytes(n)
       if (this.frames.length < size) this.frames = Buffer.allocUnsafe(size)
       const reply = this.frames
-      reply.writeUInt32LE(buf.readUInt32LE(offset), 0)
-      reply.writeUInt16LE(n, 4)
+      writeScrapeResponseHead(reply, 0, q.id, n)
       const c = this.scratch
       for (let k = 0; k < n; k++) {
-        const at = offset + 6 + 22 * k
-        this.swarm.scrape(buf, at + 2, c)
-        reply.writeUInt16LE(buf.readUInt16LE(at), 6 + 14 * k)
-        reply.writeUInt32LE(c.seeders, 8 + 14 * k)
-        reply.writeUInt32LE(c.completed, 12 + 14 * k)
-        reply.writeUInt32LE(c.leechers, 16 + 14 * k)
+        this.swarm.scrape(buf, q.hashOffset(k), c)
+        writeScrapeResponseEntry(reply, 0, k, q.index(k), c.seeders, c.completed, c.leechers)
       }
       // Refused only at the link's hard bound (counted); the asking worker's scrape then times out.
-      this.ctx.mesh!.answer(from, FRAME_SCRAPE_RESPONSE, reply, 0, size)
+      this.ctx.mesh!.answer(from, FRAME.scrapeResponse, reply, 0, size)
       return true
     }
-    if (type === FRAME_SCRAPE_RESPONSE) {
-      if (length < 6) return true
-      const id = buf.readUInt32LE(offset)
-      const pending = this.pending.get(id)
+    if (type === FRAME.scrapeResponse) {
+      const r = this.response
+      if (!r.decode(buf, offset, length)) return true
+      const pending = this.pending.get(r.id)
       if (!pending) return true
-      const n = Math.min(buf.readUInt16LE(offset + 4), Math.floor((length - 6) / 14))
       const counts = pending.counts
-      for (let k = 0; k < n; k++) {
-        const at = offset + 6 + 14 * k
-        const i = buf.readUInt16LE(at)
+      for (let k = 0; k < r.count; k++) {
+        const i = r.index(k)
         if (3 * i >= counts.length) continue
-        counts[3 * i] = buf.readUInt32LE(at + 2)
-        counts[3 * i + 1] = buf.readUInt32LE(at + 6)
-        counts[3 * i + 2] = buf.readUInt32LE(at + 10)
+        counts[3 * i] = r.seeders(k)
+        counts[3 * i + 1] = r.completed(k)
+        counts[3 * i + 2] = r.leechers(k)
       }
       if (--pending.waiting === 0) {
-        this.pending.delete(id)
+        this.pending.delete(r.id)
         this.pendingHashes -= pending.hashes
         pending.done(counts)
       }

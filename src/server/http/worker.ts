@@ -17,7 +17,19 @@ import {AnnounceRequest, AnnounceResult, AnnounceStatus, type Swarm} from '../..
 import type {ProtocolWorker, WorkerContext} from '../runtime/worker-api.js'
 import {listenerAt, type Listener} from '../runtime/listener.js'
 import {SwarmShard} from '../shard.js'
-import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
+import {ScrapeRouter} from '../scrape-router.js'
+import {
+  FRAME,
+  HTTP_ANNOUNCE_BYTES,
+  HTTP_ANNOUNCE_REPLY_HEAD,
+  HttpAnnounceFrame,
+  HttpAnnounceReplyFrame,
+  scrapeRequestBytes,
+  writeHttpAnnounce,
+  writeHttpAnnounceReply,
+} from '../frames.js'
+import {FullScrape} from '../full-scrape.js'
+import {BencodeFullScrape} from './full-scrape.js'
 import type {TlsMaterial} from '../tls.js'
 import {CONNECTION_DROP_REASONS, HttpTransport, type HttpConnection, type HttpHandler} from './transport.js'
 
@@ -42,13 +54,6 @@ const REFUSED_QUERY = 1
 const REFUSED_FULL_SCRAPE = 2
 const REFUSED_PROXY_HEADER = 3
 
-// Mesh frames (see scrape-router for scrapes).
-const FRAME_ANNOUNCE = 17
-const FRAME_ANNOUNCE_REPLY = 18
-const FRAME_FULL_SCRAPE_PART = 19
-
-/** Bytes of a forwarded announce: id, address, port, event, flags, numwant, info hash, peer id. */
-const FORWARD_FRAME = 67
 /** An announce handed to another worker is answered with a failure reason if its reply takes longer. */
 const FORWARD_TIMEOUT_MS = 5000
 
@@ -93,10 +98,12 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
   private readonly forwarded = new Map<number, Forwarded>()
   private nextForward = 1
   private clock?: NodeJS.Timeout
-  private fullScrapeTimer?: NodeJS.Timeout
-  /** Per worker: its shard's sorted scrape entries, with 257 offsets by first hash byte. */
-  private readonly fullScrapeParts: (Buffer | undefined)[]
-  private fullScrapeBody: Buffer | null = null
+  private readonly fullScrape: FullScrape | null
+  /** Forwarded announces are written here, their replies in `replyFrame`; the mesh copies them. */
+  private readonly forwardFrame = Buffer.allocUnsafe(HTTP_ANNOUNCE_BYTES)
+  private readonly replyFrame: Buffer
+  private readonly announceFrame = new HttpAnnounceFrame()
+  private readonly replyIn = new HttpAnnounceReplyFrame()
 
   constructor(private readonly ctx: WorkerContext<HttpConfig>) {
     const cfg = (this.cfg = ctx.config)
@@ -109,14 +116,22 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
     this.peerIdBuf = new Uint8Array(Math.max(1, maxPeers) * 20)
     this.body = Buffer.allocUnsafe(Math.max(announceBodyMax(maxPeers), 16 + cfg.protocol.max_scrape_torrents * SCRAPE_ENTRY_MAX))
     this.scrapeHashes = Buffer.allocUnsafe(cfg.protocol.max_scrape_torrents * 20)
+    this.replyFrame = Buffer.allocUnsafe(HTTP_ANNOUNCE_REPLY_HEAD + this.body.length)
     this.scrapes = new ScrapeRouter(ctx, this.swarm)
-    this.fullScrapeParts = new Array(ctx.count).fill(undefined)
+    this.fullScrape = cfg.protocol.enable_full_scrape
+      ? new FullScrape(ctx, new BencodeFullScrape(this.swarm, ctx), cfg.protocol.full_scrape_interval * 1000)
+      : null
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.transport.size)
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
-    // The largest frames: an announce reply, a scrape part, or (when on) a shard's full-scrape part.
-    if (!cfg.protocol.enable_full_scrape) {
-      ctx.mesh?.limitFrames(Math.max(FORWARD_FRAME, 4 + announceBodyMax(maxPeers), scrapeFrameBytes(cfg.protocol.max_scrape_torrents)))
-    }
+    // The largest frames: an announce reply, a scrape part, or (when on) a full-scrape chunk.
+    ctx.mesh?.limitFrames(
+      Math.max(
+        HTTP_ANNOUNCE_BYTES,
+        HTTP_ANNOUNCE_REPLY_HEAD + announceBodyMax(maxPeers),
+        scrapeRequestBytes(cfg.protocol.max_scrape_torrents),
+        this.fullScrape?.maxFrame ?? 0,
+      ),
+    )
   }
 
   // -------------------------------------------------------------------------------------------
@@ -130,11 +145,7 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
       this.expireForwards()
     }, 1000)
     this.clock.unref()
-    if (this.cfg.protocol.enable_full_scrape) {
-      this.buildFullScrapePart()
-      this.fullScrapeTimer = setInterval(() => this.buildFullScrapePart(), this.cfg.protocol.full_scrape_interval * 1000)
-      this.fullScrapeTimer.unref()
-    }
+    this.fullScrape?.start()
     const scheme = this.ctx.tls ? 'https' : 'http'
     const listening: Listener[] = []
     if (net4.use_ipv4) {
@@ -284,12 +295,12 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
     }
     if (parsed === 0) {
       this.stats.requests[conn.v][REQ_FULL_SCRAPE]++
-      if (!this.cfg.protocol.enable_full_scrape) {
+      if (!this.fullScrape) {
         this.stats.refusals[REFUSED_FULL_SCRAPE]++
         this.fail(conn, MESSAGE.fullScrape, keepAlive, http11)
         return
       }
-      this.transport.respondImmutable(conn, 200, this.fullScrape(), keepAlive, http11, RES_FULL_SCRAPE)
+      this.transport.respondImmutable(conn, 200, this.fullScrape.reply(), keepAlive, http11, RES_FULL_SCRAPE)
       return
     }
     this.stats.requests[conn.v][REQ_SCRAPE]++
@@ -322,19 +333,11 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
   // Other shards
 
   private forwardAnnounce(owner: number, conn: HttpConnection, q: AnnounceQuery, ipFamily: 4 | 6, ip: Uint8Array, keepAlive: boolean, http11: boolean): void {
-    const id = this.nextForward++
-    const frame = Buffer.allocUnsafe(FORWARD_FRAME)
-    frame.writeUInt32LE(id, 0)
-    frame[4] = ipFamily
-    frame.set(ip.subarray(0, 16), 5)
-    frame.writeUInt16LE(q.port, 21)
-    frame[23] = q.event
-    frame[24] = (q.leftIsZero ? 1 : 0) | (q.compact ? 2 : 0) | (q.noPeerId ? 4 : 0)
-    frame.writeUInt16LE(Math.min(q.numWant < 0 ? 0xffff : q.numWant, 0xfffe), 25)
-    frame.set(q.infoHash, 27)
-    frame.set(q.peerId, 47)
+    const id = this.nextForward
+    this.nextForward = (id + 1) >>> 0
+    const length = writeHttpAnnounce(this.forwardFrame, 0, id, q, ipFamily, ip)
     // A link too full to take it: the client hears so at once (the mesh counts the drop).
-    if (!this.ctx.mesh!.send(owner, FRAME_ANNOUNCE, frame)) {
+    if (!this.ctx.mesh!.send(owner, FRAME.httpAnnounce, this.forwardFrame, 0, length)) {
       this.fail(conn, MESSAGE.busy, keepAlive, http11)
       return
     }
@@ -355,86 +358,24 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
   }
 
   private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
-    if (this.scrapes.onFrame(from, type, buf, offset)) return
-    if (type === FRAME_ANNOUNCE) {
+    if (this.scrapes.onFrame(from, type, buf, offset, length)) return
+    if (type === FRAME.httpAnnounce) {
       const q = this.query
-      const ipFamily = buf[offset + 4] as 4 | 6
-      const ip = buf.subarray(offset + 5, offset + 21)
-      q.port = buf.readUInt16LE(offset + 21)
-      q.event = buf[offset + 23]
-      const flags = buf[offset + 24]
-      q.leftIsZero = (flags & 1) !== 0
-      q.compact = (flags & 2) !== 0
-      q.noPeerId = (flags & 4) !== 0
-      const numWant = buf.readUInt16LE(offset + 25)
-      q.numWant = numWant === 0xffff ? -1 : numWant
-      q.infoHash.set(buf.subarray(offset + 27, offset + 47))
-      q.peerId.set(buf.subarray(offset + 47, offset + 67))
-      const length = this.announce(q, ipFamily, ip)
-      const reply = Buffer.allocUnsafe(4 + length)
-      reply.writeUInt32LE(buf.readUInt32LE(offset), 0)
-      this.body.copy(reply, 4, 0, length)
-      this.ctx.mesh!.answer(from, FRAME_ANNOUNCE_REPLY, reply)
-    } else if (type === FRAME_ANNOUNCE_REPLY) {
-      const id = buf.readUInt32LE(offset)
-      const f = this.forwarded.get(id)
+      const f = this.announceFrame
+      if (!f.decode(buf, offset, length, q)) return
+      const bodyLength = this.announce(q, f.ipFamily, f.ip)
+      const replyLength = writeHttpAnnounceReply(this.replyFrame, 0, f.id, this.body, bodyLength)
+      this.ctx.mesh!.answer(from, FRAME.httpAnnounceReply, this.replyFrame, 0, replyLength)
+    } else if (type === FRAME.httpAnnounceReply) {
+      const r = this.replyIn
+      if (!r.decode(buf, offset, length)) return
+      const f = this.forwarded.get(r.id)
       if (!f) return
-      this.forwarded.delete(id)
+      this.forwarded.delete(r.id)
       // Copied out of the mesh's buffer by respond.
-      this.transport.respond(f.conn, 200, buf.subarray(offset + 4, offset + length), length - 4, f.keepAlive, f.http11, RES_ANNOUNCE)
+      this.transport.respond(f.conn, 200, buf.subarray(r.bodyStart), r.bodyLength, f.keepAlive, f.http11, RES_ANNOUNCE)
       this.transport.release(f.conn)
-    } else if (type === FRAME_FULL_SCRAPE_PART) {
-      this.fullScrapeParts[from] = Buffer.from(buf.subarray(offset, offset + length))
-      this.fullScrapeBody = null
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Full scrape
-
-  /**
-   * Builds this shard's part of the full scrape: entries sorted by info hash, preceded by 257
-   * offsets (u32) marking where each first byte's entries start. Shards split hashes by first
-   * byte, so merging the parts is concatenating ranges.
-   */
-  private buildFullScrapePart(): void {
-    const ids: number[] = []
-    const hashes: Buffer[] = []
-    const counts: number[] = []
-    this.swarm.forEachTorrent((h, o, seeders, leechers, completed) => {
-      if (seeders + leechers === 0) return
-      ids.push(ids.length)
-      hashes.push(Buffer.from(h.subarray(o, o + 20)))
-      counts.push(seeders, completed, leechers)
-    })
-    ids.sort((a, b) => Buffer.compare(hashes[a], hashes[b]))
-    const part = Buffer.allocUnsafe(257 * 4 + ids.length * SCRAPE_ENTRY_MAX)
-    let at = 257 * 4
-    let byte = 0
-    for (const i of ids) {
-      while (byte <= hashes[i][0]) part.writeUInt32LE(at, 4 * byte++)
-      at = writeScrapeEntry(part, at, hashes[i], 0, counts[3 * i], counts[3 * i + 1], counts[3 * i + 2])
-    }
-    while (byte <= 256) part.writeUInt32LE(at, 4 * byte++)
-    const done = Buffer.from(part.subarray(0, at))
-    this.fullScrapeParts[this.ctx.index] = done
-    this.fullScrapeBody = null
-    if (this.ctx.mesh) for (let w = 0; w < this.ctx.count; w++) if (w !== this.ctx.index) this.ctx.mesh.send(w, FRAME_FULL_SCRAPE_PART, done)
-  }
-
-  private fullScrape(): Buffer {
-    if (this.fullScrapeBody) return this.fullScrapeBody
-    const pieces: Buffer[] = [Buffer.from('d5:filesd')]
-    for (let byte = 0; byte < 256; byte++) {
-      const part = this.fullScrapeParts[this.ctx.count === 1 ? 0 : byte % this.ctx.count]
-      if (!part) continue
-      const from = part.readUInt32LE(4 * byte)
-      const to = part.readUInt32LE(4 * (byte + 1))
-      if (to > from) pieces.push(part.subarray(from, to))
-    }
-    pieces.push(Buffer.from('ee'))
-    this.fullScrapeBody = Buffer.concat(pieces)
-    return this.fullScrapeBody
+    } else this.fullScrape?.onFrame(from, type, buf, offset, length)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -445,7 +386,7 @@ export class HttpWorker implements ProtocolWorker, HttpHandler {
 
   async close(): Promise<void> {
     if (this.clock) clearInterval(this.clock)
-    if (this.fullScrapeTimer) clearInterval(this.fullScrapeTimer)
+    this.fullScrape?.close()
     await this.transport.close()
   }
 }

@@ -3,7 +3,6 @@ import {
   ACTION_ANNOUNCE,
   ACTION_CONNECT,
   ACTION_SCRAPE,
-  ANNOUNCE_REQUEST_LENGTH,
   ConnectionIdValidator,
   ERROR_BUSY,
   ERROR_INFO_HASH_NOT_ALLOWED,
@@ -24,7 +23,8 @@ import type {ProtocolWorker, WorkerContext} from '../runtime/worker-api.js'
 import {listenerAt, type Listener} from '../runtime/listener.js'
 import {SwarmShard} from '../shard.js'
 import {BindError, nodeHasReusePort, portToBind} from '../listen.js'
-import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
+import {ScrapeRouter} from '../scrape-router.js'
+import {FRAME, scrapeRequestBytes, UDP_ANNOUNCE_BYTES, UdpAnnounceFrame, writeUdpAnnounce} from '../frames.js'
 import {BatchLink, DgramLink, PeerAddress, type UdpLinkOptions as LinkOptions, type UdpLink} from '../../io/udp.js'
 
 export type UdpWorkerConfig = UdpConfig
@@ -38,12 +38,6 @@ const DROP_BAD_CID = 1
 const DROP_PORT_ZERO = 2
 const DROP_SEND_FAILED = 3
 const REFUSED_ACCESS = 0
-
-// Mesh frame type of an announce forwarded to its shard's owner (see scrape-router for scrapes).
-// Only the announce's fixed 98 bytes are forwarded, whatever the datagram's length.
-const FRAME_ANNOUNCE = 16
-const FORWARD_HEADER = 20
-const FORWARD_FRAME = FORWARD_HEADER + ANNOUNCE_REQUEST_LENGTH
 
 export function createWorker(ctx: WorkerContext<UdpWorkerConfig>): ProtocolWorker {
   return new UdpWorker(ctx)
@@ -62,7 +56,8 @@ export class UdpWorker implements ProtocolWorker {
   /** The peer of a request forwarded by another worker. */
   private readonly forwardedPeer = new PeerAddress()
   /** A forwarded announce is written here; the mesh copies it. */
-  private readonly forwardFrame = Buffer.alloc(FORWARD_FRAME)
+  private readonly forwardFrame = Buffer.alloc(UDP_ANNOUNCE_BYTES)
+  private readonly announceFrame = new UdpAnnounceFrame()
   private readonly req = new ParsedRequest()
   private readonly announceReq = new AnnounceRequest()
   private readonly announceRes = new AnnounceResult()
@@ -80,7 +75,7 @@ export class UdpWorker implements ProtocolWorker {
     this.scrapes = new ScrapeRouter(ctx, this.swarm)
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges())
     // The largest frame a UDP worker sends: a scrape's part (its answer is smaller) or an announce.
-    ctx.mesh?.limitFrames(Math.max(FORWARD_FRAME, scrapeFrameBytes(cfg.protocol.max_scrape_torrents)))
+    ctx.mesh?.limitFrames(Math.max(UDP_ANNOUNCE_BYTES, scrapeRequestBytes(cfg.protocol.max_scrape_torrents)))
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
   }
 
@@ -218,19 +213,10 @@ export class UdpWorker implements ProtocolWorker {
     this.stats.responses[v][1]++
   }
 
-  /**
-   * Frame: socket family (1), port (2), IP version (1), the address in 16 bytes, then the request.
-   * At a full link the announce is dropped, like a lost datagram (the mesh counts it).
-   */
+  /** At a full link the announce is dropped, like a lost datagram (the mesh counts it). */
   private forwardAnnounce(owner: number, socketFamily: 0 | 1, msg: Buffer, peer: PeerAddress): void {
-    const frame = this.forwardFrame
-    frame[0] = socketFamily
-    frame.writeUInt16BE(peer.port, 1)
-    frame[3] = peer.family
-    const ip = peer.bytes
-    for (let i = 0; i < ip.length; i++) frame[4 + i] = ip[i]
-    msg.copy(frame, FORWARD_HEADER, 0, ANNOUNCE_REQUEST_LENGTH)
-    this.ctx.mesh!.send(owner, FRAME_ANNOUNCE, frame)
+    const length = writeUdpAnnounce(this.forwardFrame, 0, socketFamily, peer.port, peer.family, peer.ip, msg, 0)
+    this.ctx.mesh!.send(owner, FRAME.udpAnnounce, this.forwardFrame, 0, length)
   }
 
   private scrape(link: UdpLink, v: 0 | 1, msg: Buffer, peer: PeerAddress): void {
@@ -261,13 +247,13 @@ export class UdpWorker implements ProtocolWorker {
 
   private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
     if (this.scrapes.onFrame(from, type, buf, offset, length)) return
-    if (type === FRAME_ANNOUNCE && length >= FORWARD_FRAME) {
-      const link = buf[offset] === 0 ? this.link4 : this.link6
-      const family = buf[offset + 3]
-      if (!link || (family !== 4 && family !== 6)) return
+    const f = this.announceFrame
+    if (type === FRAME.udpAnnounce && f.decode(buf, offset, length)) {
+      const link = f.socketFamily === 0 ? this.link4 : this.link6
+      if (!link) return
       const peer = this.forwardedPeer
-      peer.setBytes(buf, offset + 4, family, buf.readUInt16BE(offset + 1))
-      const msg = buf.subarray(offset + FORWARD_HEADER, offset + length)
+      peer.setBytes(buf, f.ipOffset, f.ipFamily, f.port)
+      const msg = buf.subarray(f.requestStart, f.requestEnd)
       if (parseRequest(msg, msg.length, this.cfg.protocol.max_scrape_torrents, this.req) !== ParseStatus.Ok) return
       this.announce(link, peer.family === 4 ? 0 : 1, msg, peer)
     }

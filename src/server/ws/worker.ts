@@ -26,7 +26,20 @@ import {AnswerStatus, WebTorrentSwarm, WsAnnounceStatus, type ConnectionRef, typ
 import type {ProtocolWorker, WorkerContext} from '../runtime/worker-api.js'
 import {listenerAt, type Listener} from '../runtime/listener.js'
 import {connectionCap} from '../fd-limit.js'
-import {ScrapeRouter, scrapeFrameBytes} from '../scrape-router.js'
+import {ScrapeRouter} from '../scrape-router.js'
+import {
+  FRAME,
+  scrapeRequestBytes,
+  WS_MESSAGE_HEAD,
+  WsDeliverFrame,
+  WsRemoveFrame,
+  WsRequestFrame,
+  writeWsDeliver,
+  writeWsDeliverText,
+  writeWsRemove,
+  writeWsRequest,
+} from '../frames.js'
+import {FullScrape, type FullScrapeFormat} from '../full-scrape.js'
 import {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 import {listenTcp} from '../listen.js'
@@ -90,12 +103,6 @@ const REFUSED_PEER_ID = 4
 const REFUSED_NO_OFFER = 5
 const REFUSED_TOO_MANY_OFFERS = 6
 const REFUSED_TORRENTS_PER_CONNECTION = 7
-
-// Mesh frames (see scrape-router for scrapes).
-const FRAME_REQUEST = 33
-const FRAME_DELIVER = 34
-const FRAME_REMOVE = 35
-const FRAME_FULL_SCRAPE_PART = 36
 
 /** The WebSocket layer closes (1009) a connection that sends more than this many times the limit. */
 const HARD_LIMIT_FACTOR = 4
@@ -170,8 +177,12 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   private timers: NodeJS.Timeout[] = []
   /** Batched I/O for plain ws:// connections; null for wss://, when off, or without the addon. */
   private readonly batched: NativeTcp | null
-  private readonly fullScrapeParts: string[]
-  private fullScrapeBody: string | null = null
+  private readonly fullScrape: FullScrape | null
+  /** Frames to other workers are written here; the mesh copies them. */
+  private frame: Buffer
+  private readonly requestIn = new WsRequestFrame()
+  private readonly deliverIn = new WsDeliverFrame()
+  private readonly removeIn = new WsRemoveFrame()
   private readonly handshakes: Handshakes
   /** max_connections, as far as the open-file limit allows. */
   private readonly maxConnections: number
@@ -195,16 +206,21 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       reason => this.stats.drops[DROP_HANDSHAKE[reason]]++,
     )
     this.scrapes = new ScrapeRouter(ctx, {scrape: (b, o, out) => this.swarm.scrapeBytes(b, o, out)})
-    this.fullScrapeParts = new Array(ctx.count).fill('')
+    this.fullScrape = cfg.protocol.enable_full_scrape ? new FullScrape(ctx, new JsonFullScrape(this.swarm), cfg.protocol.full_scrape_interval * 1000) : null
+    this.frame = Buffer.allocUnsafe(WS_MESSAGE_HEAD + cfg.network.max_message_size + RELAY_OVERHEAD)
     this.clock = new WorkerClock(ctx.epochMs)
     this.batched = cfg.network.batched_io && !ctx.tls ? NativeTcp.open(this.flushQueue) : null
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.connections.size)
     ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
-    // The largest frames: a message as it came (an announce, or one relayed with its ids), or a
-    // scrape part; a shard's full-scrape part (when on) grows with its torrents.
-    if (!cfg.protocol.enable_full_scrape) {
-      ctx.mesh?.limitFrames(Math.max(5 + cfg.network.max_message_size + RELAY_OVERHEAD, scrapeFrameBytes(cfg.protocol.max_scrape_torrents)))
-    }
+    // The largest frames: a message as it came (an announce, or one relayed with its ids), a
+    // scrape part, or (when on) a full-scrape chunk.
+    ctx.mesh?.limitFrames(
+      Math.max(
+        WS_MESSAGE_HEAD + cfg.network.max_message_size + RELAY_OVERHEAD,
+        scrapeRequestBytes(cfg.protocol.max_scrape_torrents),
+        this.fullScrape?.maxFrame ?? 0,
+      ),
+    )
   }
 
   // -------------------------------------------------------------------------------------------
@@ -219,10 +235,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       }, 1000),
     )
     this.timers.push(setInterval(() => this.ping(), c.ping_interval * 1000))
-    if (this.cfg.protocol.enable_full_scrape) {
-      this.buildFullScrapePart()
-      this.timers.push(setInterval(() => this.buildFullScrapePart(), this.cfg.protocol.full_scrape_interval * 1000))
-    }
+    this.fullScrape?.start()
     for (const t of this.timers) t.unref()
     const net = this.cfg.network
     const scheme = this.ctx.tls ? 'wss' : 'ws'
@@ -355,13 +368,9 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       if (owner === this.ctx.index) {
         this.swarm.removePeer(conn.family, infoHash, peerId, conn.ref)
       } else {
-        const frame = Buffer.allocUnsafe(45)
-        frame.writeUInt32LE(conn.id, 0)
-        frame[4] = conn.family
-        frame.write(infoHash, 5, 20, 'latin1')
-        frame.write(peerId, 25, 20, 'latin1')
+        const length = writeWsRemove(this.frame, 0, conn.id, conn.family, infoHash, peerId)
         // An answer's bound: a peer left behind would linger until max_peer_age.
-        this.ctx.mesh!.answer(owner, FRAME_REMOVE, frame)
+        this.ctx.mesh!.answer(owner, FRAME.wsRemove, this.frame, 0, length)
       }
     }
   }
@@ -408,14 +417,16 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       else this.sendBytes(conn, msg.buf, 0, msg.length, type)
       return
     }
-    const length = typeof msg === 'string' ? Buffer.byteLength(msg) : msg.length
-    const frame = Buffer.allocUnsafe(5 + length)
-    frame.writeUInt32LE(ref.id, 0)
-    frame[4] = type
-    if (typeof msg === 'string') frame.write(msg, 5)
-    else msg.buf.copy(frame, 5, 0, length)
+    const frame = this.frameFor(typeof msg === 'string' ? Buffer.byteLength(msg) : msg.length)
+    const length = typeof msg === 'string' ? writeWsDeliverText(frame, 0, ref.id, type, msg) : writeWsDeliver(frame, 0, ref.id, type, msg.buf, 0, msg.length)
     // The outcome of work done here (a reply, a relayed offer or answer): an answer on the mesh.
-    this.ctx.mesh!.answer(ref.worker, FRAME_DELIVER, frame)
+    this.ctx.mesh!.answer(ref.worker, FRAME.wsDeliver, frame, 0, length)
+  }
+
+  /** `this.frame`, with room for a message of `bytes` after its head. */
+  private frameFor(bytes: number): Buffer {
+    if (this.frame.length < WS_MESSAGE_HEAD + bytes) this.frame = Buffer.allocUnsafe(WS_MESSAGE_HEAD + bytes)
+    return this.frame
   }
 
   private fail(conn: WsConnection, reason: string, action?: string, infoHash?: string): void {
@@ -483,12 +494,10 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       return
     }
     // The bytes as they came: no re-encoding of the text.
-    const frame = Buffer.allocUnsafe(5 + data.length)
-    frame.writeUInt32LE(conn.id, 0)
-    frame[4] = conn.family
-    data.copy(frame, 5)
+    const frame = this.frameFor(data.length)
+    const length = writeWsRequest(frame, 0, conn.id, conn.family, data, 0, data.length)
     // A link too full to take it: the announce did not happen (the mesh counts the drop).
-    if (!this.ctx.mesh!.send(owner, FRAME_REQUEST, frame)) {
+    if (!this.ctx.mesh!.send(owner, FRAME.wsRequest, frame, 0, length)) {
       this.fail(conn, MESSAGE.busy, 'announce', req.infoHash)
       return
     }
@@ -543,12 +552,13 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   private scrape(conn: WsConnection, infoHashes: string[]): void {
     if (infoHashes.length === 0) {
       this.stats.requests[conn.family][REQ_FULL_SCRAPE]++
-      if (!this.cfg.protocol.enable_full_scrape) {
+      if (!this.fullScrape) {
         this.stats.refusals[REFUSED_FULL_SCRAPE]++
         this.fail(conn, MESSAGE.fullScrape, 'scrape')
         return
       }
-      this.send(conn, this.fullScrape(), RES_FULL_SCRAPE)
+      const body = this.fullScrape.reply()
+      this.sendBytes(conn, body, 0, body.length, RES_FULL_SCRAPE)
       return
     }
     this.stats.requests[conn.family][REQ_SCRAPE]++
@@ -565,11 +575,11 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
   // Other workers
 
   private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
-    if (this.scrapes.onFrame(from, type, buf, offset)) return
-    if (type === FRAME_REQUEST) {
-      const id = buf.readUInt32LE(offset)
-      const family = buf[offset + 4] as 0 | 1
-      const bytes = buf.subarray(offset + 5, offset + length)
+    if (this.scrapes.onFrame(from, type, buf, offset, length)) return
+    if (type === FRAME.wsRequest) {
+      const f = this.requestIn
+      if (!f.decode(buf, offset, length)) return
+      const bytes = buf.subarray(f.start, f.end)
       // Checked by the connection's worker already; parsed again here, where the swarm is.
       let req: WsRequest
       try {
@@ -577,41 +587,16 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
       } catch {
         return
       }
-      if (req.action === 'announce') this.announce({worker: from, id}, family, req, bytes)
-    } else if (type === FRAME_DELIVER) {
-      const conn = this.connections.get(buf.readUInt32LE(offset))
-      if (conn) this.sendBytes(conn, buf, offset + 5, offset + length, buf[offset + 4])
-    } else if (type === FRAME_REMOVE) {
-      const id = buf.readUInt32LE(offset)
-      const family = buf[offset + 4] as 0 | 1
-      this.swarm.removePeer(family, buf.toString('latin1', offset + 5, offset + 25), buf.toString('latin1', offset + 25, offset + 45), {worker: from, id})
-    } else if (type === FRAME_FULL_SCRAPE_PART) {
-      this.fullScrapeParts[from] = buf.toString('utf8', offset, offset + length)
-      this.fullScrapeBody = null
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Full scrape
-
-  /** This shard's `"hash":{...}` entries, shared with the other workers. */
-  private buildFullScrapePart(): void {
-    const entries: string[] = []
-    this.swarm.forEachTorrent((infoHash, complete, incomplete, downloaded) => {
-      entries.push(`${jsonBinary(infoHash)}:{"complete":${complete},"incomplete":${incomplete},"downloaded":${downloaded}}`)
-    })
-    const part = entries.join(',')
-    this.fullScrapeParts[this.ctx.index] = part
-    this.fullScrapeBody = null
-    if (this.ctx.mesh) {
-      const bytes = Buffer.from(part)
-      for (let w = 0; w < this.ctx.count; w++) if (w !== this.ctx.index) this.ctx.mesh.send(w, FRAME_FULL_SCRAPE_PART, bytes)
-    }
-  }
-
-  private fullScrape(): string {
-    this.fullScrapeBody ??= `{"action":"scrape","files":{${this.fullScrapeParts.filter(p => p !== '').join(',')}}}`
-    return this.fullScrapeBody
+      if (req.action === 'announce') this.announce({worker: from, id: f.connId}, f.family, req, bytes)
+    } else if (type === FRAME.wsDeliver) {
+      const f = this.deliverIn
+      if (!f.decode(buf, offset, length)) return
+      const conn = this.connections.get(f.connId)
+      if (conn) this.sendBytes(conn, buf, f.start, f.end, f.type)
+    } else if (type === FRAME.wsRemove) {
+      const f = this.removeIn
+      if (f.decode(buf, offset, length)) this.swarm.removePeer(f.family, f.infoHash, f.peerId, {worker: from, id: f.connId})
+    } else this.fullScrape?.onFrame(from, type, buf, offset, length)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -632,6 +617,7 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
 
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t)
+    this.fullScrape?.close()
     for (const conn of this.connections.values()) conn.terminate()
     // Terminated links report their close after this tick; the addon lets go once they have.
     if (this.batched) process.nextTick(() => this.batched!.close())
@@ -646,3 +632,31 @@ export class WsWorker implements ProtocolWorker, WsSocketHandler {
     )
   }
 }
+
+/** WebSocket full-scrape parts: a shard's `"hash":{...}` entries, joined by commas. */
+class JsonFullScrape implements FullScrapeFormat {
+  constructor(private readonly swarm: WebTorrentSwarm) {}
+
+  part(): Buffer {
+    const entries: string[] = []
+    this.swarm.forEachTorrent((infoHash, complete, incomplete, downloaded) => {
+      entries.push(`${jsonBinary(infoHash)}:{"complete":${complete},"incomplete":${incomplete},"downloaded":${downloaded}}`)
+    })
+    return Buffer.from(entries.join(','))
+  }
+
+  merge(parts: readonly (Buffer | undefined)[]): Buffer {
+    const pieces: Buffer[] = [JSON_OPEN]
+    for (const part of parts) {
+      if (!part || part.length === 0) continue
+      if (pieces.length > 1) pieces.push(COMMA)
+      pieces.push(part)
+    }
+    pieces.push(JSON_CLOSE)
+    return Buffer.concat(pieces)
+  }
+}
+
+const JSON_OPEN = Buffer.from('{"action":"scrape","files":{')
+const COMMA = Buffer.from(',')
+const JSON_CLOSE = Buffer.from('}}')
