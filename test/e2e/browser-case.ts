@@ -29,6 +29,7 @@ export interface PageState {
   error: string | null
   warnings: string[]
   announces: number
+  announcesAtDone: number | null
   result?: Received
 }
 export interface Seeded {
@@ -51,6 +52,8 @@ export interface CaseResult {
   seeded: Seeded
   received: Received
   ms: {launch: number; seed: number; leech: number}
+  /** The tracker's connections and swarm gauges by worker, once the leecher announced completion. */
+  metrics: string[]
 }
 
 const [chromium, workers, file, dir] = process.argv.slice(2)
@@ -89,7 +92,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
   }
 }
 
-async function startTracker(): Promise<string> {
+async function startTracker(): Promise<{url: string; metrics: string}> {
   const config = join(dir, 'ws.toml')
   writeFileSync(
     config,
@@ -112,7 +115,9 @@ prometheus_endpoint_address = "127.0.0.1:0"
   child.stderr!.on('data', d => (trackerOut += d))
   return until('the tracker listens', LIMIT.tracker, async () => {
     if (child.exitCode !== null) throw new Error(`the tracker exited (${child.exitCode})`)
-    return /ws tracker listening: (ws:\/\/[\d.]+:\d+)/.exec(trackerOut)?.[1]
+    const url = /ws tracker listening: (ws:\/\/[\d.]+:\d+)/.exec(trackerOut)?.[1]
+    const metrics = /ws tracker listening: metrics (http:\/\/\S+)/.exec(trackerOut)?.[1]
+    return url && metrics ? {url, metrics} : undefined
   })
 }
 
@@ -159,7 +164,7 @@ async function openBrowser(b: (typeof browsers)[number], origin: string): Promis
 
 async function run(): Promise<CaseResult> {
   const t0 = Date.now()
-  const tracker = await startTracker()
+  const {url: tracker, metrics} = await startTracker()
   const origin = await serveFiles()
   const [seeder, leecher] = await Promise.all(browsers.map(b => openBrowser(b, origin)))
   const t1 = Date.now()
@@ -177,11 +182,14 @@ async function run(): Promise<CaseResult> {
     const s = await leecher.evaluate<PageState>('globalThis.state')
     last = {phase: s.phase, ...(await leecher.evaluate<object>('globalThis.progress()'))}
     if (s.error) throw new Error(`the leecher's webtorrent: ${s.error}`)
-    return s.phase === 'done' ? s : undefined
+    // Done, and the tracker has answered the announce with event=completed that followed.
+    return s.phase === 'done' && s.announces > s.announcesAtDone! ? s : undefined
   }).catch(e => {
     throw new Error(`${e.message}; last seen: ${JSON.stringify(last)}`)
   })
-  return {tracker, seeded, received: state.result!, ms: {launch: t1 - t0, seed: t2 - t1, leech: Date.now() - t2}}
+  const ms = {launch: t1 - t0, seed: t2 - t1, leech: Date.now() - t2}
+  const gauges = (await (await fetch(metrics)).text()).split('\n').filter(l => /^tracker_(connections|torrents|seeders|leechers)\{/.test(l))
+  return {tracker, seeded, received: state.result!, ms, metrics: gauges}
 }
 
 try {

@@ -5,7 +5,7 @@ import WebTorrent from '/webtorrent.min.js'
 
 // No STUN servers: host candidates only (loopback), and ICE gathering ends at once.
 const client = new WebTorrent({tracker: {rtcConfig: {iceServers: []}}})
-const state = {phase: 'idle', error: null, warnings: [], announces: 0}
+const state = {phase: 'idle', error: null, warnings: [], announces: 0, announcesAtDone: null}
 globalThis.state = state
 client.on('error', e => {
   state.error = String(e.message ?? e)
@@ -56,6 +56,8 @@ globalThis.leech = (magnet, announce) => {
   globalThis.progress = progress
   torrent.on('metadata', () => (state.phase = 'downloading'))
   torrent.on('done', async () => {
+    // webtorrent announces event=completed now; the test waits for the tracker's answer.
+    state.announcesAtDone = state.announces
     state.phase = 'reading'
     try {
       const bytes = await torrent.files[0].arrayBuffer()
