@@ -14,7 +14,7 @@ import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {setTimeout as sleep} from 'node:timers/promises'
-import {launchChromium, type CdpPage, type Chromium} from './cdp.js'
+import {killGroup, launchChromium, type CdpPage, type Chromium} from './cdp.js'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const bundle = join(root, 'test/e2e/webtorrent/node_modules/webtorrent/dist/webtorrent.min.js')
@@ -30,6 +30,7 @@ export interface PageState {
   warnings: string[]
   announces: number
   announcesAtDone: number | null
+  seeded?: Seeded
   result?: Received
 }
 export interface Seeded {
@@ -57,13 +58,15 @@ export interface CaseResult {
 }
 
 const [chromium, workers, file, dir] = process.argv.slice(2)
-const cleanups: (() => void)[] = []
-const cleanup = (): void => {
-  for (const c of cleanups.splice(0).reverse()) c()
-}
+const cleanups: (() => unknown)[] = []
+const cleanup = (): Promise<unknown> => Promise.all(cleanups.splice(0).map(c => c()))
+/** Set by a signal: the steps that fail as the browsers go away then report nothing. */
+let stopping = false
 for (const signal of ['SIGTERM', 'SIGINT'] as const)
-  process.on(signal, () => {
-    cleanup()
+  process.on(signal, async () => {
+    stopping = true
+    process.stderr.write(`${signal}: stopping the browsers and the tracker\n${outputs()}\n`)
+    await cleanup()
     process.exit(1)
   })
 
@@ -89,6 +92,20 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
     if (v !== undefined) return v
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms / 1000} s`)
     await sleep(200)
+  }
+}
+
+/** Polls a page's `state` until `done`; fails on a webtorrent error or at the limit, with the last state seen. */
+async function step(page: CdpPage, what: string, ms: number, done: (s: PageState) => boolean): Promise<PageState> {
+  let last: PageState | undefined
+  try {
+    return await until(what, ms, async () => {
+      last = await page.evaluate<PageState>('({...globalThis.state, ...globalThis.progress?.()})')
+      if (last.error) throw new Error(`${what}: webtorrent: ${last.error}`)
+      return done(last) ? last : undefined
+    })
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; last seen: ${JSON.stringify(last)}`)
   }
 }
 
@@ -119,14 +136,6 @@ prometheus_endpoint_address = "127.0.0.1:0"
     const metrics = /ws tracker listening: metrics (http:\/\/\S+)/.exec(trackerOut)?.[1]
     return url && metrics ? {url, metrics} : undefined
   })
-}
-
-function killGroup(child: ChildProcess): void {
-  try {
-    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
-  } catch {
-    // already gone
-  }
 }
 
 /** The page, the page script, the bundle and the file to seed, on 127.0.0.1 (ephemeral port). */
@@ -168,37 +177,26 @@ async function run(): Promise<CaseResult> {
   const origin = await serveFiles()
   const [seeder, leecher] = await Promise.all(browsers.map(b => openBrowser(b, origin)))
   const t1 = Date.now()
-  const seeded = await Promise.race([
-    seeder.evaluate<Seeded>(`seed(${JSON.stringify(tracker)})`),
-    sleep(LIMIT.seed).then(async () => {
-      const s = await seeder.evaluate<PageState>('globalThis.state')
-      throw new Error(`the seeder announces: not within ${LIMIT.seed / 1000} s; last seen: ${JSON.stringify(s)}`)
-    }),
-  ])
+  await seeder.evaluate(`seed(${JSON.stringify(tracker)})`)
+  const {seeded} = await step(seeder, 'the seeder seeds and announces', LIMIT.seed, s => s.phase === 'seeding')
   const t2 = Date.now()
-  await leecher.evaluate(`leech(${JSON.stringify(seeded.magnet)}, ${JSON.stringify(tracker)})`)
-  let last: unknown
-  const state = await until('the leecher downloads', LIMIT.leech, async () => {
-    const s = await leecher.evaluate<PageState>('globalThis.state')
-    last = {phase: s.phase, ...(await leecher.evaluate<object>('globalThis.progress()'))}
-    if (s.error) throw new Error(`the leecher's webtorrent: ${s.error}`)
-    // Done, and the tracker has answered the announce with event=completed that followed.
-    return s.phase === 'done' && s.announces > s.announcesAtDone! ? s : undefined
-  }).catch(e => {
-    throw new Error(`${e.message}; last seen: ${JSON.stringify(last)}`)
-  })
+  await leecher.evaluate(`leech(${JSON.stringify(seeded!.magnet)}, ${JSON.stringify(tracker)})`)
+  // Done, and the tracker has answered the announce with event=completed that followed.
+  const {result} = await step(leecher, 'the leecher downloads', LIMIT.leech, s => s.phase === 'done' && s.announces > s.announcesAtDone!)
   const ms = {launch: t1 - t0, seed: t2 - t1, leech: Date.now() - t2}
   const gauges = (await (await fetch(metrics)).text()).split('\n').filter(l => /^tracker_(connections|torrents|seeders|leechers)\{/.test(l))
-  return {tracker, seeded, received: state.result!, ms, metrics: gauges}
+  return {tracker, seeded: seeded!, received: result!, ms, metrics: gauges}
 }
 
 try {
   const result = await run()
   process.stdout.write(`${JSON.stringify(result)}\n`)
-  cleanup()
+  await cleanup()
   process.exit(0)
 } catch (e) {
-  process.stderr.write(`${(e as Error).message}\n${outputs()}\n`)
-  cleanup()
-  process.exit(1)
+  if (!stopping) {
+    process.stderr.write(`${(e as Error).message}\n${outputs()}\n`)
+    await cleanup()
+    process.exit(1)
+  }
 }

@@ -1,6 +1,6 @@
 // The page script of the browser end-to-end test (browser-case.ts serves it with webtorrent's
 // browser bundle). One webtorrent client per page; the test drives it over DevTools with
-// seed(announce) and leech(magnet, announce), and polls `state` for progress.
+// seed(announce) and leech(magnet, announce), and polls `state` for their progress and results.
 import WebTorrent from '/webtorrent.min.js'
 
 // No STUN servers: host candidates only (loopback), and ICE gathering ends at once.
@@ -24,9 +24,14 @@ function watch(torrent) {
   torrent.on('wire', wire => console.log(`wire: ${wire.type} ${wire.remoteAddress ?? ''}`))
 }
 
-/** Seeds /data.bin with `announce` as the only tracker; resolves after the first announce. */
-globalThis.seed = async announce => {
+/** Seeds /data.bin with `announce` as the only tracker; `state.seeded` is set after its first announce. */
+globalThis.seed = announce => {
   state.phase = 'fetching'
+  seed(announce).catch(e => (state.error = String(e.message ?? e)))
+  return true
+}
+
+async function seed(announce) {
   const bytes = new Uint8Array(await (await fetch('/data.bin')).arrayBuffer())
   state.phase = 'hashing'
   let seeding
@@ -37,8 +42,8 @@ globalThis.seed = async announce => {
   await ready
   state.phase = 'announcing'
   if (state.announces === 0) await new Promise(resolve => torrent.once('trackerAnnounce', resolve))
+  state.seeded = {magnet: torrent.magnetURI, infoHash: torrent.infoHash, announce: torrent.announce, bytes: bytes.length, sha1: await sha1(bytes)}
   state.phase = 'seeding'
-  return {magnet: torrent.magnetURI, infoHash: torrent.infoHash, announce: torrent.announce, bytes: bytes.length, sha1: await sha1(bytes)}
 }
 
 /** Starts downloading `magnet`; `state` shows the progress and, when done, the result. */

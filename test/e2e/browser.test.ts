@@ -70,10 +70,15 @@ function runCase(prefix: string[], workers: number, file: string, dir: string): 
   child.stderr.on('data', d => (stderr += d))
   return new Promise(resolve => {
     // SIGTERM first: the case kills its browsers and tracker (their own groups), then itself.
+    const signal = (name: NodeJS.Signals): void => {
+      try {
+        process.kill(-child.pid!, name)
+      } catch {} // already gone
+    }
     const timer = setTimeout(() => {
       stderr = `the case did not end within ${CASE_LIMIT_MS / 1000} s\n${stderr}`
-      process.kill(-child.pid!, 'SIGTERM')
-      setTimeout(() => child.exitCode === null && process.kill(-child.pid!, 'SIGKILL'), 5000).unref()
+      signal('SIGTERM')
+      setTimeout(() => signal('SIGKILL'), 5000).unref()
     }, CASE_LIMIT_MS)
     child.on('close', code => {
       clearTimeout(timer)

@@ -129,7 +129,8 @@ export interface Chromium {
   stderr(): string
   /** Opens a blank page in a new target and attaches to it, with Runtime and Log events on. */
   newPage(): Promise<CdpPage>
-  kill(): void
+  /** SIGKILL to the browser's process group; resolves once the browser process is reaped. */
+  kill(): Promise<void>
 }
 
 /**
@@ -156,13 +157,7 @@ export async function launchChromium(executable: string, userDataDir: string, ex
   ]
   const child = spawn(executable, args, {detached: true, stdio: ['ignore', 'ignore', 'pipe']})
   let stderr = ''
-  const kill = (): void => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
-    } catch {
-      // already gone
-    }
-  }
+  const kill = (): Promise<void> => killGroup(child)
   try {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`chromium: no DevTools address within ${timeoutMs / 1000} s; stderr:\n${stderr}`)), timeoutMs)
@@ -198,11 +193,26 @@ export async function launchChromium(executable: string, userDataDir: string, ex
       newPage,
       kill: () => {
         cdp.close()
-        kill()
+        return kill()
       },
     }
   } catch (e) {
-    kill()
+    await kill()
     throw e
   }
+}
+
+/**
+ * SIGKILL to the process group `child` leads (spawned with detached: true), then waits for
+ * `child` to be reaped, so that nothing is left behind when the caller exits.
+ */
+export function killGroup(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  try {
+    process.kill(-child.pid!, 'SIGKILL')
+  } catch {
+    return Promise.resolve() // already gone
+  }
+  return exited
 }
