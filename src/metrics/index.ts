@@ -66,6 +66,19 @@ export class TrafficStats {
   }
 }
 
+/**
+ * Each name's index in `names`, by name: the index into TrafficStats' arrays of a request type,
+ * response type, drop or refusal reason (`indexes(['a', 'b']).b === 1`). The names are the
+ * metric's labels, so the list is the one place a reason is added.
+ */
+export function indexes<const T extends readonly string[]>(names: T): {readonly [K in T[number]]: number} {
+  const out: Record<string, number> = {}
+  names.forEach((name, i) => {
+    out[name] = i
+  })
+  return Object.freeze(out) as {readonly [K in T[number]]: number}
+}
+
 /** Engine-side figures a worker reports (its shard of the swarm). */
 export interface SwarmGauges {
   torrents(): number
