@@ -16,7 +16,7 @@ import {
   writeHttpAnnounce,
   writeHttpAnnounceReply,
 } from '../frames.js'
-import type {Mesh} from '../mesh.js'
+import type {FrameHandler, Mesh} from '../mesh.js'
 import type {SwarmShard} from '../shard.js'
 import type {HttpHandler} from './handler.js'
 import {DROP, RES} from './stats.js'
@@ -33,7 +33,7 @@ interface Forwarded {
   sentAt: number
 }
 
-export class HttpForwarding {
+export class HttpForwarding implements FrameHandler {
   /** Announces waiting for another worker's reply, oldest first. */
   private readonly forwarded = new Map<number, Forwarded>()
   private nextId = 1

@@ -46,7 +46,7 @@ export class HttpWorker implements ProtocolWorker {
     this.transport = this.handler.transport
     this.forwarding = this.handler.forwarding
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges(), () => this.transport.size)
-    ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
+    ctx.mesh?.route([this.scrapes, this.forwarding, this.fullScrape])
     // The largest frames: an announce or its reply, a scrape part, or (when on) a full-scrape chunk.
     ctx.mesh?.limitFrames(
       Math.max(HttpForwarding.maxFrame(cfg.protocol.max_response_peers), scrapeRequestBytes(cfg.protocol.max_scrape_torrents), this.fullScrape?.maxFrame ?? 0),
@@ -77,12 +77,6 @@ export class HttpWorker implements ProtocolWorker {
 
   setTls(material: TlsMaterial): void {
     this.transport.setTls(material)
-  }
-
-  private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
-    if (this.scrapes.onFrame(from, type, buf, offset, length)) return
-    if (this.forwarding?.onFrame(from, type, buf, offset, length)) return
-    this.fullScrape?.onFrame(from, type, buf, offset, length)
   }
 
   clean(): void {

@@ -6,11 +6,11 @@
  */
 import {ParseStatus, parseRequest} from '../../protocol/udp/index.js'
 import {FRAME, UDP_ANNOUNCE_BYTES, UdpAnnounceFrame, writeUdpAnnounce} from '../frames.js'
-import type {Mesh} from '../mesh.js'
+import type {FrameHandler, Mesh} from '../mesh.js'
 import type {UdpHandler} from './handler.js'
 import {PeerAddress, type UdpLink} from './link.js'
 
-export class UdpForwarding {
+export class UdpForwarding implements FrameHandler {
   /** This worker's link by socket family (0 IPv4, 1 IPv6), as bound. */
   readonly links: [UdpLink | undefined, UdpLink | undefined] = [undefined, undefined]
   /** The peer of a request forwarded by another worker. */
@@ -35,7 +35,7 @@ export class UdpForwarding {
   }
 
   /** Handles announces from other workers; false for other frames. */
-  onFrame(type: number, buf: Buffer, offset: number, length: number): boolean {
+  onFrame(_from: number, type: number, buf: Buffer, offset: number, length: number): boolean {
     if (type !== FRAME.udpAnnounce) return false
     const f = this.announceIn
     if (!f.decode(buf, offset, length)) return true

@@ -49,7 +49,7 @@ export class UdpWorker implements ProtocolWorker {
     registerWorkerMetrics(ctx.registry, ctx.index, this.stats, this.swarm.gauges())
     // The largest frame a UDP worker sends: a scrape's part (its answer is smaller) or an announce.
     ctx.mesh?.limitFrames(Math.max(UdpForwarding.maxFrame, scrapeRequestBytes(cfg.protocol.max_scrape_torrents)))
-    ctx.mesh?.onMessage((from, type, buf, offset, length) => this.onFrame(from, type, buf, offset, length))
+    ctx.mesh?.route([this.scrapes, this.forwarding])
   }
 
   async start(): Promise<string[]> {
@@ -95,11 +95,6 @@ export class UdpWorker implements ProtocolWorker {
     this.links.push(link)
     if (this.forwarding) this.forwarding.links[family] = link
     return link
-  }
-
-  private onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): void {
-    if (this.scrapes.onFrame(from, type, buf, offset, length)) return
-    this.forwarding?.onFrame(type, buf, offset, length)
   }
 
   clean(): void {
