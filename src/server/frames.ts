@@ -9,6 +9,7 @@
  * frame is never read past its length, and a decoder never throws.
  *
  * All workers of a tracker run the same build, so a layout may change between releases.
+ * This file is long on purpose: every frame is here, one section per sender.
  */
 import type {AnnounceQuery} from '../protocol/http/request.js'
 import {ANNOUNCE_REQUEST_LENGTH} from '../protocol/udp/index.js'
