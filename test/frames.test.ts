@@ -2,7 +2,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import {AnnounceQuery} from '../src/protocol/http/request.js'
+import {AnnounceQuery} from '../src/protocol/http/index.js'
 import * as f from '../src/server/frames.js'
 
 const bytes = (n: number) => fc.uint8Array({minLength: n, maxLength: n})
@@ -55,7 +55,7 @@ const KINDS: Record<keyof typeof f.FRAME, Kind<unknown>> = {
     type: f.FRAME.scrapeRequest,
     values: fc.record({id: u32, entries: fc.array(fc.record({index: u16, hash: bytes(20)}), {maxLength: 40})}),
     encode(out, at, v) {
-      f.writeScrapeRequestHead(out, at, v.id, v.entries.length)
+      f.writeScrapeHead(out, at, v.id, v.entries.length)
       v.entries.forEach((e, k) => f.writeScrapeRequestEntry(out, at, k, e.index, e.hash, 0))
       return f.scrapeRequestBytes(v.entries.length)
     },
@@ -71,7 +71,7 @@ const KINDS: Record<keyof typeof f.FRAME, Kind<unknown>> = {
     type: f.FRAME.scrapeResponse,
     values: fc.record({id: u32, entries: fc.array(fc.record({index: u16, seeders: u32, completed: u32, leechers: u32}), {maxLength: 40})}),
     encode(out, at, v) {
-      f.writeScrapeResponseHead(out, at, v.id, v.entries.length)
+      f.writeScrapeHead(out, at, v.id, v.entries.length)
       v.entries.forEach((e, k) => f.writeScrapeResponseEntry(out, at, k, e.index, e.seeders, e.completed, e.leechers))
       return f.scrapeResponseBytes(v.entries.length)
     },

@@ -71,6 +71,19 @@ export class TrafficStats {
 }
 
 /**
+ * Each name's index in `names`, by name: the index into TrafficStats' arrays of a request type,
+ * response type, drop or refusal reason (`indexes(['a', 'b']).b === 1`). The names are the
+ * metric's labels, so the list is the one place a reason is added.
+ */
+export function indexes<const T extends readonly string[]>(names: T): {readonly [K in T[number]]: number} {
+  const out: Record<string, number> = {}
+  names.forEach((name, i) => {
+    out[name] = i
+  })
+  return Object.freeze(out) as {readonly [K in T[number]]: number}
+}
+
+/**
  * Drops and refusals counted outside a protocol worker's TrafficStats, by reason: the mesh
  * between workers and the scrape router, the same in every protocol.
  */

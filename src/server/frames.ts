@@ -9,8 +9,9 @@
  * frame is never read past its length, and a decoder never throws.
  *
  * All workers of a tracker run the same build, so a layout may change between releases.
+ * This file is long on purpose: every frame is here, one section per sender.
  */
-import type {AnnounceQuery} from '../protocol/http/request.js'
+import type {AnnounceQuery} from '../protocol/http/index.js'
 import {ANNOUNCE_REQUEST_LENGTH} from '../protocol/udp/index.js'
 
 const EMPTY = Buffer.alloc(0)
@@ -42,8 +43,6 @@ export const FRAME = {
   wsRemove: 35,
 } as const
 
-export type FrameType = (typeof FRAME)[keyof typeof FRAME]
-
 // ---------------------------------------------------------------------------------------------
 // Scrape router (scrape-router.ts)
 
@@ -58,7 +57,14 @@ const SCRAPE_RESPONSE_ENTRY = 14
 /** Bytes of a scrape request for `hashes` info hashes. */
 export const scrapeRequestBytes = (hashes: number): number => SCRAPE_HEAD + SCRAPE_REQUEST_ENTRY * hashes
 
-export function writeScrapeRequestHead(out: Buffer, at: number, id: number, count: number): void {
+/**
+ * Scrape response: id (u32), count (u16), then per hash its index in the scrape (u16), seeders,
+ * completed and leechers (u32 each).
+ */
+export const scrapeResponseBytes = (hashes: number): number => SCRAPE_HEAD + SCRAPE_RESPONSE_ENTRY * hashes
+
+/** The head of a scrape request or response: the scrape's id and the entries that follow. */
+export function writeScrapeHead(out: Buffer, at: number, id: number, count: number): void {
   out.writeUInt32LE(id, at)
   out.writeUInt16LE(count, at + 4)
 }
@@ -70,45 +76,6 @@ export function writeScrapeRequestEntry(out: Buffer, at: number, k: number, inde
   for (let i = 0; i < 20; i++) out[to + 2 + i] = hash[hashOffset + i]
 }
 
-export class ScrapeRequestFrame {
-  buf: Buffer = EMPTY
-  id = 0
-  count = 0
-  private at = 0
-
-  decode(buf: Buffer, offset: number, length: number): boolean {
-    if (length < SCRAPE_HEAD) return false
-    const count = buf.readUInt16LE(offset + 4)
-    if (length < SCRAPE_HEAD + SCRAPE_REQUEST_ENTRY * count) return false
-    this.buf = buf
-    this.id = buf.readUInt32LE(offset)
-    this.count = count
-    this.at = offset + SCRAPE_HEAD
-    return true
-  }
-
-  /** The index in the scrape of entry `k`. */
-  index(k: number): number {
-    return this.buf.readUInt16LE(this.at + SCRAPE_REQUEST_ENTRY * k)
-  }
-
-  /** Where entry `k`'s info hash lies in `buf`. */
-  hashOffset(k: number): number {
-    return this.at + SCRAPE_REQUEST_ENTRY * k + 2
-  }
-}
-
-/**
- * Scrape response: id (u32), count (u16), then per hash its index in the scrape (u16), seeders,
- * completed and leechers (u32 each).
- */
-export const scrapeResponseBytes = (hashes: number): number => SCRAPE_HEAD + SCRAPE_RESPONSE_ENTRY * hashes
-
-export function writeScrapeResponseHead(out: Buffer, at: number, id: number, count: number): void {
-  out.writeUInt32LE(id, at)
-  out.writeUInt16LE(count, at + 4)
-}
-
 export function writeScrapeResponseEntry(out: Buffer, at: number, k: number, index: number, seeders: number, completed: number, leechers: number): void {
   const to = at + SCRAPE_HEAD + SCRAPE_RESPONSE_ENTRY * k
   out.writeUInt16LE(index, to)
@@ -117,16 +84,19 @@ export function writeScrapeResponseEntry(out: Buffer, at: number, k: number, ind
   out.writeUInt32LE(leechers, to + 10)
 }
 
-export class ScrapeResponseFrame {
+/** A decoded scrape request or response: its head, and where entry `k` lies. */
+class ScrapeFrame {
   buf: Buffer = EMPTY
   id = 0
   count = 0
   private at = 0
 
+  constructor(private readonly entryBytes: number) {}
+
   decode(buf: Buffer, offset: number, length: number): boolean {
     if (length < SCRAPE_HEAD) return false
     const count = buf.readUInt16LE(offset + 4)
-    if (length < SCRAPE_HEAD + SCRAPE_RESPONSE_ENTRY * count) return false
+    if (length < SCRAPE_HEAD + this.entryBytes * count) return false
     this.buf = buf
     this.id = buf.readUInt32LE(offset)
     this.count = count
@@ -134,20 +104,43 @@ export class ScrapeResponseFrame {
     return true
   }
 
+  /** Where entry `k` starts in `buf`; every entry starts with its index in the scrape (u16). */
+  protected entry(k: number): number {
+    return this.at + this.entryBytes * k
+  }
+
+  /** The index in the scrape of entry `k`. */
   index(k: number): number {
-    return this.buf.readUInt16LE(this.at + SCRAPE_RESPONSE_ENTRY * k)
+    return this.buf.readUInt16LE(this.entry(k))
+  }
+}
+
+export class ScrapeRequestFrame extends ScrapeFrame {
+  constructor() {
+    super(SCRAPE_REQUEST_ENTRY)
+  }
+
+  /** Where entry `k`'s info hash lies in `buf`. */
+  hashOffset(k: number): number {
+    return this.entry(k) + 2
+  }
+}
+
+export class ScrapeResponseFrame extends ScrapeFrame {
+  constructor() {
+    super(SCRAPE_RESPONSE_ENTRY)
   }
 
   seeders(k: number): number {
-    return this.buf.readUInt32LE(this.at + SCRAPE_RESPONSE_ENTRY * k + 2)
+    return this.buf.readUInt32LE(this.entry(k) + 2)
   }
 
   completed(k: number): number {
-    return this.buf.readUInt32LE(this.at + SCRAPE_RESPONSE_ENTRY * k + 6)
+    return this.buf.readUInt32LE(this.entry(k) + 6)
   }
 
   leechers(k: number): number {
-    return this.buf.readUInt32LE(this.at + SCRAPE_RESPONSE_ENTRY * k + 10)
+    return this.buf.readUInt32LE(this.entry(k) + 10)
   }
 }
 

@@ -12,6 +12,7 @@
  * complete part per worker (a new one replaces it) and one being received.
  */
 import {FRAME, FULL_SCRAPE_CHUNK_HEAD, FullScrapeChunkFrame, writeFullScrapeChunk} from './frames.js'
+import type {FrameHandler} from './mesh.js'
 import type {WorkerContext} from './runtime/worker-api.js'
 
 export interface FullScrapeFormat {
@@ -49,7 +50,7 @@ class Incoming {
   chunks: Buffer[] = []
 }
 
-export class FullScrape {
+export class FullScrape implements FrameHandler {
   /** Each worker's latest part, this one's included. */
   private readonly parts: (Buffer | undefined)[]
   private merged: Buffer | null = null

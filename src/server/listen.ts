@@ -92,3 +92,23 @@ export function listenTcp(server: Server, o: TcpListenOptions): Promise<number> 
     )
   })
 }
+
+/** The [network] keys every TCP protocol (HTTP, WebSocket) binds with. */
+export interface TcpNetworkConfig {
+  tcp_backlog: number
+  set_only_ipv6: boolean
+}
+
+/** Binds a TCP protocol's server on one of its `[network]` addresses (see listenTcp). */
+export function listenNetwork(
+  server: Server,
+  network: TcpNetworkConfig,
+  address: string,
+  family: 4 | 6,
+  workers: number,
+  log: Logger,
+  what: string,
+  ports?: {ipv4?: number; ipv6?: number},
+): Promise<number> {
+  return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers, log, what, ports})
+}

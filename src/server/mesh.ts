@@ -16,6 +16,12 @@ import {unlinkSync} from 'node:fs'
  */
 export type MeshHandler = (from: number, type: number, buf: Buffer, offset: number, length: number) => void
 
+/** A part of a worker that handles some frame types (the scrape router, forwarding, full scrape). */
+export interface FrameHandler {
+  /** Handles the frame `buf[offset, offset + length)` if its type is this part's; false if not. */
+  onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): boolean
+}
+
 export interface MeshLimits {
   /** Requests are refused once this many bytes are queued to the link. */
   requestBytes: number
@@ -206,6 +212,14 @@ export class Mesh {
 
   onMessage(handler: MeshHandler): void {
     this.handler = handler
+  }
+
+  /** Hands every frame to the first of `parts` whose type it is (null parts, ones a worker lacks, are left out). */
+  route(parts: readonly (FrameHandler | null)[]): void {
+    const list = parts.filter(part => part !== null)
+    this.onMessage((from, type, buf, offset, length) => {
+      for (let i = 0; i < list.length; i++) if (list[i].onFrame(from, type, buf, offset, length)) return
+    })
   }
 
   /**

@@ -7,10 +7,10 @@ import {
   scrapeRequestBytes,
   scrapeResponseBytes,
   writeScrapeRequestEntry,
-  writeScrapeRequestHead,
+  writeScrapeHead,
   writeScrapeResponseEntry,
-  writeScrapeResponseHead,
 } from './frames.js'
+import type {FrameHandler} from './mesh.js'
 import type {WorkerContext} from './runtime/worker-api.js'
 
 /** What can count a torrent by its 20 info-hash bytes (either swarm engine). */
@@ -62,7 +62,7 @@ interface Pending {
  * of their owners over the mesh (one frame per other worker, whatever the hash count), and
  * `done` runs when every part has come back, or with null when one cannot.
  */
-export class ScrapeRouter {
+export class ScrapeRouter implements FrameHandler {
   private readonly pending = new Map<number, Pending>()
   private pendingHashes = 0
   private nextId = 1
@@ -153,7 +153,7 @@ export class ScrapeRouter {
     this.nextId = (id + 1) >>> 0 || 1
     for (let w = 0; w < perWorker.length; w++) {
       if (w === self || perWorker[w] === 0) continue
-      writeScrapeRequestHead(frames, this.frameAt[w], id, perWorker[w])
+      writeScrapeHead(frames, this.frameAt[w], id, perWorker[w])
       perWorker[w] = 0
     }
     for (let i = 0; i < count; i++) {
@@ -204,7 +204,7 @@ export class ScrapeRouter {
   }
 
   /** Handles the router's mesh frames; returns false for frames that are not its own. */
-  onFrame(from: number, type: number, buf: Buffer, offset: number, length = buf.length - offset): boolean {
+  onFrame(from: number, type: number, buf: Buffer, offset: number, length: number): boolean {
     if (type === FRAME.scrapeRequest) {
       const q = this.request
       if (!q.decode(buf, offset, length)) return true
@@ -212,7 +212,7 @@ export class ScrapeRouter {
       const size = scrapeResponseBytes(n)
       if (this.frames.length < size) this.frames = Buffer.allocUnsafe(size)
       const reply = this.frames
-      writeScrapeResponseHead(reply, 0, q.id, n)
+      writeScrapeHead(reply, 0, q.id, n)
       const c = this.scratch
       for (let k = 0; k < n; k++) {
         this.swarm.scrape(buf, q.hashOffset(k), c)

@@ -1,4 +1,4 @@
-import {Swarm} from '../swarm/index.js'
+import {Swarm, type SwarmBackend} from '../swarm/index.js'
 import type {WorkerContext} from './runtime/worker-api.js'
 
 /** The config keys a worker's swarm shard reads (every server config has them). */
@@ -29,7 +29,7 @@ export class WorkerClock {
 
 /** A worker's shard of the compact swarm (UDP and HTTP), with its clock. */
 export class SwarmShard extends WorkerClock {
-  readonly swarm: Swarm
+  readonly swarm: SwarmBackend
 
   constructor(private readonly ctx: WorkerContext<ShardConfig & WorkerContext['config']>) {
     super(ctx.epochMs)

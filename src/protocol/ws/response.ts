@@ -177,9 +177,17 @@ export interface ScrapeEntry {
   downloaded: number
 }
 
+/** A scrape response is SCRAPE_OPEN, entries joined by commas, SCRAPE_CLOSE (a full scrape is built from parts of entries). */
+export const SCRAPE_OPEN = '{"action":"scrape","files":{'
+export const SCRAPE_CLOSE = '}}'
+
+/** One torrent's `"hash":{...}` entry of a scrape response. */
+export function scrapeEntry(infoHash: string, complete: number, incomplete: number, downloaded: number): string {
+  return `${jsonBinary(infoHash)}:{"complete":${complete},"incomplete":${incomplete},"downloaded":${downloaded}}`
+}
+
 export function scrapeResponse(entries: ScrapeEntry[]): string {
-  const files = entries.map(e => `${jsonBinary(e.infoHash)}:{"complete":${e.complete},"incomplete":${e.incomplete},"downloaded":${e.downloaded}}`)
-  return `{"action":"scrape","files":{${files.join(',')}}}`
+  return SCRAPE_OPEN + entries.map(e => scrapeEntry(e.infoHash, e.complete, e.incomplete, e.downloaded)).join(',') + SCRAPE_CLOSE
 }
 
 export function failureMessage(reason: string, action?: string, infoHash?: string): string {

@@ -1,5 +1,5 @@
 import {SCRAPE_ENTRY_MAX, writeScrapeEntry} from '../../protocol/http/response.js'
-import type {Swarm} from '../../swarm/index.js'
+import type {SwarmBackend} from '../../swarm/index.js'
 import type {FullScrapeFormat} from '../full-scrape.js'
 import type {WorkerContext} from '../runtime/worker-api.js'
 
@@ -19,7 +19,7 @@ export class BencodeFullScrape implements FullScrapeFormat {
   private readonly owners = new Uint16Array(256)
 
   constructor(
-    private readonly swarm: Swarm,
+    private readonly swarm: SwarmBackend,
     ctx: Pick<WorkerContext, 'ownerOf'>,
   ) {
     const hash = new Uint8Array(20)

@@ -1,18 +1,18 @@
 /**
  * HTTP connections: accepting them (plain or TLS), the timer that ends every state, room for new
  * clients at `max_connections`, pipelined requests answered in order with backpressure, and reply
- * bytes that belong to their reply. What a request means is the handler's (worker.ts).
+ * bytes that belong to their reply. What a request means is the handler's (handler.ts).
  */
 import net, {type Server, type Socket} from 'node:net'
 import tls, {type SecureContext} from 'node:tls'
 import type {HttpConfig} from '../../config/index.js'
-import type {TrafficStats} from '../../metrics/index.js'
+import {indexes, type TrafficStats} from '../../metrics/index.js'
 import {parseIpInto} from '../../net/ip.js'
-import {HeadStatus, parseHead, RequestHead, type HeadLimits} from '../../protocol/http/request.js'
+import {HeadStatus, parseHead, RequestHead, type HeadLimits} from '../../protocol/http/index.js'
 import {failureBody, RESPONSE_HEAD_MAX, writeResponseHead} from '../../protocol/http/response.js'
 import type {Logger} from '../../util/log.js'
 import {connectionCap} from '../fd-limit.js'
-import {listenTcp} from '../listen.js'
+import {listenNetwork} from '../listen.js'
 import type {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 
@@ -27,14 +27,7 @@ export const CONNECTION_DROP_REASONS = [
   'tls_error',
   'tls_handshake_timeout',
 ] as const
-const DROP_IDLE = 0
-const DROP_REQUEST_TIMEOUT = 1
-const DROP_BAD_REQUEST = 2
-const DROP_MAX_CONNECTIONS = 3
-const DROP_EVICTED = 4
-const DROP_SLOW_READER = 5
-const DROP_TLS_ERROR = 6
-const DROP_TLS_HANDSHAKE_TIMEOUT = 7
+const DROP = indexes(CONNECTION_DROP_REASONS)
 
 /** How long a connection we closed may wait for the client's side to close. */
 const CLOSE_GRACE_MS = 5000
@@ -93,7 +86,7 @@ export class HttpConnection {
 }
 
 /** What the transport hands each complete request head to. */
-export interface HttpHandler {
+export interface HttpRequestHandler {
   /** `head` describes a request in `buf`; answer it with `respond`, or `hold` the connection. */
   request(conn: HttpConnection, buf: Buffer, head: RequestHead): void
 }
@@ -113,7 +106,7 @@ export class HttpTransport {
     private readonly cfg: HttpConfig,
     private readonly stats: TrafficStats,
     private readonly clock: WorkerClock,
-    private readonly handler: HttpHandler,
+    private readonly handler: HttpRequestHandler,
     private readonly ipHeader: Uint8Array | null,
     private readonly log: Logger,
     tlsMaterial: TlsMaterial | undefined,
@@ -136,17 +129,7 @@ export class HttpTransport {
     // down its side. TLS does not (Node 20 cannot close a TLS socket whose peer left mid-handshake).
     const server = net.createServer({noDelay: true, allowHalfOpen: this.secureContext === undefined}, socket => this.accept(socket))
     this.servers.push(server)
-    const network = this.cfg.network
-    return listenTcp(server, {
-      address,
-      family,
-      backlog: network.tcp_backlog,
-      ipv6Only: family === 6 && network.set_only_ipv6,
-      workers,
-      log: this.log,
-      what: 'http',
-      ports,
-    })
+    return listenNetwork(server, this.cfg.network, address, family, workers, this.log, 'http', ports)
   }
 
   /** New connections use the new pair; open ones keep theirs. */
@@ -156,7 +139,7 @@ export class HttpTransport {
 
   private accept(raw: Socket): void {
     if (this.size >= this.maxConnections && !this.makeRoom()) {
-      this.stats.drops[DROP_MAX_CONNECTIONS]++
+      this.stats.drops[DROP.max_connections]++
       raw.destroy()
       return
     }
@@ -173,7 +156,7 @@ export class HttpTransport {
       this.pump(conn)
     })
     socket.on('error', () => {
-      if (conn.handshaking) this.stats.drops[DROP_TLS_ERROR]++
+      if (conn.handshaking) this.stats.drops[DROP.tls_error]++
       socket.destroy()
     })
     socket.on('close', () => {
@@ -200,7 +183,7 @@ export class HttpTransport {
     }
     for (const conn of this.open) {
       if (conn.busy) continue
-      this.stats.drops[DROP_EVICTED]++
+      this.stats.drops[DROP.evicted]++
       this.destroy(conn)
       return true
     }
@@ -231,16 +214,16 @@ export class HttpTransport {
           conn.sentMark = sent
           conn.stalledSince = now
         } else if (conn.stalledSince < sendDeadline) {
-          this.stats.drops[DROP_SLOW_READER]++
+          this.stats.drops[DROP.slow_reader]++
           this.destroy(conn)
         }
       } else if (conn.requestStart !== 0) {
         if (conn.requestStart < requestDeadline) {
-          this.stats.drops[conn.handshaking ? DROP_TLS_HANDSHAKE_TIMEOUT : DROP_REQUEST_TIMEOUT]++
+          this.stats.drops[conn.handshaking ? DROP.tls_handshake_timeout : DROP.request_timeout]++
           this.destroy(conn)
         }
       } else if (conn.lastActive < idleDeadline) {
-        this.stats.drops[DROP_IDLE]++
+        this.stats.drops[DROP.idle_timeout]++
         this.destroy(conn)
       }
     }
@@ -322,7 +305,7 @@ export class HttpTransport {
 
   /** Answers a request that breaks HTTP framing, then closes: nothing after it can be trusted. */
   refuse(conn: HttpConnection, status: number, reason: string): void {
-    this.stats.drops[DROP_BAD_REQUEST]++
+    this.stats.drops[DROP.bad_request]++
     const body = failureBody(reason)
     this.respond(conn, status, body, body.length, false, true, this.badRequestType)
     conn.pending = null
