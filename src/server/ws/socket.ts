@@ -10,6 +10,9 @@
  *
  * What it does not do: extensions (permessage-deflate is never negotiated, so RSV bits are a
  * protocol error) and subprotocols (none is selected).
+ *
+ * One connection's state machine (reading, fragments, control frames, the outgoing queue, close),
+ * kept in one file; the framing itself is protocol/ws/frame.ts.
  */
 import {isUtf8} from 'node:buffer'
 import type http from 'node:http'
