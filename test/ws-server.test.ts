@@ -126,6 +126,34 @@ test('offers expire after max_offer_age; a closed connection leaves its swarms a
   }
 })
 
+test('fields an announce leaves out leave the peer as it was: a seeder that answers an offer (no left, as browsers send it) stays a seeder', async () => {
+  const t = await startWsTracker()
+  const url = `ws://127.0.0.1:${t.port4}`
+  const [seeder, leecher, c] = await Promise.all([WsTestClient.open(url), WsTestClient.open(url), WsTestClient.open(url)])
+  try {
+    const ih = binaryId()
+    const [ps, pl] = [binaryId(), binaryId()]
+    seeder.send(announce(ih, ps, {left: 0, event: 'completed'}))
+    await seeder.next(isAnnounceResponse)
+    leecher.send(announce(ih, pl, {left: 100, offers: [offer()]}))
+    await leecher.next(isAnnounceResponse)
+    const got = await seeder.next(isOffer)
+    // The answer as webtorrent sends it: info_hash, peer_id, to_peer_id, offer_id, answer; no left, no event.
+    seeder.send({action: 'announce', info_hash: ih, peer_id: ps, to_peer_id: pl, offer_id: got.offer_id, answer: {type: 'answer', sdp: 'x'}})
+    await leecher.next(m => m.answer !== undefined)
+    c.send({action: 'scrape', info_hash: ih})
+    assert.deepEqual((await c.next()).files[ih], {complete: 1, incomplete: 1, downloaded: 1})
+    // A leecher's first announce from a magnet link: left null is not a seeder.
+    c.send(announce(ih, binaryId(), {left: null}))
+    assert.deepEqual(await c.next(isAnnounceResponse).then(r => [r.complete, r.incomplete]), [1, 1])
+    c.send({action: 'scrape', info_hash: ih})
+    assert.deepEqual((await c.next()).files[ih], {complete: 1, incomplete: 2, downloaded: 1})
+  } finally {
+    for (const x of [seeder, leecher, c]) x.close()
+    await t.stop()
+  }
+})
+
 test('one peer id per torrent per connection; a peer id held by another connection is not taken over', async () => {
   const t = await startWsTracker()
   const url = `ws://127.0.0.1:${t.port4}`

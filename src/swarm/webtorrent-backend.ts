@@ -87,14 +87,16 @@ export interface WebTorrentBackend {
    * Adds, updates or (event 3, stopped) removes the peer `peerId` of `conn` in `infoHash`'s
    * torrent of IP family `family` (0 IPv4, 1 IPv6); `out` gets the counts of the other peers.
    * `known` is the peer this connection announced in this torrent before, when the caller kept
-   * it: a live one spares the lookups.
+   * it: a live one spares the lookups. `seeder` undefined (the announce did not say how much is
+   * left: an answer-only announce, a magnet link without the size) leaves a known peer as it was;
+   * a new one is a leecher.
    */
   announce(
     family: 0 | 1,
     infoHash: string,
     peerId: string,
     conn: ConnectionRef,
-    seeder: boolean,
+    seeder: boolean | undefined,
     event: number,
     now: number,
     out: WsCounts,

@@ -104,7 +104,7 @@ export class WebTorrentSwarm implements WebTorrentBackend {
     infoHash: string,
     peerId: string,
     conn: ConnectionRef,
-    seeder: boolean,
+    seeder: boolean | undefined,
     event: number,
     now: number,
     out: WsCounts,
@@ -132,8 +132,10 @@ export class WebTorrentSwarm implements WebTorrentBackend {
         existing.torrent.completed++
         this.completedTotal++
       }
-      if (existing.seeder !== seeder) existing.torrent.seeders += seeder ? 1 : -1
-      existing.seeder = seeder
+      if (seeder !== undefined && existing.seeder !== seeder) {
+        existing.torrent.seeders += seeder ? 1 : -1
+        existing.seeder = seeder
+      }
       existing.expires = now + this.limits.maxPeerAge
       self = existing
     } else {
@@ -156,7 +158,7 @@ export class WebTorrentSwarm implements WebTorrentBackend {
         this.refusedPeerLimit++
         status = WsAnnounceStatus.PeerLimit
       } else {
-        self = new WebTorrentPeer(peerId, conn, seeder, now + this.limits.maxPeerAge, t)
+        self = new WebTorrentPeer(peerId, conn, seeder === true, now + this.limits.maxPeerAge, t)
         self.index = t.list.length
         t.list.push(self)
         t.peers.set(peerId, self)

@@ -124,7 +124,7 @@ export class WsHandler implements WsMessageHandler {
    */
   announce(from: ConnectionRef, family: 0 | 1, req: WsAnnounce, bytes: Uint8Array, known?: WebTorrentPeerRef): void {
     const c = this.counts
-    const status = this.swarm.announce(family, req.infoHash, req.peerId, from, req.left === 0, req.event, this.clock.now, c, known)
+    const status = this.swarm.announce(family, req.infoHash, req.peerId, from, req.left < 0 ? undefined : req.left === 0, req.event, this.clock.now, c, known)
     if (status === WsAnnounceStatus.PeerIdTaken) {
       this.stats.refusals[REFUSED.peer_id]++
       this.deliver(from, failureMessage('Peer id is in use by another connection', 'announce', req.infoHash), RES.error)
