@@ -45,18 +45,30 @@ export function selectPeers(list: PeerLists, id: number, self: number, isSeeder:
   const ids = res.peerIdBuf
   let io = res.peerIdBufOffset
   let taken = 0
-  // All of them in order; or a random start and a stride coprime to the pool, which visit every
-  // position once.
-  let p = 0
-  let stride = 1
-  if (take < eligible) {
-    p = random.next() % pool
-    stride = STRIDES[random.next() & 7] % pool
+  if (take === eligible) {
+    // All of them, in order: the common case of small swarms, in a plain loop of its own (with one
+    // loop for both cases, the engine bench's announces ran about 10% slower).
+    for (let p = 0; p < pool; p++) {
+      if (p === self) continue
+      const at = base + p * R
+      // Byte loops, not subarray().set(): a view per peer costs more than the copy.
+      for (let k = 0; k < K; k++) out[o + k] = data[at + k]
+      o += K
+      if (ids) {
+        for (let k = 0, from = at + I; k < 20; k++) ids[io + k] = data[from + k]
+        io += 20
+      }
+      taken++
+    }
+    res.peerCount = taken
+    return
   }
+  // A random start and a stride coprime to the pool visit every position once.
+  let p = random.next() % pool
+  const stride = STRIDES[random.next() & 7] % pool
   while (taken < take) {
     if (p !== self) {
       const at = base + p * R
-      // Byte loops, not subarray().set(): a view per peer costs more than the copy.
       for (let k = 0; k < K; k++) out[o + k] = data[at + k]
       o += K
       if (ids) {
