@@ -31,7 +31,7 @@ function seen(r: LoadReport): string[] {
   return out
 }
 
-/** The usual cause of what was seen. */
+/** The usual cause of what was seen, or '' when the tracker's own texts say it. */
 function hint(r: LoadReport): string {
   const errors = Object.keys(r.errors).join('\n')
   const malformed = Object.keys(r.malformed).join('\n')
@@ -40,7 +40,8 @@ function hint(r: LoadReport): string {
   if (r.protocol === 'udp' && /^an announce reply of 8 bytes/m.test(malformed))
     return 'opentracker answers 8 bytes to an announce for a torrent off its whitelist: did its -w file load (a relative path needs -d DIR)?'
   if (r.responses.malformed > 0) return `Is it ${KIND[r.protocol]} tracker?`
-  if (r.responses.error > 0) return 'The texts above are what the tracker said.'
+  if (r.responses.error > 0)
+    return Object.keys(r.errors).every(text => /^HTTP \d+$/.test(text)) ? 'Does it serve /announce and /scrape?' : ''
   return `Is ${KIND[r.protocol]} tracker listening there?`
 }
 
@@ -66,7 +67,7 @@ export function problemOf(r: LoadReport): string | undefined {
   return (
     `${head} from ${r.target} in ${formatNumber(r.durationSeconds)} s (${formatNumber(r.requestsSent)} requests sent` +
     `${r.warmup.requestsSent ? `, and ${formatNumber(r.warmup.requestsSent)} in the warm-up before` : ''})` +
-    `${what.length ? `: ${what.join('; ')}` : ''}. ${hint(r)}`
+    `${what.length ? `: ${what.join('; ')}` : ''}.${hint(r) ? ` ${hint(r)}` : ''}`
   )
 }
 
@@ -76,7 +77,7 @@ export function warningsOf(r: LoadReport): string[] {
   const out: string[] = []
   const requests = r.settings.requests
   if ((r.responses.announce ?? 0) === 0 && requests.weight_announce > 0)
-    out.push(`no announce got a usable reply; what came back: ${seen(r).join('; ') || 'scrape replies only'}. ${hint(r)}`)
+    out.push(`no announce got a usable reply; what came back: ${seen(r).join('; ') || 'scrape replies only'}.${hint(r) ? ` ${hint(r)}` : ''}`)
   else if (r.responses.malformed > 0) {
     const share = (100 * r.responses.malformed) / Math.max(1, sum(r.responses))
     out.push(`${formatNumber(r.responses.malformed)} replies (${formatNumber(share)}%) could not be read: ${top(r.malformed, false)}`)
