@@ -1,5 +1,6 @@
 /** What every `tracker loadtest PROTOCOL` command does once its flags are parsed. */
 import {writeFileSync} from 'node:fs'
+import {Flags} from '@oclif/core'
 import {ConfigError, loadConfig, type ConfigFor} from '../src/config/index.js'
 import {loadtestOverrides, type LoadtestFlagValues} from '../src/config/flags.js'
 import {loadtestInfoHashList} from './model.js'
@@ -7,6 +8,12 @@ import {formatReport, type LoadReport} from './report.js'
 import {LoadtestUsageError, type LoadtestOptions} from './threads.js'
 
 export {LoadtestUsageError}
+
+/** `--write-info-hashes FILE`, which every load tester takes. */
+export const writeInfoHashesFlag = Flags.string({
+  description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit',
+  helpValue: 'FILE',
+})
 
 export interface LoadtestFlags extends LoadtestFlagValues {
   config?: string

@@ -49,7 +49,9 @@ export function malformedReply(m: Uint8Array, action: number, kind: Kind, peerSi
     if (length < 20) return `an announce reply of ${length} bytes (20 at least)`
     return (length - 20) % peerSize === 0 ? null : `an announce reply whose peer list is not a whole number of ${peerSize}-byte peers`
   }
-  return length === 8 + 12 * hashes ? null : 'a scrape reply whose length does not match the info hashes asked'
+  // Fewer entries than hashes asked is fine: a scrape may name a torrent twice, and bittorrent-tracker answers each once.
+  const entries = (length - 8) / 12
+  return Number.isInteger(entries) && entries >= 1 && entries <= hashes ? null : 'a scrape reply whose length does not match the info hashes asked'
 }
 
 class LoadSocket {

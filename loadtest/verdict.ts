@@ -40,8 +40,7 @@ function hint(r: LoadReport): string {
   if (r.protocol === 'udp' && /^an announce reply of 8 bytes/m.test(malformed))
     return 'opentracker answers 8 bytes to an announce for a torrent off its whitelist: did its -w file load (a relative path needs -d DIR)?'
   if (r.responses.malformed > 0) return `Is it ${KIND[r.protocol]} tracker?`
-  if (r.responses.error > 0)
-    return Object.keys(r.errors).every(text => /^HTTP \d+$/.test(text)) ? 'Does it serve /announce and /scrape?' : ''
+  if (r.responses.error > 0) return Object.keys(r.errors).every(text => /^HTTP \d+$/.test(text)) ? 'Does it serve /announce and /scrape?' : ''
   return `Is ${KIND[r.protocol]} tracker listening there?`
 }
 

@@ -111,7 +111,10 @@ test('loadtest http: over TLS; failure reasons are counted by text, and no annou
     assert.ok(r.responses.scrape > 0, 'scrapes are not filtered')
     assert.equal(r.problem, undefined, 'scrapes were answered')
     assert.equal(r.warnings.length, 1)
-    assert.match(r.warnings[0], /^no announce got a usable reply; what came back: [\d,]+ error replies: "Info hash not allowed" × [\d,]+\. .*--write-info-hashes FILE/)
+    assert.match(
+      r.warnings[0],
+      /^no announce got a usable reply; what came back: [\d,]+ error replies: "Info hash not allowed" × [\d,]+\. .*--write-info-hashes FILE/,
+    )
     assert.match(formatReport(r), /\nwarning: no announce got a usable reply/)
   } finally {
     await t.stop()
@@ -123,7 +126,10 @@ test('loadtest http: a closed port is "no replies at all" with the connections r
   assert.equal(r.responses.announce, 0)
   assert.ok(r.unanswered > 0)
   assert.equal(r.networkErrors['connection refused'], r.unanswered)
-  assert.match(r.problem ?? '', /^no replies at all from 127\.0\.0\.1:9 .*: [\d,]+ requests unanswered \(connection refused × [\d,]+\)\. Is an HTTP tracker listening there\?$/)
+  assert.match(
+    r.problem ?? '',
+    /^no replies at all from 127\.0\.0\.1:9 .*: [\d,]+ requests unanswered \(connection refused × [\d,]+\)\. Is an HTTP tracker listening there\?$/,
+  )
 })
 
 test('loadtest http: replies that are not bencode, or not HTTP, are malformed; failure reasons alone are "only error replies"', async () => {
