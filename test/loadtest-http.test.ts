@@ -2,8 +2,10 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {writeFileSync} from 'node:fs'
+import {execFile} from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
+import {fileURLToPath} from 'node:url'
 import {defaultsOf, loadtestHttpSchema, type LoadtestHttpConfig} from '../src/config/index.js'
 import {runHttpLoadtest} from '../loadtest/http.js'
 import {formatReport} from '../loadtest/report.js'
@@ -175,4 +177,21 @@ test('loadtest http: replies that are not bencode, or not HTTP, are malformed; f
   } finally {
     await missing.close()
   }
+})
+
+test('tracker loadtest http at a closed port: the report on stdout, exit 1 and the hint on stderr, no stack', async () => {
+  const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+  const r = await new Promise<{code: number; stdout: string; stderr: string}>(resolve =>
+    execFile(
+      process.execPath,
+      [bin, 'loadtest', 'http', '--server', '127.0.0.1:9', '--duration', '1', '--warmup', '0'],
+      {timeout: 30_000},
+      (error, stdout, stderr) => resolve({code: error ? ((error as {code?: number}).code ?? 1) : 0, stdout, stderr}),
+    ),
+  )
+  assert.equal(r.code, 1)
+  assert.match(r.stdout, /^# tracker http load test\n/)
+  assert.match(r.stdout, /\n {2}unanswered +[\d,]+\n {4}connection refused +[\d,]+\n/)
+  assert.match(r.stderr.replace(/\s*›\s*/g, ' '), /Error: no replies at all from 127\.0\.0\.1:9 .*connection refused.*Is an HTTP tracker listening there\?/)
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace')
 })

@@ -1,6 +1,8 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
+import {execFile} from 'node:child_process'
 import type {AddressInfo} from 'node:net'
+import {fileURLToPath} from 'node:url'
 import Server from 'bittorrent-tracker/server'
 import {WebSocketServer} from 'ws'
 import {defaultsOf, loadtestWsSchema, type LoadtestWsConfig} from '../src/config/index.js'
@@ -98,6 +100,18 @@ test('loadtest ws: an unreachable tracker is a clear error with a hint, not a ha
     assert.match(error.message, /^could not connect to ws:\/\/127\.0\.0\.1:9: .*ECONNREFUSED.*\. Is a WebTorrent tracker listening there\?$/)
     return true
   })
+})
+
+test('tracker loadtest ws at a closed port exits 1 with the hint, no stack', async () => {
+  const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+  const r = await new Promise<{code: number; stderr: string}>(resolve =>
+    execFile(process.execPath, [bin, 'loadtest', 'ws', '--server', '127.0.0.1:9', '--duration', '1', '--json'], {timeout: 30_000}, (error, _stdout, stderr) =>
+      resolve({code: error ? ((error as {code?: number}).code ?? 1) : 0, stderr}),
+    ),
+  )
+  assert.equal(r.code, 1)
+  assert.match(r.stderr.replace(/\s*›\s*/g, ' '), /Error: could not connect to ws:\/\/127\.0\.0\.1:9: .*Is a WebTorrent tracker listening there\?/)
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace')
 })
 
 /** A fake WebTorrent tracker on 127.0.0.1 that answers every message with `reply` (or nothing). */
