@@ -41,6 +41,8 @@ function hint(r: LoadReport): string {
     return 'opentracker answers 8 bytes to an announce for a torrent off its whitelist: did its -w file load (a relative path needs -d DIR)?'
   if (r.responses.malformed > 0) return `Is it ${KIND[r.protocol]} tracker?`
   if (r.responses.error > 0) return Object.keys(r.errors).every(text => /^HTTP \d+$/.test(text)) ? 'Does it serve /announce and /scrape?' : ''
+  if (r.responses.connect)
+    return 'It answers connects, then drops announces and scrapes: an access list that drops silently, or a connection id it does not take back?'
   return `Is ${KIND[r.protocol]} tracker listening there?`
 }
 
@@ -76,7 +78,9 @@ export function warningsOf(r: LoadReport): string[] {
   const out: string[] = []
   const requests = r.settings.requests
   if ((r.responses.announce ?? 0) === 0 && requests.weight_announce > 0)
-    out.push(`no announce got a usable reply; what came back: ${seen(r).join('; ') || 'scrape replies only'}.${hint(r) ? ` ${hint(r)}` : ''}`)
+    out.push(
+      `no announce got a usable reply (${formatNumber(r.responses.scrape ?? 0)} scrapes did); besides those: ${seen(r).join('; ') || 'nothing'}.${hint(r) ? ` ${hint(r)}` : ''}`,
+    )
   else if (r.responses.malformed > 0) {
     const share = (100 * r.responses.malformed) / Math.max(1, sum(r.responses))
     out.push(`${formatNumber(r.responses.malformed)} replies (${formatNumber(share)}%) could not be read: ${top(r.malformed, false)}`)

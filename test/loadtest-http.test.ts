@@ -115,7 +115,7 @@ test('loadtest http: over TLS; failure reasons are counted by text, and no annou
     assert.equal(r.warnings.length, 1)
     assert.match(
       r.warnings[0],
-      /^no announce got a usable reply; what came back: [\d,]+ error replies: "Info hash not allowed" × [\d,]+\. .*--write-info-hashes FILE/,
+      /^no announce got a usable reply \([\d,]+ scrapes did\); besides those: [\d,]+ error replies: "Info hash not allowed" × [\d,]+\. .*--write-info-hashes FILE/,
     )
     assert.match(formatReport(r), /\nwarning: no announce got a usable reply/)
   } finally {

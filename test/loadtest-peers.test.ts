@@ -106,7 +106,10 @@ test('opentracker whose whitelist did not load: its 8-byte announce replies are 
     assert.equal(u.responses.announce, 0)
     assert.ok(u.malformed['an announce reply of 8 bytes (20 at least)'] > 100, JSON.stringify(u))
     assert.ok(u.totalResponsesPerSecond > 100, 'the replies are counted, not dropped')
-    assert.match(u.warnings.join('\n'), /^no announce got a usable reply; .*did its -w file load \(a relative path needs -d DIR\)\?$/)
+    assert.match(
+      u.warnings.join('\n'),
+      /^no announce got a usable reply \([\d,]+ scrapes did\); besides those: .*did its -w file load \(a relative path needs -d DIR\)\?$/,
+    )
   } finally {
     child.kill('SIGTERM')
   }
