@@ -40,7 +40,7 @@ export const loadtestFlags = {
   warmup: Flags.integer({description: 'seconds of load first, sent but not counted (warmup; default 1)', helpValue: 'SECONDS'}),
   server: Flags.string({description: 'tracker address (server_address)', helpValue: 'ADDR:PORT'}),
   'log-level': Flags.string({description: 'log level (log_level)', options: [...LOG_LEVELS]}),
-  json: Flags.boolean({description: 'print the summary as JSON on stdout'}),
+  json: Flags.boolean({description: 'print the summary as JSON on stdout (settings, version, start time; progress stays on stderr)'}),
 }
 
 export interface LoadtestFlagValues {
