@@ -1,10 +1,19 @@
 /** What every `tracker loadtest PROTOCOL` command does once its flags are parsed. */
 import {writeFileSync} from 'node:fs'
+import {Flags} from '@oclif/core'
 import {ConfigError, loadConfig, type ConfigFor} from '../src/config/index.js'
 import {loadtestOverrides, type LoadtestFlagValues} from '../src/config/flags.js'
 import {loadtestInfoHashList} from './model.js'
 import {formatReport, type LoadReport} from './report.js'
-import type {LoadtestOptions} from './threads.js'
+import {LoadtestUsageError, type LoadtestOptions} from './threads.js'
+
+export {LoadtestUsageError}
+
+/** `--write-info-hashes FILE`, which every load tester takes. */
+export const writeInfoHashesFlag = Flags.string({
+  description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit',
+  helpValue: 'FILE',
+})
 
 export interface LoadtestFlags extends LoadtestFlagValues {
   config?: string
@@ -19,9 +28,6 @@ export interface LoadtestCommandSpec<N extends 'loadtest-udp' | 'loadtest-http' 
   describe(config: ConfigFor<N>): string
 }
 
-/** A problem the user can fix (a bad config file): the command prints it and exits 1. */
-export class LoadtestUsageError extends Error {}
-
 export async function runLoadtestCommand<N extends 'loadtest-udp' | 'loadtest-http' | 'loadtest-ws'>(
   spec: LoadtestCommandSpec<N>,
   flags: LoadtestFlags,
@@ -35,7 +41,7 @@ export async function runLoadtestCommand<N extends 'loadtest-udp' | 'loadtest-ht
     throw error
   }
   // Every load-test schema has these keys.
-  const common = config as unknown as {duration: number; requests: {number_of_torrents: number}}
+  const common = config as unknown as {warmup: number; duration: number; requests: {number_of_torrents: number}}
   const writeHashes = flags['write-info-hashes']
   if (writeHashes) {
     writeFileSync(writeHashes, loadtestInfoHashList(common))
@@ -44,7 +50,13 @@ export async function runLoadtestCommand<N extends 'loadtest-udp' | 'loadtest-ht
   }
   const abort = new AbortController()
   process.once('SIGINT', () => abort.abort())
-  if (!flags.json) log(`${spec.describe(config)}${common.duration ? ` for ${common.duration} s` : '; Ctrl-C stops'}`)
-  const report = await spec.run(config, {signal: abort.signal, onProgress: line => flags.json || log(line)})
-  process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report))
+  // Everything but the summary goes to stderr: under --json, stdout is only the JSON.
+  const warmup = common.warmup ? ` after a ${common.warmup} s warm-up (sent, not counted)` : ''
+  log(`${spec.describe(config)}${common.duration ? `, measuring ${common.duration} s${warmup}` : `${warmup}; Ctrl-C stops`}`)
+  const report = await spec.run(config, {signal: abort.signal, onProgress: log})
+  if (flags.json) {
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+    for (const w of report.warnings) log(`warning: ${w}`)
+  } else process.stdout.write(formatReport(report))
+  if (report.problem) throw new LoadtestUsageError(report.problem)
 }

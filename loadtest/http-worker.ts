@@ -10,12 +10,23 @@ import type {LoadtestHttpConfig} from '../src/config/index.js'
 import {parseSocketAddress} from '../src/config/address.js'
 import {percentEncode} from '../src/protocol/http/client.js'
 import {LatencyHistogram, Rng, SwarmModel} from './model.js'
-import {emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
+import {countText, emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
 
 const RESPONSE_TYPES = ['announce', 'scrape'] as const
 
 /** A request that takes longer than this is counted as unanswered. */
 const TIMEOUT_MS = 5000
+
+/** What undici's and the kernel's error codes mean, as the report says it. */
+const NETWORK_ERROR: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  UND_ERR_SOCKET: 'connection closed by the tracker',
+  UND_ERR_CLOSED: 'connection closed by the tracker',
+  UND_ERR_HEADERS_TIMEOUT: `no reply within ${TIMEOUT_MS / 1000} s`,
+  UND_ERR_BODY_TIMEOUT: `no reply within ${TIMEOUT_MS / 1000} s`,
+  UND_ERR_CONNECT_TIMEOUT: 'connect timed out',
+}
 
 interface HttpWorkerData {
   index: number
@@ -106,9 +117,15 @@ class HttpGenerator implements LoadGenerator {
         this.latency.record((performance.now() - sent) * 1000)
         this.count(res.statusCode, body, announce)
       } catch (error) {
+        const code = (error as {code?: string}).code
+        if (code?.startsWith('HPE_') || (error as Error).name === 'HTTPParserError') {
+          // Bytes came back, but not an HTTP response.
+          countText(this.stats.malformed, 'a reply that is not HTTP/1.1')
+          continue
+        }
         // Timeouts and refused or reset connections: the request got no answer.
         this.stats.unanswered++
-        const code = (error as {code?: string}).code
+        countText(this.stats.networkErrors, NETWORK_ERROR[code ?? ''] ?? code ?? (error as Error).message)
         if (code === 'ECONNREFUSED' && this.running) await new Promise(resolve => setTimeout(resolve, 100))
       } finally {
         this.inFlight--
@@ -116,37 +133,55 @@ class HttpGenerator implements LoadGenerator {
     }
   }
 
+  /**
+   * Sorts a reply: a failure reason (any status) or another status than 200 is an error reply;
+   * a 200 whose body is not the bencoded dictionary BEP 3 or 48 asks for is malformed.
+   */
   private count(status: number, body: Buffer, announce: boolean): void {
-    let decoded: Record<string, unknown>
+    let decoded: unknown
     try {
-      decoded = bencode.decode(body) as Record<string, unknown>
+      decoded = bencode.decode(body)
     } catch {
-      this.error(`HTTP ${status} with a body that is not bencode`)
-      return
+      decoded = undefined
     }
-    const failure = decoded['failure reason']
+    const dict =
+      typeof decoded === 'object' && decoded !== null && !Array.isArray(decoded) && !ArrayBuffer.isView(decoded) ? (decoded as Record<string, unknown>) : null
+    const failure = dict?.['failure reason']
     if (failure !== undefined) {
-      this.error(Buffer.from(failure as Uint8Array).toString())
+      countText(this.stats.errors, failure instanceof Uint8Array ? Buffer.from(failure).toString() : String(failure))
       return
     }
     if (status !== 200) {
-      this.error(`HTTP ${status}`)
+      countText(this.stats.errors, `HTTP ${status}`)
+      return
+    }
+    if (dict === null) {
+      countText(this.stats.malformed, decoded === undefined ? 'a body that is not bencode' : 'a bencoded body that is not a dictionary')
       return
     }
     if (announce) {
+      const peers = dict.peers
+      const peers6 = dict.peers6
+      if (peers === undefined && peers6 === undefined) {
+        countText(this.stats.malformed, 'an announce reply without peers')
+        return
+      }
       this.stats.responses.announce++
-      const peers = decoded.peers
       if (peers instanceof Uint8Array) this.stats.peers += Math.floor(peers.length / 6)
       else if (Array.isArray(peers)) this.stats.peers += peers.length
-      const peers6 = decoded.peers6
       if (peers6 instanceof Uint8Array) this.stats.peers += Math.floor(peers6.length / 18)
     } else {
+      const files = dict.files
+      if (typeof files !== 'object' || files === null || ArrayBuffer.isView(files) || Array.isArray(files)) {
+        countText(this.stats.malformed, 'a scrape reply without files')
+        return
+      }
       this.stats.responses.scrape++
     }
   }
 
-  private error(text: string): void {
-    this.stats.errors[text] = (this.stats.errors[text] ?? 0) + 1
+  resetLatency(): void {
+    this.latency.reset()
   }
 
   takeStats(): ThreadStats {

@@ -152,6 +152,11 @@ export class LatencyHistogram {
     return 2 ** (this.counts.length / LatencyHistogram.BUCKETS_PER_OCTAVE)
   }
 
+  reset(): void {
+    this.counts.fill(0)
+    this.count = 0
+  }
+
   merge(other: LatencyHistogram): void {
     for (let b = 0; b < this.counts.length; b++) this.counts[b] += other.counts[b]
     this.count += other.count

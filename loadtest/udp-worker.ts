@@ -9,7 +9,7 @@ import type {LoadtestUdpConfig} from '../src/config/index.js'
 import {parseSocketAddress} from '../src/config/address.js'
 import * as udp from '../src/protocol/udp/index.js'
 import {LatencyHistogram, Rng, SwarmModel} from './model.js'
-import {emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
+import {countText, emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
 
 export interface UdpWorkerData {
   index: number
@@ -20,11 +20,38 @@ const RESPONSE_TYPES = ['connect', 'announce', 'scrape'] as const
 
 const UNANSWERED_AFTER_MS = 1000
 
-const enum Kind {
+/** An error text saying the connection id was refused (e.g. bittorrent-tracker's "received packet with invalid connection id"). */
+const REFUSED_ID = /connection[ _-]?id|connection.*(invalid|expired)/i
+
+export const enum Kind {
   Free = 0,
   Connect = 1,
   Announce = 2,
   Scrape = 3,
+}
+
+/** A request of each kind, with its article. */
+const REQUEST = ['', 'a connect', 'an announce', 'a scrape']
+const ACTION_FOR_KIND = [-1, udp.ACTION_CONNECT, udp.ACTION_ANNOUNCE, udp.ACTION_SCRAPE]
+
+/**
+ * What is wrong with a reply (not an error reply) to a request of `kind`, or null if it is a
+ * well-formed reply; `hashes` is how many info hashes a scrape asked for. Only replies that are
+ * wrong allocate (their reason).
+ */
+export function malformedReply(m: Uint8Array, action: number, kind: Kind, peerSize: 6 | 18, hashes: number): string | null {
+  if (action !== ACTION_FOR_KIND[kind]) {
+    return action <= udp.ACTION_SCRAPE ? `${REQUEST[action + 1]} reply to ${REQUEST[kind]} request` : `a reply with unknown action ${action}`
+  }
+  const length = m.length
+  if (kind === Kind.Connect) return length < 16 ? `a connect reply of ${length} bytes (16 expected)` : null
+  if (kind === Kind.Announce) {
+    if (length < 20) return `an announce reply of ${length} bytes (20 at least)`
+    return (length - 20) % peerSize === 0 ? null : `an announce reply whose peer list is not a whole number of ${peerSize}-byte peers`
+  }
+  // Fewer entries than hashes asked is fine: a scrape may name a torrent twice, and bittorrent-tracker answers each once.
+  const entries = (length - 8) / 12
+  return Number.isInteger(entries) && entries >= 1 && entries <= hashes ? null : 'a scrape reply whose length does not match the info hashes asked'
 }
 
 class LoadSocket {
@@ -58,7 +85,10 @@ class LoadSocket {
     if (cfg.network.recv_buffer > 0) options.recvBufferSize = cfg.network.recv_buffer
     this.socket = dgram.createSocket(options)
     this.socket.on('message', (m: Buffer) => this.onMessage(m))
-    this.socket.on('error', () => undefined) // ICMP unreachable etc.: the slot times out and is counted
+    // ICMP port unreachable comes back as ECONNREFUSED on a connected socket; the slot times out and is counted.
+    this.socket.on('error', (e: NodeJS.ErrnoException) =>
+      countText(gen.stats.networkErrors, e.code === 'ECONNREFUSED' ? 'port unreachable (ICMP)' : (e.code ?? e.message)),
+    )
   }
 
   /** Transaction ids carry the slot, so a reply finds its slot without a map. */
@@ -99,36 +129,41 @@ class LoadSocket {
   }
 
   onMessage(m: Buffer): void {
-    if (m.length < 8) return
+    const g = this.gen
+    if (m.length < 8) {
+      countText(g.stats.malformed, 'a datagram shorter than 8 bytes')
+      return
+    }
     const tid = m.readUInt32BE(4)
     const slot = tid % this.window
     if (this.tids[slot] !== tid || this.kinds[slot] === Kind.Free) {
-      this.gen.stats.late++
+      g.stats.late++
       return
     }
-    const g = this.gen
     const now = performance.now()
     g.latency.record((now - this.sentAt[slot]) * 1000)
     const action = m.readUInt32BE(0)
     const kind = this.kinds[slot]
     this.kinds[slot] = Kind.Free
     if (kind === Kind.Connect) this.connecting = false
-    if (action === udp.ACTION_CONNECT && m.length >= 16) {
-      m.copy(this.connectionId, 0, 8, 16)
-      this.connectedAt = now
-      g.stats.responses.connect++
-      g.wakeIdle(this, now)
-    } else if (action === udp.ACTION_ANNOUNCE && m.length >= 20) {
-      g.stats.responses.announce++
-      g.stats.peers += Math.floor((m.length - 20) / (this.family === 4 ? 6 : 18))
-    } else if (action === udp.ACTION_SCRAPE) {
-      g.stats.responses.scrape++
-    } else if (action === udp.ACTION_ERROR) {
+    if (action === udp.ACTION_ERROR) {
       const text = m.toString('utf8', 8)
-      g.stats.errors[text] = (g.stats.errors[text] ?? 0) + 1
-      // An expired or unknown connection id gets silence from good trackers, but some send an
-      // error: renew the id before the next request either way.
-      if (kind !== Kind.Connect) this.connectedAt = -Infinity
+      countText(g.stats.errors, text)
+      // A connection id stays valid after an error reply (BEP 15): renew it only when the
+      // tracker says it refused the id (good trackers drop such requests silently instead).
+      if (kind !== Kind.Connect && REFUSED_ID.test(text)) this.connectedAt = -Infinity
+    } else {
+      const wrong = malformedReply(m, action, kind, this.family === 4 ? 6 : 18, (this.lengths[slot] - 16) / 20)
+      if (wrong !== null) countText(g.stats.malformed, wrong)
+      else if (kind === Kind.Connect) {
+        m.copy(this.connectionId, 0, 8, 16)
+        this.connectedAt = now
+        g.stats.responses.connect++
+        g.wakeIdle(this, now)
+      } else if (kind === Kind.Announce) {
+        g.stats.responses.announce++
+        g.stats.peers += (m.length - 20) / (this.family === 4 ? 6 : 18)
+      } else g.stats.responses.scrape++
     }
     if (g.running) this.send(slot, now)
   }
@@ -263,6 +298,10 @@ class Generator implements LoadGenerator {
   sweep(): void {
     const now = performance.now()
     for (const s of this.sockets) s.sweep(now)
+  }
+
+  resetLatency(): void {
+    this.latency.reset()
   }
 
   takeStats(): ThreadStats {

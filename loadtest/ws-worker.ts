@@ -13,7 +13,7 @@ import {jsonBinary} from '../src/protocol/ws/index.js'
 import {LatencyHistogram, Rng, SwarmModel} from './model.js'
 import {NativeTcp} from '../src/io/tcp.js'
 import {LoadSocket} from './ws-socket.js'
-import {emptyStats, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
+import {countText, emptyStats, LoadtestUsageError, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
 
 const RESPONSE_TYPES = ['announce', 'scrape', 'offer', 'answer'] as const
 
@@ -152,11 +152,11 @@ class WsGenerator implements LoadGenerator {
             batched: this.batched,
             onMessage: data => this.onMessage(p, data),
             onClose: () => {
-              if (this.running) this.stats.errors['connection closed by the tracker'] = (this.stats.errors['connection closed by the tracker'] ?? 0) + 1
+              if (this.running) countText(this.stats.networkErrors, 'connection closed by the tracker')
             },
           })
         } catch (error) {
-          throw new Error(`could not connect to ${this.url}: ${(error as Error).message}`)
+          throw new LoadtestUsageError(`could not connect to ${this.url}: ${(error as Error).message}. Is a WebTorrent tracker listening there?`)
         }
       }),
     )
@@ -240,7 +240,18 @@ class WsGenerator implements LoadGenerator {
     } else if (data.indexOf(KEY.scrape) >= 0) {
       this.stats.responses.scrape++
       this.done(p)
+    } else this.onUnknown(data)
+  }
+
+  /** A message none of the above: counted as malformed, by whether it is JSON at all. */
+  private onUnknown(data: Buffer): void {
+    let json = true
+    try {
+      JSON.parse(data.toString())
+    } catch {
+      json = false
     }
+    countText(this.stats.malformed, json ? 'a message that is neither an announce nor a scrape reply, an offer or an answer' : 'a message that is not JSON')
   }
 
   private onFailure(p: Peer, data: Buffer): void {
@@ -248,12 +259,15 @@ class WsGenerator implements LoadGenerator {
     try {
       m = JSON.parse(data.toString()) as Record<string, unknown>
     } catch {
-      this.stats.errors['a message that is not JSON'] = (this.stats.errors['a message that is not JSON'] ?? 0) + 1
+      countText(this.stats.malformed, 'a message that is not JSON')
       return
     }
-    const failure = String(m['failure reason'])
-    this.stats.errors[failure] = (this.stats.errors[failure] ?? 0) + 1
+    countText(this.stats.errors, String(m['failure reason']))
     this.done(p)
+  }
+
+  resetLatency(): void {
+    this.latency.reset()
   }
 
   takeStats(): ThreadStats {

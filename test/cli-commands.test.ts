@@ -282,7 +282,7 @@ test('loadtest udp against a running tracker prints a summary; --json parses', a
   const t = await startServe(dir, '')
   try {
     // An access list in allow mode with no entries refuses every announce: the run must count those errors.
-    const r = spawnSync(process.execPath, [bin, 'loadtest', 'udp', '--server', `127.0.0.1:${t.port}`, '--duration', '2', '--json'], {
+    const r = spawnSync(process.execPath, [bin, 'loadtest', 'udp', '--server', `127.0.0.1:${t.port}`, '--duration', '2', '--warmup', '0', '--json'], {
       encoding: 'utf8',
       timeout: 30_000,
     })

@@ -1,21 +1,19 @@
-import {Command, Flags} from '@oclif/core'
+import {Command} from '@oclif/core'
 import {loadtestFlags} from '../../src/config/flags.js'
-import {LoadtestUsageError, runLoadtestCommand} from '../../loadtest/cli.js'
+import {LoadtestUsageError, runLoadtestCommand, writeInfoHashesFlag} from '../../loadtest/cli.js'
 import {runUdpLoadtest} from '../../loadtest/udp.js'
 
 export default class LoadtestUdp extends Command {
-  static override description = 'Load a UDP tracker (BEP 15) with simulated peers and print responses/s, errors and latency'
+  static override description =
+    'Load a UDP tracker (BEP 15) with simulated peers and print responses/s, errors, malformed replies and latency; exits 1 when nothing usable came back'
   static override examples = [
-    '<%= config.bin %> loadtest udp --duration 60',
+    '<%= config.bin %> loadtest udp --duration 60 --warmup 2',
     '<%= config.bin %> loadtest udp --server [::1]:6969 --duration 10 --json',
     '<%= config.bin %> loadtest udp --write-info-hashes whitelist.txt   # then: opentracker -w whitelist.txt',
   ]
   static override flags = {
     ...loadtestFlags,
-    'write-info-hashes': Flags.string({
-      description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit',
-      helpValue: 'FILE',
-    }),
+    'write-info-hashes': writeInfoHashesFlag,
   }
 
   async run(): Promise<void> {

@@ -1,21 +1,19 @@
-import {Command, Flags} from '@oclif/core'
+import {Command} from '@oclif/core'
 import {loadtestFlags} from '../../src/config/flags.js'
-import {LoadtestUsageError, runLoadtestCommand} from '../../loadtest/cli.js'
+import {LoadtestUsageError, runLoadtestCommand, writeInfoHashesFlag} from '../../loadtest/cli.js'
 import {runWsLoadtest} from '../../loadtest/ws.js'
 
 export default class LoadtestWs extends Command {
-  static override description = 'Load a WebTorrent tracker with simulated browser peers (offers and answers) and print rates, errors and latency'
+  static override description =
+    'Load a WebTorrent tracker with simulated browser peers (offers and answers) and print rates, errors, malformed replies and latency; exits 1 when nothing usable came back'
   static override examples = [
-    '<%= config.bin %> loadtest ws --duration 60',
+    '<%= config.bin %> loadtest ws --duration 60 --warmup 2',
     '<%= config.bin %> loadtest ws --server [::1]:8000 --duration 10 --json',
     '<%= config.bin %> loadtest ws --write-info-hashes allowed.txt   # an access list for the tracker under test',
   ]
   static override flags = {
     ...loadtestFlags,
-    'write-info-hashes': Flags.string({
-      description: 'write the simulated info hashes (hex, one per line) for a whitelist or access list, then exit',
-      helpValue: 'FILE',
-    }),
+    'write-info-hashes': writeInfoHashesFlag,
   }
 
   async run(): Promise<void> {

@@ -88,6 +88,7 @@ export async function benchUdp(o: UdpBenchOptions, log: (line: string) => void):
   chmodSync(dir, 0o755) // opentracker drops to "nobody" and must still read the whitelist
   const generator: LoadtestUdpConfig = defaultsOf(loadtestUdpSchema) as LoadtestUdpConfig
   generator.duration = o.duration
+  generator.warmup = 0 // CPU is measured over the whole run, so every response must count
   generator.workers = 1
   generator.network.sockets_per_worker = 4
   generator.network.requests_in_flight_per_socket = 64

@@ -92,6 +92,7 @@ export async function benchWs(o: WsBenchOptions, log: (line: string) => void): P
   const dir = mkdtempSync(join(tmpdir(), 'tracker-bench-ws-'))
   const generator = defaultsOf(loadtestWsSchema) as LoadtestWsConfig
   generator.duration = o.duration
+  generator.warmup = 0 // CPU is measured over the whole run, so every response must count
   generator.workers = 1
   generator.network.connections = 64
   generator.requests.number_of_torrents = 1000

@@ -36,14 +36,16 @@ export function serverOverrides(flags: ServerFlagValues): Override[] {
 /** Flags every `loadtest` command takes. */
 export const loadtestFlags = {
   config: Flags.string({char: 'c', description: 'TOML config file (see `tracker config print loadtest-...`)', helpValue: 'FILE'}),
-  duration: Flags.integer({description: 'seconds to run, then print the summary (0 = until Ctrl-C)', helpValue: 'N'}),
+  duration: Flags.integer({description: 'seconds to measure after the warm-up, then print the summary (0 = until Ctrl-C)', helpValue: 'N'}),
+  warmup: Flags.integer({description: 'seconds of load first, sent but not counted (warmup; default 1)', helpValue: 'SECONDS'}),
   server: Flags.string({description: 'tracker address (server_address)', helpValue: 'ADDR:PORT'}),
   'log-level': Flags.string({description: 'log level (log_level)', options: [...LOG_LEVELS]}),
-  json: Flags.boolean({description: 'print the summary as JSON on stdout'}),
+  json: Flags.boolean({description: 'print the summary as JSON on stdout (settings, version, start time; progress stays on stderr)'}),
 }
 
 export interface LoadtestFlagValues {
   duration?: number
+  warmup?: number
   server?: string
   'log-level'?: string
 }
@@ -51,6 +53,7 @@ export interface LoadtestFlagValues {
 export function loadtestOverrides(flags: LoadtestFlagValues): Override[] {
   const out: Override[] = []
   if (flags.duration !== undefined) out.push({path: 'duration', value: flags.duration, flag: '--duration'})
+  if (flags.warmup !== undefined) out.push({path: 'warmup', value: flags.warmup, flag: '--warmup'})
   if (flags.server !== undefined) out.push({path: 'server_address', value: flags.server, flag: '--server'})
   if (flags['log-level'] !== undefined) out.push({path: 'log_level', value: flags['log-level'], flag: '--log-level'})
   return out

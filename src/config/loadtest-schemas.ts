@@ -6,7 +6,13 @@ import {logLevel} from './sections.js'
 const loadtestTop = (port: number) => ({
   server_address: addr(`127.0.0.1:${port}`, 'Tracker to load. Only loopback and your own test hosts are fair targets.'),
   workers: int(1, 'Load-generator worker threads.', 1, 64),
-  duration: int(0, 'Run this many seconds, then print the summary; 0 = until interrupted.', 0, 86_400 * 7),
+  warmup: int(
+    1,
+    'Seconds of load before the measured time: sent, but left out of every rate,\ncount and latency (connections open, caches and JIT warm up).',
+    0,
+    3600,
+  ),
+  duration: int(0, 'Measure this many seconds after the warm-up, then print the summary; 0 = until interrupted.', 0, 86_400 * 7),
   log_level: logLevel('warn'),
 })
 
