@@ -17,7 +17,8 @@ export default class ConfigPrint extends Command {
     try {
       const overrides = isServer ? serverOverrides(flags) : []
       const given = givenServerFlags(flags)
-      if (!isServer && given.length > 0) this.error(`${given.join(', ')}: these flags apply to server configs (udp, http, ws); edit the file for ${name}`, {exit: 1})
+      if (!isServer && given.length > 0)
+        this.error(`${given.join(', ')}: these flags apply to server configs (udp, http, ws); edit the file for ${name}`, {exit: 1})
       const config = flags.config || overrides.length > 0 ? loadConfig(name, {file: flags.config, overrides}) : undefined
       process.stdout.write(printConfig(name, config))
     } catch (error) {

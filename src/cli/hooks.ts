@@ -13,7 +13,7 @@ function termWidth(stream: NodeJS.WriteStream): number {
  * that error text is not wrapped at 80 columns in logs and scripts, and removes it again; help, on
  * stdout, keeps the width it would have had. A user's own OCLIF_COLUMNS is left to rule both.
  */
-export const init: Hook<'init'> = async function ({config}) {
+export const init: Hook<'init'> = async ({config}) => {
   if (process.env.OCLIF_COLUMNS !== undefined) return
   config.pjson.oclif.helpOptions = {...config.pjson.oclif.helpOptions, maxWidth: termWidth(process.stdout)}
 }
@@ -56,10 +56,15 @@ export function closestCommand(id: string, candidates: readonly string[]): {id: 
  * (and runs the command on yes) only when stdin is a terminal; off one, it prints only that the
  * command does not exist. This runs after its warning and before its error is printed.
  */
-export const didYouMean: Hook<'finally'> = async function ({argv, config, Command, error, id}) {
+export const didYouMean: Hook<'finally'> = async ({argv, config, Command, error, id}) => {
   if (Command !== undefined || process.stdin.isTTY || (error as {oclif?: {exit?: number}} | undefined)?.oclif?.exit !== 127) return
   // A command first: "serve udb" means `serve udp`, not the topic `serve`.
-  const suggestion = closestCommand(id, config.commandIDs) ?? closestCommand(id, config.topics.map(t => t.name))
+  const suggestion =
+    closestCommand(id, config.commandIDs) ??
+    closestCommand(
+      id,
+      config.topics.map(t => t.name),
+    )
   if (suggestion) {
     const words = [toConfiguredId(suggestion.id, config), ...suggestion.rest, ...argv]
     process.stderr.write(` ›   Did you mean: ${config.bin} ${words.join(' ')}\n`)

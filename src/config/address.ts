@@ -49,7 +49,7 @@ export function checkSocketAddress(text: string, family?: 4 | 6): AddressCheck {
   const address = parseSocketAddress(text)
   if (address && (family === undefined || address.family === family)) return {ok: true, text, address}
   if (!m) {
-    if (!text.includes('[') && (text.match(/:/g)?.length ?? 0) > 1 && isIP(text.slice(0, text.lastIndexOf(':'))) === 6)
+    if (family !== 4 && !text.includes('[') && (text.match(/:/g)?.length ?? 0) > 1 && isIP(text.slice(0, text.lastIndexOf(':'))) === 6)
       return {ok: false, reason: 'an IPv6 address and its port are written with brackets, e.g. "[::1]:6969"'}
     return {ok: false}
   }

@@ -11,15 +11,12 @@ import type {Override} from './load.js'
 export const serverFlags = {
   config: Flags.string({char: 'c', description: 'TOML config file (see `tracker config print`)', helpValue: 'FILE'}),
   ipv4: Flags.string({
-    description:
-      'serve IPv4 on this address (network.address_ipv4; localhost means 127.0.0.1). Without --ipv6, IPv6 is off, whatever the config file says',
+    description: 'serve IPv4 on this address (network.address_ipv4; localhost means 127.0.0.1). Without --ipv6, IPv6 is off, whatever the config file says',
     helpValue: 'ADDR:PORT',
-    exclusive: ['no-ipv4'],
   }),
   ipv6: Flags.string({
     description: 'serve IPv6 on this address (network.address_ipv6), e.g. [::1]:6969. Without --ipv4, IPv4 is off, whatever the config file says',
     helpValue: '[ADDR]:PORT',
-    exclusive: ['no-ipv6'],
   }),
   'no-ipv4': Flags.boolean({description: 'do not serve IPv4 (use_ipv4 = false)', exclusive: ['ipv4']}),
   'no-ipv6': Flags.boolean({description: 'do not serve IPv6 (use_ipv6 = false)', exclusive: ['ipv6']}),
