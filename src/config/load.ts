@@ -182,7 +182,7 @@ export function valueFromTrackerConfig<T>(file: string | undefined, protocol: Se
   const names = fits.map(f => f.name)
   const list = `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`
   throw new ConfigError(
-    `${where} could be a ${list} tracker config, and they differ in ${what} (${fits.map(f => `${f.name}: ${String(f.value)}`).join(', ')}): ` +
+    `${where} fits the ${list} tracker configs, and they differ in ${what} (${fits.map(f => `${f.name}: ${String(f.value)}`).join(', ')}): ` +
       `say which with --protocol ${names.join('|')}, or set ${what} in the file`,
   )
 }
