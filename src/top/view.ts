@@ -20,7 +20,7 @@ export function snapshot(text: string, at: number): Snapshot {
  */
 export function notTrackerMetrics(s: Snapshot, url: string): string | undefined {
   if (s.samples.has('tracker_info')) return undefined
-  const what = s.samples.size === 0 ? 'no Prometheus metrics at all' : `${s.samples.size} metrics, none of them tracker_info`
+  const what = s.samples.size === 0 ? 'no Prometheus metrics at all' : `${s.samples.size} metric${s.samples.size === 1 ? '' : 's'}, none of them tracker_info`
   return `${url} is not a tracker's metrics endpoint (it answered with ${what}): check the URL, or the [metrics] prometheus_endpoint_address of the tracker's config`
 }
 
