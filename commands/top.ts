@@ -1,20 +1,23 @@
 import {Command, Flags} from '@oclif/core'
-import {ConfigError, loadConfig, SERVER_NAMES} from '../src/config/index.js'
+import {ConfigError, SERVER_NAMES, type ServerName, valueFromTrackerConfig} from '../src/config/index.js'
 import {fetchMetricsText, metricsUrl, readOnce, viewText, type View} from '../src/top/index.js'
 
 export default class Top extends Command {
   static override description = 'Live dashboard of a running tracker, read from its Prometheus endpoint'
   static override examples = [
     '<%= config.bin %> top',
-    '<%= config.bin %> top -c http.toml --protocol http',
+    "<%= config.bin %> top -c http.toml       # the endpoint in its [metrics]; the protocol is told by the file's keys",
     '<%= config.bin %> top --url http://127.0.0.1:9002/metrics',
-    '<%= config.bin %> top --once          # one plain-text snapshot (also when stdout is not a terminal)',
+    "<%= config.bin %> top --once          # one plain-text snapshot (also when stdout is not a terminal); exit 1 if the URL is not a tracker's",
     '<%= config.bin %> top --json',
   ]
   static override flags = {
     url: Flags.string({description: "metrics URL (default: the UDP tracker's, http://127.0.0.1:9000/metrics)", helpValue: 'URL'}),
     config: Flags.string({char: 'c', description: "the tracker's config file (its [metrics] address is used)", helpValue: 'FILE'}),
-    protocol: Flags.string({description: 'which tracker the config belongs to', options: [...SERVER_NAMES], default: 'udp'}),
+    protocol: Flags.string({
+      description: 'which tracker the config belongs to (default: the one whose keys the file has; udp without -c); asked for only when that is unclear',
+      options: [...SERVER_NAMES],
+    }),
     once: Flags.boolean({description: 'print one plain-text snapshot (two reads a second apart) and exit'}),
     json: Flags.boolean({description: 'print one snapshot as JSON and exit'}),
     interval: Flags.integer({description: 'seconds between reads', default: 1, min: 1}),
@@ -25,8 +28,13 @@ export default class Top extends Command {
     let url = flags.url
     if (!url) {
       try {
-        const config = loadConfig(flags.protocol as (typeof SERVER_NAMES)[number], {file: flags.config})
-        url = metricsUrl(config.metrics.prometheus_endpoint_address)
+        const address = valueFromTrackerConfig(
+          flags.config,
+          flags.protocol as ServerName | undefined,
+          '[metrics] prometheus_endpoint_address',
+          c => c.metrics.prometheus_endpoint_address,
+        )
+        url = metricsUrl(address)
       } catch (error) {
         if (error instanceof ConfigError) this.error(error.message, {exit: 1})
         throw error

@@ -204,7 +204,8 @@ test('serve http with TLS: bad files refuse to start; accesslist reload reports 
     `enable_tls = true\ntls_certificate_path = "${cert}"\ntls_private_key_path = "${key}"`,
   )
   try {
-    const ok = run(['accesslist', 'reload', '--protocol', 'http', '-c', t.config])
+    // No --protocol: enable_tls says HTTP or WS, and the pid file is in the file.
+    const ok = run(['accesslist', 'reload', '-c', t.config])
     assert.equal(ok.code, 0, ok.stderr)
     assert.match(ok.stdout, /1 entries/)
     writeFileSync(cert, 'garbage')
@@ -241,6 +242,7 @@ test('serve on an address in use exits 1 naming the address and its config key, 
     assert.equal(http.code, 1)
     assert.match(oneLine(http.stderr), new RegExp(`could not bind TCP 127\\.0\\.0\\.1:${busy} \\(\\[network\\] address_ipv4\\): listen EADDRINUSE`))
     assert.match(oneLine(http.stderr), hint)
+    assert.match(http.stderr, /choose another address with --ipv4 ADDR:PORT or \[network\] address_ipv4 in the config\./)
     noStack(http.stderr)
     const metrics = serveConfig(dir, 'udp', PORT, '', 'metrics')
     writeFileSync(metrics, readFileSync(metrics, 'utf8').replace('"127.0.0.1:0"', `"127.0.0.1:${busy}"`))
@@ -250,8 +252,15 @@ test('serve on an address in use exits 1 naming the address and its config key, 
       oneLine(m.stderr),
       new RegExp(`could not serve metrics on 127\\.0\\.0\\.1:${busy} \\(\\[metrics\\] prometheus_endpoint_address\\): listen EADDRINUSE`),
     )
-    assert.match(oneLine(m.stderr), hint)
+    const metricsHint =
+      /another tracker of this protocol, whose metrics default to the same port\) holds that address: stop it, or move this tracker's metrics endpoint with --metrics ADDR:PORT or \[metrics\] prometheus_endpoint_address in the config\./
+    assert.match(oneLine(m.stderr), metricsHint)
     noStack(m.stderr)
+    // The same port given with --metrics (localhost is 127.0.0.1): the same hint.
+    const flagged = run(['serve', 'udp', '-c', serveConfig(dir, 'udp', PORT, '', 'metrics-flag'), '--metrics', `localhost:${busy}`])
+    assert.equal(flagged.code, 1)
+    assert.match(flagged.stderr, new RegExp(`could not serve metrics on 127\\.0\\.0\\.1:${busy} `))
+    assert.match(flagged.stderr, metricsHint)
   } finally {
     udpHolder.close()
     tcpHolder.close()
@@ -407,4 +416,113 @@ test('accesslist reload reports the reload that began after its signal, not the 
     t.child.kill('SIGTERM')
     await t.exited
   }
+})
+
+test('-h is --help on every command and topic; `tracker help COMMAND` too', () => {
+  const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, unknown>}
+  const topics = Object.keys((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {oclif: {topics: Record<string, unknown>}}).oclif.topics)
+  const ids = [...Object.keys(manifest.commands).map(id => id.split(':')), ...topics.map(t => [t]), []]
+  assert.ok(ids.length > 10)
+  for (const words of ids) {
+    const short = run([...words, '-h'])
+    assert.equal(short.code, 0, `${words.join(' ')} -h: ${short.stderr}`)
+    assert.match(short.stdout, /^USAGE$/m, `${words.join(' ')} -h`)
+    if (words.length !== 1) continue
+    assert.equal(short.stdout, run([...words, '--help']).stdout, `${words.join(' ')}: -h and --help print the same`)
+  }
+  const help = run(['help', 'serve', 'udp'])
+  assert.equal(help.code, 0, help.stderr)
+  assert.match(help.stdout, /--no-ipv6/)
+  assert.match(help.stdout, /Without --ipv6, IPv6 is\s+off, whatever the config file says/)
+})
+
+test('a mistyped command: "did you mean", exit 127; a prompt that runs it when on a terminal', async () => {
+  for (const [typed, meant] of [
+    [['serv', 'udp'], 'tracker serve udp'],
+    [['conifg', 'print', 'udp'], 'tracker config print udp'],
+    [['accesslist', 'relaod', '-c', 'x.toml'], 'tracker accesslist reload -c x.toml'],
+    [['tpo', '--once'], 'tracker top --once'],
+    [['srve'], 'tracker serve'],
+  ] as const) {
+    const r = run([...typed])
+    assert.equal(r.code, 127, typed.join(' '))
+    assert.match(r.stderr, new RegExp(`Warning: ${typed[0]}\\b.* is not a tracker command`))
+    assert.ok(r.stderr.includes(` ›   Did you mean: ${meant}\n`), `${typed.join(' ')}:\n${r.stderr}`)
+    assert.match(r.stderr, /Run tracker help.* for a list of available commands/)
+  }
+  assert.doesNotMatch(run(['xyzzy']).stderr, /Did you mean/, 'nothing close: no suggestion')
+  if (spawnSync('sh', ['-c', 'command -v script']).status !== 0) return
+  // On a terminal (util-linux `script` makes one), @oclif/plugin-not-found asks; "y" runs the command.
+  const tty = spawn('script', ['-qec', `${process.execPath} ${bin} confg print udp`, '/dev/null'], {stdio: ['pipe', 'pipe', 'pipe']})
+  let out = ''
+  tty.stdout.on('data', d => (out += d))
+  const exited = new Promise<number | null>(resolve => tty.on('exit', code => resolve(code)))
+  for (let i = 0; i < 200 && !/Did you mean/.test(out); i++) await sleep(50)
+  assert.match(out, /Did you mean .*config print.*\?/)
+  tty.stdin.write('y\r')
+  assert.equal(await exited, 0, out)
+  assert.match(out, /^socket_workers = 1/m, 'the suggested command ran')
+})
+
+test('error text is one line per line off a terminal, however long', () => {
+  const r = run(['config', 'print', 'udp', '--ipv4', 'tracker.example.org:6969'])
+  assert.equal(r.code, 1)
+  const lines = r.stderr.trimEnd().split('\n')
+  assert.equal(lines.length, 1, r.stderr)
+  assert.ok(lines[0].length > 200, 'longer than any terminal wrap')
+  assert.match(
+    lines[0],
+    /flag --ipv4: network\.address_ipv4 = "tracker\.example\.org:6969" is not valid: "tracker\.example\.org" is a host name: write an IP address \(only localhost is accepted, as 127\.0\.0\.1\); expected an IPv4/,
+  )
+})
+
+test('serve --ipv4 alone serves IPv4 only, though the file turns IPv6 on; --metrics moves the endpoint', async () => {
+  const dir = tempDir()
+  const config = join(dir, 'both.toml')
+  writeFileSync(config, `pid_file = "${join(dir, 'tracker.pid')}"\n[network]\nuse_ipv4 = true\nuse_ipv6 = true\naddress_ipv6 = "[::1]:${PORT}"\n`)
+  const metricsPort = PORT + 1
+  const child = spawn(process.execPath, [bin, 'serve', 'http', '-c', config, '--ipv4', `localhost:${PORT}`, '--metrics', `127.0.0.1:${metricsPort}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', d => (output += d))
+  child.stderr.on('data', d => (output += d))
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  try {
+    for (let i = 0; i < 200 && !readStatus(join(dir, 'tracker.pid')); i++) await sleep(50)
+    const status = readStatus(join(dir, 'tracker.pid'))
+    assert.ok(status, output)
+    assert.deepEqual(status.listening, [`http://127.0.0.1:${PORT}/announce`, `metrics http://127.0.0.1:${metricsPort}/metrics`])
+    const refused = await new Promise<boolean>(resolve => {
+      const s = createConnection({host: '::1', port: PORT}, () => {
+        s.destroy()
+        resolve(false)
+      })
+      s.on('error', () => resolve(true))
+    })
+    assert.ok(refused, 'nothing on [::1]')
+    const top = spawnSync(process.execPath, [bin, 'top', '--once', '--url', `http://localhost:${metricsPort}/metrics`], {encoding: 'utf8', timeout: 30_000})
+    assert.equal(top.status, 0, top.stderr)
+    assert.match(top.stdout, /^tracker http /)
+  } finally {
+    child.kill('SIGTERM')
+    assert.equal(await exited, 0, output)
+  }
+})
+
+test('accesslist reload -c on a config that could be HTTP or WS, without pid_file: asks for --protocol', () => {
+  const dir = tempDir()
+  const config = join(dir, 'tls.toml')
+  writeFileSync(config, '[network]\nenable_tls = false\n')
+  const r = run(['accesslist', 'reload', '-c', config])
+  assert.equal(r.code, 1)
+  assert.ok(
+    r.stderr.includes(
+      `config file ${config} fits the http and ws tracker configs, and they differ in pid_file (http: ./tracker-http.pid, ws: ./tracker-ws.pid): say which with --protocol http|ws, or set pid_file in the file`,
+    ),
+    r.stderr,
+  )
+  const udp = join(dir, 'udp.toml')
+  writeFileSync(udp, '[network]\nenable_tls = true\n')
+  assert.match(run(['accesslist', 'reload', '--protocol', 'udp', '-c', udp]).stderr, /unknown key network\.enable_tls/, '--protocol still decides')
 })

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parse as parseToml} from 'smol-toml'
-import {ConfigError, defaultsOf, loadConfig, printConfig, SCHEMA_NAMES, SCHEMAS} from '../src/config/index.js'
+import {ConfigError, defaultsOf, loadConfig, printConfig, SCHEMA_NAMES, SCHEMAS, valueFromTrackerConfig} from '../src/config/index.js'
 import {serverOverrides} from '../src/config/flags.js'
-import {parseSocketAddress} from '../src/config/address.js'
+import {checkSocketAddress, parseSocketAddress} from '../src/config/address.js'
 import {tempDir} from './harness.js'
 
 /** smol-toml makes null-prototype objects; compare plain data. */
@@ -63,9 +63,21 @@ test('every kind of bad config is refused naming the file, key, value and what w
     ['out of range', '[protocol]\nmax_response_peers = 100000\n', [/protocol\.max_response_peers = 100000 is not valid/, /0\D+200/]],
     ['negative', '[cleaning]\nmax_peer_age = -5\n', [/cleaning\.max_peer_age = -5/]],
     ['float for an integer', 'socket_workers = 1.5\n', [/socket_workers = 1\.5/]],
-    ['bad address', '[network]\naddress_ipv4 = "localhost:6969"\n', [/network\.address_ipv4 = "localhost:6969" is not valid/, /expected/]],
+    [
+      'bad address',
+      '[network]\naddress_ipv4 = "tracker.example:6969"\n',
+      [
+        /network\.address_ipv4 = "tracker.example:6969" is not valid: "tracker.example" is a host name: write an IP address \(only localhost is accepted, as 127\.0\.0\.1\); expected/,
+      ],
+    ],
+    [
+      'localhost in the IPv6 key',
+      '[network]\naddress_ipv6 = "localhost:6969"\n',
+      [/localhost means 127\.0\.0\.1 \(IPv4\) here; for IPv6 loopback write "\[::1\]:6969"/],
+    ],
+    ['IPv6 without brackets', '[network]\naddress_ipv6 = "::1:6969"\n', [/an IPv6 address and its port are written with brackets/]],
     ['IPv6 address in the IPv4 key', '[network]\naddress_ipv4 = "[::]:6969"\n', [/network\.address_ipv4/]],
-    ['port out of range', '[network]\naddress_ipv4 = "0.0.0.0:70000"\n', [/70000/]],
+    ['port out of range', '[network]\naddress_ipv4 = "0.0.0.0:70000"\n', [/port 70000 is above 65535/]],
     ['bad enum', 'log_level = "loud"\n', [/log_level = "loud" is not valid/, /error|warn|info|debug/]],
     ['bad boolean', '[network]\nuse_ipv4 = "yes"\n', [/network\.use_ipv4 = "yes"/, /true or false|boolean/]],
     ['section given as a value', 'network = 5\n', [/network = 5 is not valid: expected a section/]],
@@ -133,4 +145,103 @@ test('default ports do not clash across servers and metrics', () => {
     assert.equal(c.metrics.run_prometheus_endpoint, true)
     assert.match(c.metrics.prometheus_endpoint_address, /^127\.0\.0\.1:/)
   }
+})
+
+test('localhost in an address is 127.0.0.1, in the file and in flags; config print shows the address bound', () => {
+  const path = file('localhost.toml', '[network]\naddress_ipv4 = "localhost:7000"\n[metrics]\nprometheus_endpoint_address = "LocalHost:9100"\n')
+  const c = loadConfig('udp', {file: path})
+  assert.equal(c.network.address_ipv4, '127.0.0.1:7000')
+  assert.equal(c.metrics.prometheus_endpoint_address, '127.0.0.1:9100')
+  assert.match(printConfig('udp', c), /^address_ipv4 = "127\.0\.0\.1:7000"$/m)
+  const flagged = loadConfig('http', {overrides: serverOverrides({ipv4: 'localhost:0', metrics: 'localhost:0'})})
+  assert.equal(flagged.network.address_ipv4, '127.0.0.1:0')
+  assert.equal(flagged.metrics.prometheus_endpoint_address, '127.0.0.1:0')
+  assert.equal(loadConfig('loadtest-udp', {overrides: [{path: 'server_address', value: 'localhost:6969', flag: '--server'}]}).server_address, '127.0.0.1:6969')
+  assert.deepEqual(checkSocketAddress('[localhost]:1', 6), {
+    ok: false,
+    reason: 'localhost means 127.0.0.1 (IPv4), written without brackets; for IPv6 loopback write "[::1]:1"',
+  })
+  assert.deepEqual(checkSocketAddress('[::1]:6969', 6), {ok: true, text: '[::1]:6969', address: {host: '::1', port: 6969, family: 6}})
+  assert.deepEqual(checkSocketAddress('nonsense'), {ok: false})
+})
+
+test('one family named on the command line turns the other off, whatever the file says; --no-ipv4, --no-ipv6, --metrics', () => {
+  const both = file(
+    'both-families.toml',
+    '[network]\nuse_ipv4 = true\nuse_ipv6 = true\naddress_ipv6 = "[::]:7000"\n[metrics]\nrun_prometheus_endpoint = false\n',
+  )
+  const load = (flags: Parameters<typeof serverOverrides>[0]) => loadConfig('http', {file: both, overrides: serverOverrides(flags)}).network
+  const only4 = load({ipv4: '127.0.0.1:7001'})
+  assert.deepEqual([only4.use_ipv4, only4.use_ipv6, only4.address_ipv4], [true, false, '127.0.0.1:7001'], '--ipv4 alone: IPv6 off')
+  const only6 = load({ipv6: '[::1]:7002'})
+  assert.deepEqual([only6.use_ipv4, only6.use_ipv6, only6.address_ipv6], [false, true, '[::1]:7002'], '--ipv6 alone: IPv4 off')
+  const named = load({ipv4: '127.0.0.1:7001', ipv6: '[::1]:7002'})
+  assert.deepEqual([named.use_ipv4, named.use_ipv6], [true, true], 'both named: both on')
+  const no4 = load({'no-ipv4': true})
+  assert.deepEqual([no4.use_ipv4, no4.use_ipv6, no4.address_ipv6], [false, true, '[::]:7000'], '--no-ipv4: IPv6 as the file says')
+  const no6 = load({'no-ipv6': true, ipv4: '127.0.0.1:7001'})
+  assert.deepEqual([no6.use_ipv4, no6.use_ipv6], [true, false])
+  const v4off = file('v4-off.toml', '[network]\nuse_ipv4 = false\n')
+  assert.equal(loadConfig('udp', {file: v4off, overrides: serverOverrides({ipv4: '127.0.0.1:7001'})}).network.use_ipv4, true, '--ipv4 turns IPv4 on')
+  assert.match(
+    refusal(() => loadConfig('udp', {overrides: serverOverrides({'no-ipv4': true, 'no-ipv6': true})})),
+    /^flag --no-ipv4 and flag --no-ipv6: network\.use_ipv4 and network\.use_ipv6 are both false/,
+  )
+  assert.match(
+    refusal(() => loadConfig('udp', {file: v4off, overrides: serverOverrides({'no-ipv6': true})})),
+    new RegExp(`^config file ${v4off} and flag --no-ipv6: network\\.use_ipv4 and network\\.use_ipv6 are both false`),
+  )
+  const metrics = loadConfig('http', {file: both, overrides: serverOverrides({metrics: '127.0.0.1:9999'})}).metrics
+  assert.deepEqual(metrics, {run_prometheus_endpoint: true, prometheus_endpoint_address: '127.0.0.1:9999'}, '--metrics sets the address and turns it on')
+  assert.match(
+    refusal(() => loadConfig('udp', {overrides: serverOverrides({metrics: 'metrics.local:1'})})),
+    /^flag --metrics: metrics\.prometheus_endpoint_address = "metrics\.local:1" is not valid: .*host name/,
+  )
+})
+
+test('a tracker config tells its protocol by its keys (top -c, accesslist reload -c); unclear only when the protocols differ in the value', () => {
+  const metricsOf = (path: string | undefined, protocol?: 'udp' | 'http' | 'ws') =>
+    valueFromTrackerConfig(path, protocol, '[metrics] prometheus_endpoint_address', c => c.metrics.prometheus_endpoint_address)
+  for (const name of ['udp', 'http', 'ws'] as const) {
+    const printed = file(`printed-${name}.toml`, printConfig(name))
+    assert.equal(metricsOf(printed), defaultsOf(SCHEMAS[name]).metrics.prometheus_endpoint_address, `a printed ${name} config`)
+    assert.equal(
+      valueFromTrackerConfig(printed, undefined, 'pid_file', c => c.pid_file),
+      `./tracker-${name}.pid`,
+    )
+  }
+  // enable_tls: HTTP's or WS's. Their metrics ports differ; the pid file is in the file.
+  const tls = file('tls.toml', 'pid_file = "/run/t.pid"\n[network]\nenable_tls = false\n')
+  assert.equal(
+    valueFromTrackerConfig(tls, undefined, 'pid_file', c => c.pid_file),
+    '/run/t.pid',
+  )
+  assert.equal(metricsOf(tls, 'ws'), '127.0.0.1:9002')
+  const unclear = refusal(() => metricsOf(tls))
+  assert.equal(
+    unclear,
+    `config file ${tls} fits the http and ws tracker configs, and they differ in [metrics] prometheus_endpoint_address ` +
+      '(http: 127.0.0.1:9001, ws: 127.0.0.1:9002): say which with --protocol http|ws, or set [metrics] prometheus_endpoint_address in the file',
+  )
+  const shared = file('shared.toml', '[metrics]\nprometheus_endpoint_address = "127.0.0.1:9500"\n')
+  assert.equal(metricsOf(shared), '127.0.0.1:9500', 'shared keys only, and the value is in the file')
+  assert.match(
+    refusal(() => valueFromTrackerConfig(shared, undefined, 'pid_file', c => c.pid_file)),
+    /fits the udp, http and ws tracker configs, .*--protocol udp\|http\|ws/,
+  )
+  const typo = file('typo.toml', '[network]\nenable_tsl = true\n')
+  const none = refusal(() => metricsOf(typo))
+  assert.match(
+    none,
+    new RegExp(`^config file ${typo} is not a udp, http or ws tracker config:\\n  as udp: unknown key network\\.enable_tsl: keys in \\[network\\] are `),
+  )
+  assert.match(none, /\n {2}as http: unknown key network\.enable_tsl/)
+  assert.match(none, /\n {2}as ws: unknown key network\.enable_tsl/)
+  assert.match(
+    refusal(() => metricsOf(tls, 'udp')),
+    /unknown key network\.enable_tls/,
+    '--protocol udp reads it as UDP',
+  )
+  assert.equal(metricsOf(undefined), '127.0.0.1:9000', 'no file: the UDP defaults')
+  assert.equal(metricsOf(undefined, 'http'), '127.0.0.1:9001')
 })

@@ -2,10 +2,12 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {execFile, execFileSync, spawnSync} from 'node:child_process'
+import {writeFileSync} from 'node:fs'
+import {createServer} from 'node:http'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {setTimeout as sleep} from 'node:timers/promises'
-import {startUdpTracker, UdpClient} from './harness.js'
+import {startUdpTracker, tempDir, UdpClient} from './harness.js'
 import {nastyId} from './helpers.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -85,6 +87,39 @@ test('tracker top in a 120x40 tmux pane: live numbers that move, q exits 0; --on
     load = false
     spawnSync('tmux', ['-L', socket, 'kill-server'])
     client.close()
+    await t.stop()
+  }
+})
+
+test("top -c takes the protocol from the file; a URL that is not a tracker's exits 1 saying so", async () => {
+  const t = await startUdpTracker()
+  const other = createServer((_req, res) => res.end('# TYPE node_load1 gauge\nnode_load1 0.42\n'))
+  await new Promise<void>(resolve => other.listen(0, '127.0.0.1', resolve))
+  const otherUrl = `http://127.0.0.1:${(other.address() as {port: number}).port}/metrics`
+  try {
+    const dir = tempDir()
+    const address = new URL(t.metricsUrl).host
+    // An HTTP tracker's config (its keys say so: [connections] idle_timeout is HTTP's alone), without --protocol.
+    const http = join(dir, 'http.toml')
+    writeFileSync(http, `[network]\nenable_tls = false\n[connections]\nidle_timeout = 60\n[metrics]\nprometheus_endpoint_address = "${address}"\n`)
+    const read = await cli(['top', '--once', '-c', http])
+    assert.equal(read.code, 0, read.stderr)
+    assert.match(read.stdout, new RegExp(`^tracker udp .*http://${address}/metrics`))
+    // HTTP's or WebTorrent's, with the default metrics address of each: the command asks.
+    const unclear = join(dir, 'tls.toml')
+    writeFileSync(unclear, '[network]\nenable_tls = false\n')
+    const asked = await cli(['top', '--once', '-c', unclear])
+    assert.equal(asked.code, 1)
+    assert.match(asked.stderr, /fits the http and ws tracker configs, and they differ in \[metrics\] prometheus_endpoint_address .*--protocol http\|ws/)
+    assert.doesNotMatch(asked.stderr, /\n.*›.*\n.*›/, 'one line: not wrapped at 80 columns off a terminal')
+    for (const args of [['--once'], ['--json'], []]) {
+      const r = await cli(['top', ...args, '--url', otherUrl])
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}`)
+      assert.match(r.stderr, new RegExp(`${otherUrl} is not a tracker's metrics endpoint \\(it answered with 1 metric, none of them tracker_info\\)`))
+      assert.equal(r.stdout, '')
+    }
+  } finally {
+    other.close()
     await t.stop()
   }
 })

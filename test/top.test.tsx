@@ -4,7 +4,8 @@ import assert from 'node:assert/strict'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {render} from 'ink-testing-library'
 import {parsePrometheus, sum} from '../src/top/prometheus.js'
-import {computeView, snapshot, sparkline, viewText} from '../src/top/view.js'
+import {computeView, notTrackerMetrics, snapshot, sparkline, viewText} from '../src/top/view.js'
+import {readOnce} from '../src/top/index.js'
 import {Dashboard} from '../src/top/Dashboard.js'
 
 /** Metrics text as a 2-worker UDP tracker writes it, with counters scaled by `k`. */
@@ -140,4 +141,43 @@ test('q quits the screen', async () => {
   await sleep(150)
   assert.equal(app.lastFrame(), frame)
   app.unmount()
+})
+
+/** What a Prometheus exporter that is not a tracker serves. */
+const NODE_EXPORTER = '# HELP node_load1 1m load average.\n# TYPE node_load1 gauge\nnode_load1 0.42\nnode_boot_time_seconds 1.7e9\n'
+
+test('an endpoint without tracker_info is not a tracker: readOnce rejects, saying so', async () => {
+  assert.equal(notTrackerMetrics(snapshot(recorded(1), 0), 'http://t/metrics'), undefined)
+  assert.equal(
+    notTrackerMetrics(snapshot(NODE_EXPORTER, 0), 'http://n/metrics'),
+    "http://n/metrics is not a tracker's metrics endpoint (it answered with 2 metrics, none of them tracker_info): check the URL, or the [metrics] prometheus_endpoint_address of the tracker's config",
+  )
+  assert.match(notTrackerMetrics(snapshot('<html>hello</html>', 0), 'http://w/')!, /it answered with no Prometheus metrics at all/)
+  await assert.rejects(
+    readOnce('http://n/metrics', async () => NODE_EXPORTER, 0),
+    /is not a tracker's metrics endpoint/,
+  )
+  const view = await readOnce('http://t/metrics', async () => recorded(1), 0)
+  assert.equal(view.swarm.torrents, 2500)
+})
+
+test('the screen at a URL that is not a tracker: "not a tracker" and why, no numbers; live once it is one', async () => {
+  let tracker = false
+  let k = 1
+  const fetchText = async () => (tracker ? recorded(k++) : NODE_EXPORTER)
+  const {lastFrame, unmount} = render(<Dashboard url="http://n/metrics" fetchText={fetchText} intervalMs={30} />)
+  try {
+    await sleep(120)
+    const frame = lastFrame() ?? ''
+    assert.match(frame, /not a tracker/)
+    assert.match(frame, /none of them\s+tracker_info/)
+    assert.doesNotMatch(frame, /torrents|waiting for the first read/)
+    tracker = true
+    await sleep(120)
+    assert.match(lastFrame() ?? '', /live/)
+    assert.match(lastFrame() ?? '', /torrents 2500/)
+    assert.doesNotMatch(lastFrame() ?? '', /not a tracker/)
+  } finally {
+    unmount()
+  }
 })

@@ -1,13 +1,16 @@
 import {Command, Flags} from '@oclif/core'
 import {requestReload} from '../../src/accesslist/client.js'
-import {ConfigError, loadConfig, SERVER_NAMES} from '../../src/config/index.js'
+import {ConfigError, SERVER_NAMES, type ServerName, valueFromTrackerConfig} from '../../src/config/index.js'
 
 export default class AccesslistReload extends Command {
   static override description = 'Make a running tracker re-read its access list, and report the outcome (exit 0 only on success)'
   static override examples = ['<%= config.bin %> accesslist reload -c udp.toml', '<%= config.bin %> accesslist reload --pid ./tracker-udp.pid']
   static override flags = {
     config: Flags.string({char: 'c', description: "the tracker's config file (its pid_file is used)", helpValue: 'FILE'}),
-    protocol: Flags.string({description: 'which tracker the config belongs to', options: [...SERVER_NAMES], default: 'udp'}),
+    protocol: Flags.string({
+      description: 'which tracker the config belongs to (default: the one whose keys the file has; udp without -c); asked for only when that is unclear',
+      options: [...SERVER_NAMES],
+    }),
     pid: Flags.string({description: 'pid file of the tracker (instead of -c)', helpValue: 'FILE'}),
     timeout: Flags.integer({description: 'seconds to wait for the tracker to report', default: 10}),
   }
@@ -17,7 +20,7 @@ export default class AccesslistReload extends Command {
     let pidFile = flags.pid
     if (!pidFile) {
       try {
-        pidFile = loadConfig(flags.protocol as (typeof SERVER_NAMES)[number], {file: flags.config}).pid_file
+        pidFile = valueFromTrackerConfig(flags.config, flags.protocol as ServerName | undefined, 'pid_file', c => c.pid_file)
       } catch (error) {
         if (error instanceof ConfigError) this.error(error.message, {exit: 1})
         throw error

@@ -1,6 +1,6 @@
 import {Args, Command} from '@oclif/core'
 import {ConfigError, loadConfig, printConfig, SCHEMA_NAMES, type SchemaName} from '../../src/config/index.js'
-import {serverFlags, serverOverrides} from '../../src/config/flags.js'
+import {givenServerFlags, serverFlags, serverOverrides} from '../../src/config/flags.js'
 
 export default class ConfigPrint extends Command {
   static override description = 'Print a config as commented TOML: the defaults, or with -c FILE and flags the config in force'
@@ -16,9 +16,9 @@ export default class ConfigPrint extends Command {
     const isServer = name === 'udp' || name === 'http' || name === 'ws'
     try {
       const overrides = isServer ? serverOverrides(flags) : []
-      if (!isServer && (flags.ipv4 || flags.ipv6 || flags.workers !== undefined || flags['log-level'])) {
-        this.error(`--ipv4, --ipv6, --workers and --log-level apply to server configs; edit the file for ${name}`, {exit: 1})
-      }
+      const given = givenServerFlags(flags)
+      if (!isServer && given.length > 0)
+        this.error(`${given.join(', ')}: these flags apply to server configs (udp, http, ws); edit the file for ${name}`, {exit: 1})
       const config = flags.config || overrides.length > 0 ? loadConfig(name, {file: flags.config, overrides}) : undefined
       process.stdout.write(printConfig(name, config))
     } catch (error) {

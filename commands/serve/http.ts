@@ -8,6 +8,8 @@ export default class ServeHttp extends Command {
   static override examples = [
     '<%= config.bin %> serve http',
     '<%= config.bin %> serve http --ipv4 127.0.0.1:6969 --ipv6 [::1]:6969',
+    '<%= config.bin %> serve http --ipv4 127.0.0.1:6969                # IPv4 loopback only: without --ipv6, IPv6 is off',
+    '<%= config.bin %> serve http -c http.toml --no-ipv6 --metrics 127.0.0.1:0',
     '<%= config.bin %> serve http -c http.toml',
   ]
   static override flags = serverFlags

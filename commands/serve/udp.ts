@@ -8,6 +8,8 @@ export default class ServeUdp extends Command {
   static override examples = [
     '<%= config.bin %> serve udp',
     '<%= config.bin %> serve udp --ipv4 127.0.0.1:6969 --ipv6 [::1]:6969',
+    '<%= config.bin %> serve udp --ipv4 127.0.0.1:6969                # IPv4 loopback only: without --ipv6, IPv6 is off',
+    '<%= config.bin %> serve udp -c udp.toml --no-ipv6 --metrics 127.0.0.1:0',
     '<%= config.bin %> serve udp -c udp.toml',
   ]
   static override flags = serverFlags

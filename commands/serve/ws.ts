@@ -8,6 +8,8 @@ export default class ServeWs extends Command {
   static override examples = [
     '<%= config.bin %> serve ws',
     '<%= config.bin %> serve ws --ipv4 127.0.0.1:8000 --ipv6 [::1]:8000',
+    '<%= config.bin %> serve ws --ipv4 127.0.0.1:8000                # IPv4 loopback only: without --ipv6, IPv6 is off',
+    '<%= config.bin %> serve ws -c ws.toml --no-ipv6 --metrics 127.0.0.1:0',
     '<%= config.bin %> serve ws -c ws.toml',
   ]
   static override flags = serverFlags

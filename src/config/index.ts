@@ -1,5 +1,5 @@
 export {parseSocketAddress, formatSocketAddress, type SocketAddress} from './address.js'
-export {ConfigError, loadConfig, type Override} from './load.js'
+export {ConfigError, loadConfig, type Override, type ServerConfig, valueFromTrackerConfig} from './load.js'
 export {printConfig} from './print.js'
 export * from './schemas.js'
 export * from './udp-schema.js'

@@ -1,8 +1,8 @@
 import {readFileSync} from 'node:fs'
 import {parse, TomlError} from 'smol-toml'
-import {parseSocketAddress} from './address.js'
+import {checkSocketAddress} from './address.js'
 import {defaultsOf, describeExpected, type Key, type Schema} from './schema.js'
-import {SCHEMAS, type ConfigFor, type SchemaName} from './schemas.js'
+import {SCHEMAS, SERVER_NAMES, type ConfigFor, type SchemaName, type ServerName} from './schemas.js'
 
 /** A config the tracker refuses; the message names where, which key, the value and what was expected. */
 export class ConfigError extends Error {
@@ -13,8 +13,8 @@ const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) 
 
 /** Checks one value against its key; returns the value to store or throws. */
 export function checkValue(key: Key<unknown>, value: unknown, where: string, path: string): unknown {
-  const bad = (): never => {
-    throw new ConfigError(`${where}: ${path} = ${show(value)} is not valid: expected ${describeExpected(key)}`)
+  const bad = (reason?: string): never => {
+    throw new ConfigError(`${where}: ${path} = ${show(value)} is not valid: ${reason ? `${reason}; ` : ''}expected ${describeExpected(key)}`)
   }
   switch (key.kind) {
     case 'integer':
@@ -34,9 +34,10 @@ export function checkValue(key: Key<unknown>, value: unknown, where: string, pat
       if (typeof value !== 'string' || !key.values!.includes(value)) bad()
       return value
     case 'address': {
-      const parsed = typeof value === 'string' ? parseSocketAddress(value) : undefined
-      if (!parsed || (key.family !== undefined && parsed.family !== key.family)) bad()
-      return value
+      if (typeof value !== 'string') return bad()
+      // "localhost:PORT" is stored as "127.0.0.1:PORT": what `config print` shows is what is bound.
+      const checked = checkSocketAddress(value, key.family)
+      return checked.ok ? checked.text : bad(checked.reason)
     }
   }
 }
@@ -76,11 +77,18 @@ export function applyDocument(s: Schema, base: Record<string, unknown>, doc: Rec
   }
 }
 
-/** Rules across keys. */
-function crossCheck(name: SchemaName, config: Record<string, unknown>, where: string): void {
+/**
+ * Rules across keys. `setBy` names the flag that last set a key ("network.use_ipv4" -> "--no-ipv4"),
+ * so that a refusal says where each value came from.
+ */
+function crossCheck(name: SchemaName, config: Record<string, unknown>, where: string, setBy: Map<string, string>): void {
   const network = config.network as Record<string, unknown> | undefined
-  if (['udp', 'http', 'ws'].includes(name) && network && network.use_ipv4 === false && network.use_ipv6 === false) {
-    throw new ConfigError(`${where}: network.use_ipv4 and network.use_ipv6 are both false: expected at least one of them to be true`)
+  if ((SERVER_NAMES as readonly string[]).includes(name) && network && network.use_ipv4 === false && network.use_ipv6 === false) {
+    const from = (path: string): string => (setBy.has(path) ? `flag ${setBy.get(path)}` : where)
+    const [v4, v6] = [from('network.use_ipv4'), from('network.use_ipv6')]
+    throw new ConfigError(
+      `${v4 === v6 ? v4 : `${v4} and ${v6}`}: network.use_ipv4 and network.use_ipv6 are both false: expected at least one of them to be true`,
+    )
   }
 }
 
@@ -98,41 +106,83 @@ export interface LoadOptions {
   overrides?: Override[]
 }
 
+/** A config file as a TOML document; ConfigError when it cannot be read or parsed. */
+function readDocument(file: string): Record<string, unknown> {
+  const where = `config file ${file}`
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error)
+    throw new ConfigError(`${where} could not be read (${code}): check the path given with -c/--config`)
+  }
+  try {
+    return parse(text) as Record<string, unknown>
+  } catch (error) {
+    const detail = error instanceof TomlError ? `line ${error.line}, column ${error.column}: ${error.message.split('\n')[0]}` : String(error)
+    throw new ConfigError(`${where} is not valid TOML: ${detail}`)
+  }
+}
+
 /**
  * Defaults, then the file (if any), then flags. Throws ConfigError before anything starts.
  * `socket_workers = 0` stays 0 here (so `config print` shows what was written); the runtime
  * resolves it (resolveWorkerCount).
  */
 export function loadConfig<N extends SchemaName>(name: N, options: LoadOptions = {}): ConfigFor<N> {
+  return configFrom(name, options.file === undefined ? undefined : {file: options.file, doc: readDocument(options.file)}, options.overrides ?? [])
+}
+
+function configFrom<N extends SchemaName>(name: N, source: {file: string; doc: Record<string, unknown>} | undefined, overrides: Override[]): ConfigFor<N> {
   const s = SCHEMAS[name] as unknown as Schema
   const config = defaultsOf(s) as Record<string, unknown>
-  let where = 'defaults'
-  if (options.file !== undefined) {
-    where = `config file ${options.file}`
-    let text: string
-    try {
-      text = readFileSync(options.file, 'utf8')
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? String(error)
-      throw new ConfigError(`${where} could not be read (${code}): check the path given with -c/--config`)
-    }
-    let doc: Record<string, unknown>
-    try {
-      doc = parse(text) as Record<string, unknown>
-    } catch (error) {
-      const detail = error instanceof TomlError ? `line ${error.line}, column ${error.column}: ${error.message.split('\n')[0]}` : String(error)
-      throw new ConfigError(`${where} is not valid TOML: ${detail}`)
-    }
-    applyDocument(s, config, doc, where)
-  }
-  for (const o of options.overrides ?? []) {
+  const where = source ? `config file ${source.file}` : 'defaults'
+  if (source) applyDocument(s, config, source.doc, where)
+  const setBy = new Map<string, string>()
+  for (const o of overrides) {
     const [first, second] = o.path.split('.')
     const key = second === undefined ? s.top[first] : s.sections[first]?.keys[second]
     if (!key) throw new Error(`internal: flag ${o.flag} names unknown key ${o.path}`)
     const value = checkValue(key, o.value, `flag ${o.flag}`, o.path)
     if (second === undefined) config[first] = value
     else (config[first] as Record<string, unknown>)[second] = value
+    setBy.set(o.path, o.flag)
   }
-  crossCheck(name, config, where)
+  crossCheck(name, config, where, setBy)
   return config as ConfigFor<N>
+}
+
+export type ServerConfig = ConfigFor<ServerName>
+
+/**
+ * One value of a tracker's config, for the commands that talk to a running tracker (`top -c`,
+ * `accesslist reload -c`). With `protocol`, the file is read as that tracker's config. Without it,
+ * as every tracker config it fits (its keys tell: enable_tls is HTTP's and WS's, batched_io UDP's
+ * and WS's...); when they give different values (a file of shared keys only, whose value is a
+ * default that differs by protocol), the error names them and asks for --protocol. No file: the
+ * defaults of `protocol`, or of UDP.
+ */
+export function valueFromTrackerConfig<T>(file: string | undefined, protocol: ServerName | undefined, what: string, pick: (config: ServerConfig) => T): T {
+  if (file === undefined || protocol !== undefined) return pick(loadConfig(protocol ?? 'udp', {file}))
+  const doc = readDocument(file)
+  const where = `config file ${file}`
+  const fits: {name: ServerName; value: T}[] = []
+  const refusals: string[] = []
+  for (const name of SERVER_NAMES) {
+    try {
+      fits.push({name, value: pick(configFrom(name, {file, doc}, []))})
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error
+      refusals.push(`  as ${name}: ${error.message.startsWith(`${where}: `) ? error.message.slice(where.length + 2) : error.message}`)
+    }
+  }
+  if (fits.length === 0) throw new ConfigError(`${where} is not a udp, http or ws tracker config:\n${refusals.join('\n')}`)
+  const values = new Set(fits.map(f => JSON.stringify(f.value)))
+  if (values.size === 1) return fits[0].value
+  const names = fits.map(f => f.name)
+  const list = `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`
+  throw new ConfigError(
+    `${where} fits the ${list} tracker configs, and they differ in ${what} (${fits.map(f => `${f.name}: ${String(f.value)}`).join(', ')}): ` +
+      `say which with --protocol ${names.join('|')}, or set ${what} in the file`,
+  )
 }

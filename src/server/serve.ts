@@ -23,20 +23,31 @@ export async function serve(protocol: ServerName, file: string | undefined, over
   } catch (error) {
     if (error instanceof ConfigError || error instanceof AccessListError || error instanceof TlsError || error instanceof PidFileError)
       throw new UserError(error.message)
-    if (error instanceof BindError) throw new UserError(error.message + bindHint(error.code))
+    if (error instanceof BindError) throw new UserError(error.message + bindHint(error))
     throw error
   }
 }
 
-/** What to do about the usual bind failures, by errno code. */
-function bindHint(code: string | undefined): string {
-  switch (code) {
+/** The flag that moves the address of a config key, as BindError names the key. */
+const FLAG_OF_KEY: Record<string, string> = {
+  '[network] address_ipv4': '--ipv4 ADDR:PORT',
+  '[network] address_ipv6': '--ipv6 [ADDR]:PORT',
+  '[metrics] prometheus_endpoint_address': '--metrics ADDR:PORT',
+}
+
+/** What to do about the usual bind failures, by errno code; each names what moves that address. */
+function bindHint(error: BindError): string {
+  const flag = FLAG_OF_KEY[error.key]
+  const move = flag ? `${flag} or ${error.key} in the config` : `${error.key} in the config`
+  switch (error.code) {
     case 'EADDRINUSE':
-      return '\nAnother process (perhaps another tracker) holds that address: stop it, or choose another address in the config or with --ipv4/--ipv6.'
+      return error.key.startsWith('[metrics]')
+        ? `\nAnother process (perhaps another tracker of this protocol, whose metrics default to the same port) holds that address: stop it, or move this tracker's metrics endpoint with ${move}.`
+        : `\nAnother process (perhaps another tracker) holds that address: stop it, or choose another address with ${move}.`
     case 'EACCES':
-      return '\nPorts below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher port or grant the capability.'
+      return `\nPorts below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher port with ${move}, or grant the capability.`
     case 'EADDRNOTAVAIL':
-      return '\nThat address is not configured on this machine; check the address in the config.'
+      return `\nThat address is not configured on this machine; choose another with ${move}.`
     default:
       return ''
   }

@@ -1,11 +1,12 @@
 /** The live `tracker top` screen (Ink). Data comes from an injected fetcher, so tests need no network. */
 import {useEffect, useRef, useState} from 'react'
 import {Box, Text, useApp, useInput, useStdin, useStdout} from 'ink'
-import {computeView, formatBytes, formatCount, formatDuration, snapshot, sparkline, type Snapshot, type View} from './view.js'
+import {computeView, formatBytes, formatCount, formatDuration, notTrackerMetrics, snapshot, sparkline, type Snapshot, type View} from './view.js'
 
 export type Fetcher = (url: string) => Promise<string>
 
-export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'unreachable'
+/** `not a tracker`: the URL answers, but not with a tracker's metrics (no tracker_info). */
+export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'unreachable' | 'not a tracker'
 
 /** Failed reads in a row before "reconnecting" turns into "unreachable". */
 const UNREACHABLE_AFTER = 3
@@ -43,9 +44,16 @@ export function Dashboard({url, fetchText, intervalMs = 1000, now = Date.now}: D
         if (stopped) return
         const next = snapshot(text, now())
         failures.current = 0
-        setState('live')
-        setError('')
-        if (!pausedRef.current) {
+        const problem = notTrackerMetrics(next, url)
+        setState(problem ? 'not a tracker' : 'live')
+        setError(problem ?? '')
+        if (problem) {
+          // Nothing of it is shown as a tracker's numbers: no view, no rates from it.
+          last.current = undefined
+          setCur(undefined)
+          setView(undefined)
+          setHistory([])
+        } else if (!pausedRef.current) {
           const v = computeView(last.current, next)
           last.current = next
           setCur(next)
@@ -73,7 +81,7 @@ export function Dashboard({url, fetchText, intervalMs = 1000, now = Date.now}: D
   const {isRawModeSupported} = useStdin()
   const {stdout} = useStdout()
   const width = Math.max(40, stdout?.columns ?? 80)
-  const color = state === 'live' ? 'green' : state === 'reconnecting' ? 'yellow' : state === 'unreachable' ? 'red' : 'gray'
+  const color = state === 'live' ? 'green' : state === 'reconnecting' ? 'yellow' : state === 'unreachable' || state === 'not a tracker' ? 'red' : 'gray'
 
   return (
     <Box flexDirection="column" width={width}>
@@ -91,7 +99,11 @@ export function Dashboard({url, fetchText, intervalMs = 1000, now = Date.now}: D
       </Box>
       {error && state !== 'live' ? <Text color={color}>{error}</Text> : null}
       {showHelp ? <Help /> : null}
-      {view ? <Body view={view} history={history} width={width} showWorkers={showWorkers} /> : <Text dimColor>waiting for the first read of {url}</Text>}
+      {view ? (
+        <Body view={view} history={history} width={width} showWorkers={showWorkers} />
+      ) : state === 'not a tracker' ? null : (
+        <Text dimColor>waiting for the first read of {url}</Text>
+      )}
       <Text dimColor>{'q quit  p pause  w workers  ? help'}</Text>
     </Box>
   )

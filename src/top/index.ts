@@ -1,6 +1,6 @@
 /** What `tracker top` does, apart from drawing: where to read, how to read, the one-shot report. */
 import {setTimeout as sleep} from 'node:timers/promises'
-import {computeView, snapshot, viewText, type View} from './view.js'
+import {computeView, notTrackerMetrics, snapshot, viewText, type View} from './view.js'
 
 export type {View} from './view.js'
 
@@ -10,7 +10,8 @@ export async function fetchMetricsText(url: string, timeoutMs = 2000): Promise<s
   try {
     res = await fetch(url, {signal: AbortSignal.timeout(timeoutMs)})
   } catch (error) {
-    const cause = (error as {cause?: {code?: string}}).cause?.code ?? (error as Error).name
+    const {cause: reason} = error as {cause?: {code?: string; message?: string}}
+    const cause = reason?.code ?? reason?.message ?? (error as Error).name
     throw new Error(
       `could not read ${url} (${cause === 'ECONNREFUSED' ? 'connection refused: is the tracker running, with [metrics] run_prometheus_endpoint on?' : cause})`,
     )
@@ -24,9 +25,14 @@ export function metricsUrl(address: string): string {
   return `http://${address}/metrics`
 }
 
-/** Two reads `gapMs` apart, so that rates mean something; for `--once` and `--json`. */
+/**
+ * Two reads `gapMs` apart, so that rates mean something; for `--once` and `--json`. An endpoint
+ * that is not a tracker's is an error after the first read.
+ */
 export async function readOnce(url: string, fetchText = fetchMetricsText, gapMs = 1000): Promise<View> {
   const first = snapshot(await fetchText(url), Date.now())
+  const problem = notTrackerMetrics(first, url)
+  if (problem) throw new Error(problem)
   await sleep(gapMs)
   const second = snapshot(await fetchText(url), Date.now())
   return computeView(first, second)

@@ -14,6 +14,16 @@ export function snapshot(text: string, at: number): Snapshot {
   return {at, samples: parsePrometheus(text)}
 }
 
+/**
+ * Why a read is not a tracker's metrics, or undefined when it is: every tracker serves
+ * tracker_info, so an endpoint without it is some other exporter (or not Prometheus at all).
+ */
+export function notTrackerMetrics(s: Snapshot, url: string): string | undefined {
+  if (s.samples.has('tracker_info')) return undefined
+  const what = s.samples.size === 0 ? 'no Prometheus metrics at all' : `${s.samples.size} metric${s.samples.size === 1 ? '' : 's'}, none of them tracker_info`
+  return `${url} is not a tracker's metrics endpoint (it answered with ${what}): check the URL, or the [metrics] prometheus_endpoint_address of the tracker's config`
+}
+
 export interface WorkerRow {
   index: string
   requestsPerSecond: number
