@@ -1,6 +1,7 @@
 /** The CLI as a user runs it: real processes of bin/run.js. */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
+import {stripVTControlCharacters} from 'node:util'
 import {spawn, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {readdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
@@ -445,10 +446,12 @@ test('a mistyped command: "did you mean", exit 127; a prompt that runs it when o
     [['srve'], 'tracker serve'],
   ] as const) {
     const r = run([...typed])
+    // The plugin colours its words where supports-color sees colour (CI=true counts): read the text.
+    const stderr = stripVTControlCharacters(r.stderr)
     assert.equal(r.code, 127, typed.join(' '))
-    assert.match(r.stderr, new RegExp(`Warning: ${typed[0]}\\b.* is not a tracker command`))
-    assert.ok(r.stderr.includes(` ›   Did you mean: ${meant}\n`), `${typed.join(' ')}:\n${r.stderr}`)
-    assert.match(r.stderr, /Run tracker help.* for a list of available commands/)
+    assert.match(stderr, new RegExp(`Warning: ${typed[0]}\\b.* is not a tracker command`))
+    assert.ok(stderr.includes(` ›   Did you mean: ${meant}\n`), `${typed.join(' ')}:\n${stderr}`)
+    assert.match(stderr, /Run tracker help.* for a list of available commands/)
   }
   assert.doesNotMatch(run(['xyzzy']).stderr, /Did you mean/, 'nothing close: no suggestion')
   if (spawnSync('sh', ['-c', 'command -v script']).status !== 0) return
