@@ -54,7 +54,9 @@ test('the unit: low ports by capability, SIGUSR1 on reload, an open-file limit a
   assert.match(readFileSync(join(root, 'contrib/README.md'), 'utf8'), /pid_file = "\/run\/tracker\/udp\/tracker\.pid"/)
 })
 
-test('systemd-analyze verify accepts the unit without a warning', {skip: hasAnalyze ? false : 'systemd-analyze is not installed (apt-get install systemd; .ci/run does)'}, () => {
+test('systemd-analyze verify accepts the unit without a warning', {
+  skip: hasAnalyze ? false : 'systemd-analyze is not installed (apt-get install systemd; .ci/run does)',
+}, () => {
   // verify checks that ExecStart's program exists: this checkout's bin/run.js stands in for the installed `tracker`.
   const dir = tempDir()
   const unit = join(dir, 'tracker@.service')
