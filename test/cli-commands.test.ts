@@ -595,6 +595,15 @@ test('--log-format json: every line of the primary and of worker processes is on
       lines.some(l => l.worker === worker && l.level === 'warn' && /max_connections = 1000000/.test(l.msg)),
       http.stderr(),
     )
+
+  // One worker runs in the primary's process, with the primary's logger.
+  const one = await startServe(tempDir(), '', 'http', '\n[connections]\nmax_connections = 1000000', {args: ['--log-format', 'json', '--workers', '1']})
+  one.child.kill('SIGTERM')
+  assert.equal(await one.exited, 0, one.output())
+  assert.ok(
+    jsonLines(one.stderr()).some(l => l.worker === undefined && l.level === 'warn' && /max_connections = 1000000/.test(l.msg)),
+    one.stderr(),
+  )
 })
 
 test('the text log format: time, level, [worker N] for a worker process', async () => {
