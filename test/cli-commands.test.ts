@@ -125,18 +125,32 @@ path = "${join(dir, 'list.txt')}"
   return config
 }
 
-/** A `tracker serve` process; `exited` gives its exit code, `output` what it wrote. */
-function spawnServe(protocol: string, config: string, options: {cwd?: string; script?: string} = {}) {
-  const child = spawn(process.execPath, [options.script ?? bin, 'serve', protocol, '-c', config], {cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe']})
+interface ServeOptions {
+  cwd?: string
+  script?: string
+  /** More flags after `-c FILE`. */
+  args?: string[]
+}
+
+/** A `tracker serve` process; `exited` gives its exit code, `output` what it wrote, `stderr` its stderr alone. */
+function spawnServe(protocol: string, config: string, options: ServeOptions = {}) {
+  const child = spawn(process.execPath, [options.script ?? bin, 'serve', protocol, '-c', config, ...(options.args ?? [])], {
+    cwd: options.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let output = ''
+  let stderr = ''
   child.stdout.on('data', d => (output += d))
-  child.stderr.on('data', d => (output += d))
+  child.stderr.on('data', d => {
+    output += d
+    stderr += d
+  })
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  return {child, exited, output: () => output}
+  return {child, exited, output: () => output, stderr: () => stderr}
 }
 
 /** A real `tracker serve` process on loopback ephemeral-ish ports, in its own directory. */
-async function startServe(dir: string, accessList: string, protocol: 'udp' | 'http' = 'udp', network = '', options: {cwd?: string; script?: string} = {}) {
+async function startServe(dir: string, accessList: string, protocol: 'udp' | 'http' = 'udp', network = '', options: ServeOptions = {}) {
   const port = PORT
   writeFileSync(join(dir, 'list.txt'), accessList)
   const config = serveConfig(dir, protocol, port, network)
@@ -528,4 +542,75 @@ test('accesslist reload -c on a config that could be HTTP or WS, without pid_fil
   const udp = join(dir, 'udp.toml')
   writeFileSync(udp, '[network]\nenable_tls = true\n')
   assert.match(run(['accesslist', 'reload', '--protocol', 'udp', '-c', udp]).stderr, /unknown key network\.enable_tls/, '--protocol still decides')
+})
+
+/** Every line of a tracker's stderr as JSON: time, level and msg at least. */
+function jsonLines(stderr: string): Array<{time: string; level: string; msg: string; worker?: number}> {
+  const lines = stderr.split('\n')
+  assert.equal(lines.pop(), '', 'the last line ends')
+  return lines.map(line => {
+    let o: {time: string; level: string; msg: string; worker?: number}
+    assert.doesNotThrow(() => (o = JSON.parse(line)), `a JSON line: ${line}`)
+    assert.equal(new Date(o!.time).toISOString(), o!.time, line)
+    assert.match(o!.level, /^(error|warn|info|debug)$/, line)
+    assert.equal(typeof o!.msg, 'string', line)
+    return o!
+  })
+}
+
+test('--log-format json: every line of the primary and of worker processes is one JSON object, a hostile file line included', async () => {
+  const dir = tempDir()
+  const t = await startServe(dir, '', 'udp', '', {args: ['--log-format', 'json', '--workers', '2']})
+  // A bad access list at reload: its line comes back in an error message, quotes and all.
+  writeFileSync(join(dir, 'list.txt'), 'nope "quoted" \\ \u001b[31m\n')
+  t.child.kill('SIGUSR1')
+  for (let i = 0; i < 200 && !/reload failed/.test(t.stderr()); i++) await sleep(50)
+  t.child.kill('SIGTERM')
+  assert.equal(await t.exited, 0, t.output())
+  const udp = jsonLines(t.stderr())
+  assert.ok(
+    udp.some(l => l.level === 'info' && /^udp tracker listening: udp 127\.0\.0\.1:/.test(l.msg)),
+    t.stderr(),
+  )
+  assert.ok(
+    udp.some(l => l.level === 'info' && /^2 workers;/.test(l.msg)),
+    t.stderr(),
+  )
+  assert.ok(
+    udp.some(l => l.level === 'error' && l.msg.includes('line 1: "nope \\"quoted\\"')),
+    t.stderr(),
+  )
+  assert.ok(
+    udp.some(l => l.msg === 'stopping'),
+    t.stderr(),
+  )
+
+  // Worker processes log too: each lowers an HTTP max_connections above the open-file limit.
+  const http = await startServe(tempDir(), '', 'http', '\n[connections]\nmax_connections = 1000000', {args: ['--log-format', 'json', '--workers', '2']})
+  http.child.kill('SIGTERM')
+  assert.equal(await http.exited, 0, http.output())
+  const lines = jsonLines(http.stderr())
+  for (const worker of [0, 1])
+    assert.ok(
+      lines.some(l => l.worker === worker && l.level === 'warn' && /max_connections = 1000000/.test(l.msg)),
+      http.stderr(),
+    )
+
+  // One worker runs in the primary's process, with the primary's logger.
+  const one = await startServe(tempDir(), '', 'http', '\n[connections]\nmax_connections = 1000000', {args: ['--log-format', 'json', '--workers', '1']})
+  one.child.kill('SIGTERM')
+  assert.equal(await one.exited, 0, one.output())
+  assert.ok(
+    jsonLines(one.stderr()).some(l => l.worker === undefined && l.level === 'warn' && /max_connections = 1000000/.test(l.msg)),
+    one.stderr(),
+  )
+})
+
+test('the text log format: time, level, [worker N] for a worker process', async () => {
+  const http = await startServe(tempDir(), '', 'http', '\n[connections]\nmax_connections = 1000000', {args: ['--workers', '2']})
+  http.child.kill('SIGTERM')
+  assert.equal(await http.exited, 0, http.output())
+  assert.match(http.stderr(), /^\S+Z INFO {2}http tracker listening: http:\/\/127\.0\.0\.1:/m)
+  assert.match(http.stderr(), /^\S+Z WARN {2}\[worker 1\] \[connections\] max_connections = 1000000 is more than/m)
+  assert.doesNotMatch(http.stderr(), /^\{/m)
 })

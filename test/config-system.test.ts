@@ -245,3 +245,23 @@ test('a tracker config tells its protocol by its keys (top -c, accesslist reload
   assert.equal(metricsOf(undefined), '127.0.0.1:9000', 'no file: the UDP defaults')
   assert.equal(metricsOf(undefined, 'http'), '127.0.0.1:9001')
 })
+
+test('log_format: text by default in every server config and in print; the file and --log-format set it; other values refused', () => {
+  for (const name of ['udp', 'http', 'ws'] as const) {
+    assert.equal(defaultsOf(SCHEMAS[name]).log_format, 'text')
+    assert.match(printConfig(name), /^log_format = "text"$/m, name)
+  }
+  const path = file('format.toml', 'log_format = "json"\n')
+  const c = loadConfig('http', {file: path})
+  assert.equal(c.log_format, 'json')
+  assert.match(printConfig('http', c), /^log_format = "json"$/m)
+  assert.equal(loadConfig('http', {file: path, overrides: serverOverrides({'log-format': 'text'})}).log_format, 'text')
+  assert.match(
+    refusal(() => loadConfig('udp', {file: file('bad-format.toml', 'log_format = "xml"\n')})),
+    /log_format = "xml" is not valid/,
+  )
+  assert.match(
+    refusal(() => loadConfig('udp', {overrides: serverOverrides({'log-format': 'xml'})})),
+    /flag --log-format/,
+  )
+})

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {LOG_LEVELS} from '../util/log.js'
+import {LOG_FORMATS, LOG_LEVELS} from '../util/log.js'
 import type {Override} from './load.js'
 
 /**
@@ -26,6 +26,7 @@ export const serverFlags = {
   }),
   workers: Flags.integer({description: 'worker processes, 0 = one per CPU (socket_workers)', helpValue: 'N'}),
   'log-level': Flags.string({description: 'log level (log_level)', options: [...LOG_LEVELS]}),
+  'log-format': Flags.string({description: 'log lines as text or one JSON object per line (log_format)', options: [...LOG_FORMATS]}),
 }
 
 export interface ServerFlagValues {
@@ -36,11 +37,12 @@ export interface ServerFlagValues {
   metrics?: string
   workers?: number
   'log-level'?: string
+  'log-format'?: string
 }
 
 /** The server flags that were given, as the user wrote them (for `config print` of a load tester's config, which takes none). */
 export function givenServerFlags(flags: ServerFlagValues): string[] {
-  return (['ipv4', 'ipv6', 'no-ipv4', 'no-ipv6', 'metrics', 'workers', 'log-level'] as const)
+  return (['ipv4', 'ipv6', 'no-ipv4', 'no-ipv6', 'metrics', 'workers', 'log-level', 'log-format'] as const)
     .filter(name => flags[name] !== undefined && flags[name] !== false)
     .map(name => `--${name}`)
 }
@@ -66,6 +68,7 @@ export function serverOverrides(flags: ServerFlagValues): Override[] {
   }
   if (flags.workers !== undefined) out.push({path: 'socket_workers', value: flags.workers, flag: '--workers'})
   if (flags['log-level'] !== undefined) out.push({path: 'log_level', value: flags['log-level'], flag: '--log-level'})
+  if (flags['log-format'] !== undefined) out.push({path: 'log_format', value: flags['log-format'], flag: '--log-format'})
   return out
 }
 

@@ -1,4 +1,4 @@
-import {LOG_LEVELS} from '../util/log.js'
+import {LOG_FORMATS, LOG_LEVELS} from '../util/log.js'
 import {addr, bool, int, oneOf, str, type Keys} from './schema.js'
 
 /** Sections and keys shared by the schemas (the three servers', and the load testers' log level), parameterized by protocol defaults. */
@@ -19,6 +19,11 @@ on a machine shared with the load generator or with little traffic, 1 is best.`,
     1024,
   ),
   log_level: logLevel('info'),
+  log_format: oneOf(
+    LOG_FORMATS,
+    'text',
+    'How log lines look: text (time, level, message) or json (one object per line\nwith time, level, msg and, from a worker process, worker), for log shippers.',
+  ),
   pid_file: str(
     `./tracker-${protocol}.pid`,
     `Where the tracker writes its process id. \`tracker accesslist reload\` reads it.

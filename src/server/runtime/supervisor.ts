@@ -34,7 +34,7 @@ export interface RunOptions {
  * it, a second one fails at once (PidFileError) and touches nothing of the first.
  */
 export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, options: RunOptions = {}): Promise<RunningTracker> {
-  const log = createLogger(spec.config.log_level)
+  const log = createLogger(spec.config.log_level, {format: spec.config.log_format})
   const files = claimFiles(spec.config.pid_file, log)
   try {
     return await new Supervisor(spec, options, log, files).start()

@@ -5,7 +5,7 @@
 import {availableParallelism} from 'node:os'
 import type {AccessList, AccessListMode} from '../../accesslist/index.js'
 import type {Registry} from '../../metrics/index.js'
-import type {Logger, LogLevel} from '../../util/log.js'
+import type {Logger, LogFormat, LogLevel} from '../../util/log.js'
 import type {Mesh} from '../mesh.js'
 import type {TrackerStatus} from '../../process/status.js'
 import type {TlsMaterial} from '../tls.js'
@@ -15,6 +15,7 @@ import type {Listener} from './listener.js'
 export interface RuntimeConfig {
   socket_workers: number
   log_level: LogLevel
+  log_format: LogFormat
   pid_file: string
   metrics: {run_prometheus_endpoint: boolean; prometheus_endpoint_address: string}
   privileges: {drop_privileges: boolean; user: string; group: string}
