@@ -39,7 +39,7 @@ const PATHS = 20_000
 const CONNECTIONS = 64
 
 /** Request paths of the bench: 90% compact announces (numwant 50), 10% scrapes of 1-5 hashes. */
-function requestPaths(): string[] {
+export function requestPaths(): string[] {
   const model = new SwarmModel({numberOfTorrents: TORRENTS, numberOfPeers: PEERS, peerSeederProbability: 0.25})
   const rng = new Rng(0x27d4eb2f)
   const paths: string[] = []

@@ -1,6 +1,7 @@
 export {parseSocketAddress, formatSocketAddress, type SocketAddress} from './address.js'
 export {ConfigError, loadConfig, type Override, type ServerConfig, valueFromTrackerConfig} from './load.js'
-export {printConfig} from './print.js'
+export {printAllConfig, printConfig} from './print.js'
+export {type AllConfig, enabledProtocols, loadAllConfig} from './all.js'
 export * from './schemas.js'
 export * from './udp-schema.js'
 export * from './http-schema.js'

@@ -42,37 +42,41 @@ export function checkValue(key: Key<unknown>, value: unknown, where: string, pat
   }
 }
 
-function isTable(v: unknown): v is Record<string, unknown> {
+export function isTable(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date)
 }
 
-/** Merge a parsed TOML document over the defaults, refusing anything the schema does not know. */
-export function applyDocument(s: Schema, base: Record<string, unknown>, doc: Record<string, unknown>, where: string): void {
+/**
+ * Merge a parsed TOML document over the defaults, refusing anything the schema does not know.
+ * `prefix` is where the document sits in the file ("udp." for the [udp] table of an `all` config).
+ */
+export function applyDocument(s: Schema, base: Record<string, unknown>, doc: Record<string, unknown>, where: string, prefix = ''): void {
   for (const [k, v] of Object.entries(doc)) {
     const key = s.top[k]
     if (key) {
-      base[k] = checkValue(key, v, where, k)
+      base[k] = checkValue(key, v, where, prefix + k)
       continue
     }
     const section = s.sections[k]
     if (!section) {
-      const known = [...Object.keys(s.top), ...Object.keys(s.sections).map(n => `[${n}]`)].join(', ')
+      const known = [...Object.keys(s.top), ...Object.keys(s.sections).map(n => `[${prefix}${n}]`)].join(', ')
       throw new ConfigError(
         isTable(v)
-          ? `${where}: unknown section [${k}]: expected one of ${Object.keys(s.sections)
-              .map(n => `[${n}]`)
+          ? `${where}: unknown section [${prefix}${k}]: expected one of ${Object.keys(s.sections)
+              .map(n => `[${prefix}${n}]`)
               .join(', ')}`
-          : `${where}: unknown key ${k}: expected one of ${known}`,
+          : `${where}: unknown key ${prefix}${k}: expected one of ${known}`,
       )
     }
-    if (!isTable(v)) throw new ConfigError(`${where}: ${k} = ${show(v)} is not valid: expected a section [${k}]`)
+    const name = prefix + k
+    if (!isTable(v)) throw new ConfigError(`${where}: ${name} = ${show(v)} is not valid: expected a section [${name}]`)
     const target = base[k] as Record<string, unknown>
     for (const [sk, sv] of Object.entries(v)) {
       const skey = section.keys[sk]
       if (!skey) {
-        throw new ConfigError(`${where}: unknown key ${k}.${sk}: keys in [${k}] are ${Object.keys(section.keys).join(', ')}`)
+        throw new ConfigError(`${where}: unknown key ${name}.${sk}: keys in [${name}] are ${Object.keys(section.keys).join(', ')}`)
       }
-      target[sk] = checkValue(skey, sv, where, `${k}.${sk}`)
+      target[sk] = checkValue(skey, sv, where, `${name}.${sk}`)
     }
   }
 }
@@ -81,13 +85,13 @@ export function applyDocument(s: Schema, base: Record<string, unknown>, doc: Rec
  * Rules across keys. `setBy` names the flag that last set a key ("network.use_ipv4" -> "--no-ipv4"),
  * so that a refusal says where each value came from.
  */
-function crossCheck(name: SchemaName, config: Record<string, unknown>, where: string, setBy: Map<string, string>): void {
+export function crossCheck(name: SchemaName, config: Record<string, unknown>, where: string, setBy: Map<string, string>, prefix = ''): void {
   const network = config.network as Record<string, unknown> | undefined
   if ((SERVER_NAMES as readonly string[]).includes(name) && network && network.use_ipv4 === false && network.use_ipv6 === false) {
     const from = (path: string): string => (setBy.has(path) ? `flag ${setBy.get(path)}` : where)
     const [v4, v6] = [from('network.use_ipv4'), from('network.use_ipv6')]
     throw new ConfigError(
-      `${v4 === v6 ? v4 : `${v4} and ${v6}`}: network.use_ipv4 and network.use_ipv6 are both false: expected at least one of them to be true`,
+      `${v4 === v6 ? v4 : `${v4} and ${v6}`}: ${prefix}network.use_ipv4 and ${prefix}network.use_ipv6 are both false: expected at least one of them to be true`,
     )
   }
 }
@@ -107,7 +111,7 @@ export interface LoadOptions {
 }
 
 /** A config file as a TOML document; ConfigError when it cannot be read or parsed. */
-function readDocument(file: string): Record<string, unknown> {
+export function readDocument(file: string): Record<string, unknown> {
   const where = `config file ${file}`
   let text: string
   try {
@@ -138,6 +142,12 @@ function configFrom<N extends SchemaName>(name: N, source: {file: string; doc: R
   const config = defaultsOf(s) as Record<string, unknown>
   const where = source ? `config file ${source.file}` : 'defaults'
   if (source) applyDocument(s, config, source.doc, where)
+  crossCheck(name, config, where, applyOverrides(s, config, overrides))
+  return config as ConfigFor<N>
+}
+
+/** Flags over a config; returns which flag set each key path (for crossCheck's messages). */
+export function applyOverrides(s: Schema, config: Record<string, unknown>, overrides: Override[]): Map<string, string> {
   const setBy = new Map<string, string>()
   for (const o of overrides) {
     const [first, second] = o.path.split('.')
@@ -148,8 +158,7 @@ function configFrom<N extends SchemaName>(name: N, source: {file: string; doc: R
     else (config[first] as Record<string, unknown>)[second] = value
     setBy.set(o.path, o.flag)
   }
-  crossCheck(name, config, where, setBy)
-  return config as ConfigFor<N>
+  return setBy
 }
 
 export type ServerConfig = ConfigFor<ServerName>

@@ -1,6 +1,7 @@
 import {stringify} from 'smol-toml'
 import {defaultsOf, type Key, type Schema} from './schema.js'
-import {SCHEMAS, type SchemaName} from './schemas.js'
+import {type AllConfig, allDocument, allSharedSchema, PROTOCOL_PARTS} from './all.js'
+import {SCHEMAS, SERVER_NAMES, type SchemaName} from './schemas.js'
 
 const comment = (text: string): string =>
   text
@@ -27,10 +28,26 @@ export function printConfig(name: SchemaName, config?: unknown): string {
   const head = comment(
     `tracker ${name}: ${s.title}\n\nPrinted by \`tracker config print ${name}\`. Every key is optional: a key left out\ntakes the default shown here. Use the file with \`-c FILE\`.`,
   )
-  const parts = [head, renderKeys(s.top, values)]
+  return [head, ...renderSchema(s, values)].join('\n\n') + '\n'
+}
+
+/** The top keys, then each section; `prefix` names the table the schema sits in ("udp."). */
+function renderSchema(s: Schema, values: Record<string, unknown>, prefix = ''): string[] {
+  const parts = [renderKeys(s.top, values)]
   for (const [sectionName, section] of Object.entries(s.sections)) {
     const help = section.help ? comment(section.help) + '\n' : ''
-    parts.push(`${help}[${sectionName}]\n${renderKeys(section.keys, values[sectionName] as Record<string, unknown>)}`)
+    parts.push(`${help}[${prefix}${sectionName}]\n${renderKeys(section.keys, values[sectionName] as Record<string, unknown>)}`)
   }
-  return parts.join('\n\n') + '\n'
+  return parts
+}
+
+/** `tracker config print all`: the shared keys, then a table per protocol with its own keys. */
+export function printAllConfig(config?: AllConfig): string {
+  const {shared, parts} = allDocument(config)
+  const head = comment(
+    `tracker all: ${allSharedSchema.title}\n\nPrinted by \`tracker config print all\`, for \`tracker serve all -c FILE\`. Every key is optional:\na key left out takes the default shown here. The keys at the top are shared by every\nprotocol (one log, one pid file, one metrics endpoint, one access list); each protocol's\nown keys are in its table, [udp], [http] and [ws], and its sections ([udp.network], ...).`,
+  )
+  const out = [head, ...renderSchema(allSharedSchema, shared)]
+  for (const p of SERVER_NAMES) out.push(`${comment(PROTOCOL_PARTS[p].title)}\n[${p}]\n${renderSchema(PROTOCOL_PARTS[p], parts[p], `${p}.`).join('\n\n')}`)
+  return out.join('\n\n') + '\n'
 }
