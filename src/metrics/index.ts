@@ -235,6 +235,31 @@ export function collectProcessMetrics(registry: Registry): void {
   client.collectDefaultMetrics({register: registry})
 }
 
+/** A registry's metrics as prom-client hands them between processes (getMetricsAsJSON). */
+export type MetricsJson = client.MetricObjectWithValues<client.MetricValue<string>>[]
+
+/** The metrics of several processes (a primary and its workers) as one set: counters summed, each metric's aggregator applied. */
+export function mergeMetrics(parts: MetricsJson[]): Promise<MetricsJson> {
+  return AggregatorRegistry.aggregate(parts as Parameters<typeof AggregatorRegistry.aggregate>[0]).getMetricsAsJSON() as Promise<MetricsJson>
+}
+
+/**
+ * The Prometheus text of a tracker's protocols. With more than one (`serve all`) every tracker_*
+ * series gets a `protocol` label, so that the protocols' series stay apart; process_* and
+ * nodejs_* series are the process tree's and are summed. One protocol's text is as it always was.
+ */
+export async function renderMetrics(protocols: {protocol: string; metrics: MetricsJson}[], shared: MetricsJson[] = []): Promise<string> {
+  const label = protocols.length > 1
+  const parts = protocols.map(({protocol, metrics}) =>
+    label
+      ? metrics.map(m =>
+          m.name.startsWith('tracker_') ? {...m, values: m.values.map(v => ('protocol' in v.labels ? v : {...v, labels: {...v.labels, protocol}}))} : m,
+        )
+      : metrics,
+  )
+  return AggregatorRegistry.aggregate([...parts, ...shared] as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics()
+}
+
 /** Serves the Prometheus text format on every path of `host:port`. */
 export async function startMetricsServer(host: string, port: number, render: () => Promise<string>, contentType: string): Promise<Server> {
   const server = createServer((_req, res) => {

@@ -31,14 +31,15 @@ export class PrimaryAccessList {
    * Puts a list in force without holding up replies for long: the set is built in slices and
    * swapped in one step (see Workers.putInForce for how it reaches the workers).
    */
-  async putInForce(keys: Buffer, generation: number, workers: Workers): Promise<void> {
+  async putInForce(keys: Buffer, generation: number, workers: Workers[]): Promise<void> {
     const set = await buildSet(keys)
-    await workers.putInForce(set, generation)
+    // Every protocol of the tracker gets the same set (`serve all` has one list for all).
+    await Promise.all(workers.map(w => w.putInForce(set, generation)))
     this.inForce.entries = set.size
   }
 
   /** Re-reads the file for reload `generation`; on failure the previous list stays in force. Returns the error, or null. */
-  async reload(generation: number, workers: Workers): Promise<string | null> {
+  async reload(generation: number, workers: Workers[]): Promise<string | null> {
     if (this.list.mode === 'off') {
       this.reloads.ok++
       return null

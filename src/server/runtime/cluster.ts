@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseSocketAddress} from '../../config/address.js'
-import {AggregatorRegistry, type Registry} from '../../metrics/index.js'
+import {mergeMetrics, type MetricsJson, type Registry} from '../../metrics/index.js'
 import type {HashSet20} from '../../util/hashset20.js'
 import {BindError} from '../listen.js'
 import type {TlsMaterial} from '../tls.js'
@@ -45,7 +45,7 @@ export class ClusterWorkers implements Workers {
   private readonly booted: Promise<WorkerReply[]>
   private closing = false
   /** Scrapes that come while the workers are being asked share that answer: one question in flight. */
-  private asking: Promise<string> | undefined
+  private asking: Promise<MetricsJson> | undefined
   /** Until every worker listens, a worker's failure fails the start (the supervisor then stops the rest). */
   private started = false
   private failStart!: (error: Error) => void
@@ -165,15 +165,14 @@ export class ClusterWorkers implements Workers {
     await this.askAll(id => ({type: 'tls', id, ...material}))
   }
 
-  metrics(): Promise<string> {
+  metrics(): Promise<MetricsJson> {
     this.asking ??= this.askMetrics().finally(() => (this.asking = undefined))
     return this.asking
   }
 
-  private async askMetrics(): Promise<string> {
+  private async askMetrics(): Promise<MetricsJson> {
     const parts = await this.askAll(id => ({type: 'metrics', id}))
-    const jsons = [await this.o.registry.getMetricsAsJSON(), ...parts.map(p => p.metrics!)]
-    return AggregatorRegistry.aggregate(jsons as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics()
+    return mergeMetrics([await this.o.registry.getMetricsAsJSON(), ...parts.map(p => p.metrics as MetricsJson)])
   }
 
   dropPrivileges(): void {

@@ -1,3 +1,4 @@
+import type {MetricsJson} from '../../metrics/index.js'
 import type {HashSet20} from '../../util/hashset20.js'
 import type {TlsMaterial} from '../tls.js'
 import type {Listener} from './listener.js'
@@ -31,8 +32,8 @@ export class InProcessWorker<C extends RuntimeConfig> implements Workers {
     this.worker?.setTls?.(material)
   }
 
-  metrics(): Promise<string> {
-    return this.ctx.registry.metrics()
+  metrics(): Promise<MetricsJson> {
+    return this.ctx.registry.getMetricsAsJSON()
   }
 
   dropPrivileges(): void {}

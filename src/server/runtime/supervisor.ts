@@ -1,21 +1,17 @@
-import {randomBytes} from 'node:crypto'
 import type {Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {parseSocketAddress} from '../../config/address.js'
-import {Registry, registerTrackerMetrics, startMetricsServer} from '../../metrics/index.js'
+import {collectProcessMetrics, Registry, renderMetrics, startMetricsServer} from '../../metrics/index.js'
+import {PidFileError, TrackerFiles, type TrackerStatus} from '../../process/status.js'
 import {createLogger, type Logger} from '../../util/log.js'
-import {version} from '../../version.js'
 import {BindError} from '../listen.js'
 import {dropPrivileges} from '../privileges.js'
 import {takeOverSignals} from '../signals.js'
-import {PidFileError, TrackerFiles, type TrackerStatus} from '../../process/status.js'
-import {loadTlsMaterial, tlsConfigOf, TlsError, type TlsConfig, type TlsMaterial} from '../tls.js'
 import {PrimaryAccessList} from './access-list.js'
-import {ClusterWorkers} from './cluster.js'
-import {InProcessWorker} from './in-process.js'
 import {formatListener, listenerAt, type Listener} from './listener.js'
 import {OneAtATime} from './one-at-a-time.js'
-import {resolveWorkerCount, type RunningTracker, type RuntimeConfig, type TrackerSpec, type WorkerContext} from './worker-api.js'
+import {ProtocolService} from './service.js'
+import type {RunningTracker, RuntimeConfig, TrackerSpec} from './worker-api.js'
 import type {Workers} from './workers.js'
 
 export interface RunOptions {
@@ -34,10 +30,21 @@ export interface RunOptions {
  * it, a second one fails at once (PidFileError) and touches nothing of the first.
  */
 export async function runTracker<C extends RuntimeConfig>(spec: TrackerSpec<C>, options: RunOptions = {}): Promise<RunningTracker> {
-  const log = createLogger(spec.config.log_level, {format: spec.config.log_format})
-  const files = claimFiles(spec.config.pid_file, log)
+  return runTrackers([spec], options)
+}
+
+/**
+ * Runs several protocols as one tracker (`serve all`): one pid and status file, one log, one
+ * metrics endpoint, one access list, one set of signals; a failure of any protocol stops them all.
+ * The shared keys (log, pid file, metrics, privileges, access list) are read from the first spec:
+ * the `all` config gives every protocol the same values.
+ */
+export async function runTrackers(specs: TrackerSpec<RuntimeConfig>[], options: RunOptions = {}): Promise<RunningTracker> {
+  const config = specs[0].config
+  const log = createLogger(config.log_level, {format: config.log_format})
+  const files = claimFiles(config.pid_file, log)
   try {
-    return await new Supervisor(spec, options, log, files).start()
+    return await new Supervisor(specs, options, log, files).start()
   } catch (error) {
     files.release()
     throw error
@@ -55,16 +62,16 @@ function claimFiles(pidFile: string, log: Logger): TrackerFiles {
   }
 }
 
-/** The primary: starts the workers, serves metrics, reloads, and stops everything on a signal or a failure. */
-class Supervisor<C extends RuntimeConfig> {
-  private readonly config: C
-  private readonly count: number
+/** The primary: starts each protocol's workers, serves metrics, reloads, and stops everything on a signal or a failure. */
+class Supervisor {
+  /** The keys every protocol shares (the first protocol's config holds them). */
+  private readonly config: RuntimeConfig
   private readonly startedAt = Date.now()
   private readonly accessList: PrimaryAccessList
-  private readonly tlsConfig: TlsConfig | undefined
+  /** The process metrics of the primary (and, with one protocol, its tracker metrics too). */
   private readonly registry = new Registry()
+  private readonly services: ProtocolService[]
   private status: TrackerStatus
-  private workers: Workers | undefined
   private metricsServer: Server | undefined
   private stopping = false
   private resolveDone!: (code: number) => void
@@ -72,18 +79,20 @@ class Supervisor<C extends RuntimeConfig> {
   private readonly reloads = new OneAtATime(() => this.reloadOnce())
 
   constructor(
-    private readonly spec: TrackerSpec<C>,
+    specs: TrackerSpec<RuntimeConfig>[],
     private readonly options: RunOptions,
     private readonly log: Logger,
     private readonly files: TrackerFiles,
   ) {
-    this.config = spec.config
-    this.count = resolveWorkerCount(this.config.socket_workers)
+    this.config = specs[0].config
     this.accessList = new PrimaryAccessList(this.config.access_list, log)
-    this.tlsConfig = tlsConfigOf(this.config)
+    const single = specs.length === 1
+    if (!single) collectProcessMetrics(this.registry)
+    const host = {log, accessList: this.accessList, startedAt: this.startedAt, onFatal: (message: string) => this.fail(message)}
+    this.services = specs.map(spec => new ProtocolService(spec, single ? {...host, registry: this.registry} : host))
     this.done = new Promise<number>(resolve => (this.resolveDone = resolve))
     this.status = {
-      protocol: spec.protocol,
+      protocol: single ? specs[0].protocol : 'all',
       pid: process.pid,
       generation: 1,
       startedNs: process.hrtime.bigint().toString(),
@@ -98,22 +107,15 @@ class Supervisor<C extends RuntimeConfig> {
   async start(): Promise<RunningTracker> {
     // A bad list at start refuses to start (AccessListError carries file and line).
     const initialKeys = await this.accessList.readInitial()
-    // A bad certificate or key at start refuses to start, like a bad access list.
-    const tls = this.tlsConfig ? await loadTlsMaterial(this.tlsConfig) : undefined
-    const {inForce, reloads} = this.accessList
-    registerTrackerMetrics(this.registry, this.spec.protocol, version, this.startedAt, {
-      entries: () => inForce.entries,
-      generation: () => inForce.generation,
-      reloads: () => reloads,
-    })
-
-    const workers = (this.workers = this.makeWorkers(tls))
-    let listeners: Listener[]
+    let listeners: Listener[] = []
     try {
+      // A bad certificate or key at start refuses to start, like a bad access list.
+      const workers: Workers[] = []
+      for (const service of this.services) workers.push(await service.create())
       // Workers get the access list before serving.
-      await workers.ready()
+      await Promise.all(workers.map(w => w.ready()))
       if (initialKeys) await this.accessList.putInForce(initialKeys, 1, workers)
-      listeners = await workers.start()
+      for (const service of this.services) listeners.push(...(await service.start()))
       if (this.config.metrics.run_prometheus_endpoint) listeners.push(await this.serveMetrics())
       if (this.config.privileges.drop_privileges) this.dropPrivileges()
     } catch (error) {
@@ -133,46 +135,17 @@ class Supervisor<C extends RuntimeConfig> {
     return {listeners, done: this.done, stop: () => this.shutdown(0), reloadAccessList: () => this.reloads.request()}
   }
 
-  private makeWorkers(tls: TlsMaterial | undefined): Workers {
-    const {config, count, spec} = this
-    const secret = randomBytes(32)
-    const epochMs = Date.now()
-    if (count === 1) {
-      const ctx: WorkerContext<C> = {
-        index: 0,
-        count: 1,
-        config,
-        secret,
-        epochMs,
-        accessList: this.accessList.list,
-        log: this.log,
-        registry: this.registry,
-        tls,
-        ownerOf: () => 0,
-      }
-      return new InProcessWorker(spec.workerModule, ctx)
-    }
-    return new ClusterWorkers({
-      protocol: spec.protocol,
-      workerModule: spec.workerModule,
-      count,
-      config,
-      secret,
-      epochMs,
-      accessListGeneration: this.accessList.list.generation,
-      registry: this.registry,
-      tls,
-      onFatal: message => this.fail(message),
-    })
-  }
-
-  /** The Prometheus endpoint. */
+  /** The Prometheus endpoint: every protocol's metrics, and the primary's process metrics. */
   private async serveMetrics(): Promise<Listener> {
     const address = this.config.metrics.prometheus_endpoint_address
     const {host, port} = parseSocketAddress(address)!
-    const workers = this.workers!
+    const single = this.services.length === 1
+    const render = async (): Promise<string> => {
+      const protocols = await Promise.all(this.services.map(async s => ({protocol: s.protocol, metrics: await s.metrics()})))
+      return renderMetrics(protocols, single ? [] : [await this.registry.getMetricsAsJSON()])
+    }
     try {
-      this.metricsServer = await startMetricsServer(host, port, () => workers.metrics(), this.registry.contentType)
+      this.metricsServer = await startMetricsServer(host, port, render, this.registry.contentType)
     } catch (error) {
       throw new BindError('serve metrics on', address, '[metrics] prometheus_endpoint_address', error)
     }
@@ -182,7 +155,7 @@ class Supervisor<C extends RuntimeConfig> {
   /** Once every socket is bound: the primary first, then each worker process. */
   private dropPrivileges(): void {
     dropPrivileges(this.config.privileges.user, this.config.privileges.group)
-    this.workers!.dropPrivileges()
+    for (const service of this.services) service.workers.dropPrivileges()
   }
 
   /** The status file and the log say what the tracker listens on. */
@@ -190,17 +163,22 @@ class Supervisor<C extends RuntimeConfig> {
     const lines = listeners.map(formatListener)
     this.status = {...this.status, entries: this.accessList.inForce.entries, time: new Date().toISOString(), listening: lines}
     await this.writeStatus()
-    for (const line of lines) this.log.info(`${this.spec.protocol} tracker listening: ${line}`)
-    const {count} = this
-    this.log.info(`${count} worker${count === 1 ? '' : 's'}; access list mode ${this.accessList.list.mode}, ${this.accessList.inForce.entries} entries`)
+    // "udp tracker listening: udp 0.0.0.0:6969"; the metrics endpoint is the tracker's ("all" for `serve all`).
+    const tag = (l: Listener): string => (l.service === 'metrics' ? this.status.protocol : l.service.replace(/s$/, ''))
+    for (const l of listeners) this.log.info(`${tag(l)} tracker listening: ${formatListener(l)}`)
+    const counts = this.services.map(s => `${this.services.length > 1 ? `${s.protocol} ` : ''}${s.count} worker${s.count === 1 ? '' : 's'}`).join(', ')
+    this.log.info(`${counts}; access list mode ${this.accessList.list.mode}, ${this.accessList.inForce.entries} entries`)
   }
 
   /** One reload attempt (OneAtATime runs them): the access list, then the TLS files; the status file reports both. */
   private async reloadOnce(): Promise<TrackerStatus> {
     const generation = this.status.generation + 1
     const startedNs = process.hrtime.bigint().toString()
-    const error = await this.accessList.reload(generation, this.workers!)
-    const tlsResult = this.tlsConfig ? await this.reloadTls(this.tlsConfig) : undefined
+    const error = await this.accessList.reload(
+      generation,
+      this.services.map(s => s.workers),
+    )
+    const tls = await this.reloadTls()
     this.accessList.setGeneration(generation)
     this.status = {
       ...this.status,
@@ -210,23 +188,23 @@ class Supervisor<C extends RuntimeConfig> {
       entries: this.accessList.inForce.entries,
       error,
       time: new Date().toISOString(),
-      ...(tlsResult ? {tls: tlsResult} : {}),
+      ...(tls ? {tls} : {}),
     }
     await this.writeStatus()
     return this.status
   }
 
-  /** A broken certificate or key keeps the previous pair in force. */
-  private async reloadTls(config: TlsConfig): Promise<NonNullable<TrackerStatus['tls']>> {
-    try {
-      await this.workers!.setTls(await loadTlsMaterial(config))
-      this.log.info('TLS certificate and key reloaded; new connections use them')
-      return {ok: true, error: null}
-    } catch (e) {
-      const message = e instanceof TlsError ? e.message : String(e)
-      this.log.error(`TLS reload failed, the previous certificate stays in force: ${message}`)
-      return {ok: false, error: message}
+  /** Each protocol with TLS on re-reads its pair; one result for the status file (undefined when no protocol has TLS). */
+  private async reloadTls(): Promise<TrackerStatus['tls']> {
+    const results: {protocol: string; ok: boolean; error: string | null}[] = []
+    for (const service of this.services) {
+      const result = await service.reloadTls()
+      if (result) results.push({protocol: service.protocol, ...result})
     }
+    if (results.length === 0) return undefined
+    const failed = results.filter(r => !r.ok)
+    const single = this.services.length === 1
+    return {ok: failed.length === 0, error: failed.length === 0 ? null : failed.map(r => (single ? r.error : `${r.protocol}: ${r.error}`)).join('; ')}
   }
 
   private async writeStatus(): Promise<void> {
@@ -245,7 +223,7 @@ class Supervisor<C extends RuntimeConfig> {
     this.stopping = true
     if (announce) this.log.info('stopping')
     this.metricsServer?.close()
-    await this.workers?.close()
+    await Promise.all(this.services.map(s => s.close()))
     this.files.release()
     this.resolveDone(code)
     if (exit) process.exit(code)

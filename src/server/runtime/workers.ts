@@ -1,3 +1,4 @@
+import type {MetricsJson} from '../../metrics/index.js'
 import type {HashSet20} from '../../util/hashset20.js'
 import type {TlsMaterial} from '../tls.js'
 import type {Listener} from './listener.js'
@@ -16,8 +17,8 @@ export interface Workers {
   start(): Promise<Listener[]>
   /** New certificate and key after a reload, for new connections. */
   setTls(material: TlsMaterial): Promise<void>
-  /** The tracker's metrics in Prometheus text: the primary's registry and every worker's. */
-  metrics(): Promise<string>
+  /** The metrics of the primary's registry and every worker's, merged across workers. */
+  metrics(): Promise<MetricsJson>
   /** Workers that run in processes of their own drop theirs (the primary has dropped its own). */
   dropPrivileges(): void
   close(): Promise<void>
