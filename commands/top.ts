@@ -1,5 +1,5 @@
 import {Command, Flags} from '@oclif/core'
-import {ConfigError, SERVER_NAMES, type ServerName, valueFromTrackerConfig} from '../src/config/index.js'
+import {ConfigError, TRACKER_CONFIG_NAMES, type TrackerConfigName, valueFromTrackerConfig} from '../src/config/index.js'
 import {fetchMetricsText, metricsUrl, readOnce, viewText, type View} from '../src/top/index.js'
 
 export default class Top extends Command {
@@ -16,7 +16,7 @@ export default class Top extends Command {
     config: Flags.string({char: 'c', description: "the tracker's config file (its [metrics] address is used)", helpValue: 'FILE'}),
     protocol: Flags.string({
       description: 'which tracker the config belongs to (default: the one whose keys the file has; udp without -c); asked for only when that is unclear',
-      options: [...SERVER_NAMES],
+      options: [...TRACKER_CONFIG_NAMES],
     }),
     once: Flags.boolean({description: 'print one plain-text snapshot (two reads a second apart) and exit'}),
     json: Flags.boolean({description: 'print one snapshot as JSON and exit'}),
@@ -30,7 +30,7 @@ export default class Top extends Command {
       try {
         const address = valueFromTrackerConfig(
           flags.config,
-          flags.protocol as ServerName | undefined,
+          flags.protocol as TrackerConfigName | undefined,
           '[metrics] prometheus_endpoint_address',
           c => c.metrics.prometheus_endpoint_address,
         )

@@ -66,7 +66,11 @@ const HOST_ONLY = new Set(['network.address_ipv4', 'network.address_ipv6'])
  */
 export function loadAllConfig(options: {file?: string; overrides?: Override[]} = {}): AllConfig {
   const {file, overrides = []} = options
-  const doc = file === undefined ? {} : readDocument(file)
+  return allConfigFrom(file, file === undefined ? {} : readDocument(file), overrides)
+}
+
+/** An `all` config from a parsed file (`file` names it in errors; undefined for the defaults). */
+export function allConfigFrom(file: string | undefined, doc: Record<string, unknown>, overrides: Override[]): AllConfig {
   const where = file === undefined ? 'defaults' : `config file ${file}`
   const shared = defaultsOf(allSharedSchema) as Record<string, unknown>
   const parts: Record<string, Record<string, unknown>> = {}
@@ -106,9 +110,35 @@ export function loadAllConfig(options: {file?: string; overrides?: Override[]} =
     crossCheck(p, config, where, applyOverrides(s, config, own), `${p}.`)
     out[p] = config
   }
-  if (!SERVER_NAMES.some(p => (out[p] as {enabled: boolean}).enabled))
+  const all = out as AllConfig
+  if (!SERVER_NAMES.some(p => all[p].enabled))
     throw new ConfigError(`${where}: udp.enabled, http.enabled and ws.enabled are all false: expected at least one protocol to serve`)
-  return out as AllConfig
+  checkTcpAddresses(all, where)
+  return all
+}
+
+/**
+ * HTTP and WS both listen on TCP. On one address and port the second would fail to bind, or
+ * worse: worker processes get their listening socket from the primary by address, so with
+ * several workers WS would be handed HTTP's socket. Port 0 is one such address.
+ */
+function checkTcpAddresses(c: AllConfig, where: string): void {
+  if (!c.http.enabled || !c.ws.enabled) return
+  for (const [use, key] of [
+    ['use_ipv4', 'address_ipv4'],
+    ['use_ipv6', 'address_ipv6'],
+  ] as const) {
+    const address = c.http.network[key]
+    if (!c.http.network[use] || !c.ws.network[use] || address !== c.ws.network[key]) continue
+    const portZero = parseSocketAddress(address)!.port === 0
+    if (portZero && c.http.socket_workers === 1 && c.ws.socket_workers === 1) continue
+    throw new ConfigError(
+      `${where}: http.network.${key} and ws.network.${key} are both ${JSON.stringify(address)}: ` +
+        (portZero
+          ? 'port 0 with several workers would give both protocols one socket; give one of them a port of its own or another address'
+          : 'HTTP and WS both listen on TCP, so they need different ports (or addresses)'),
+    )
+  }
 }
 
 /** `--ipv4 127.0.0.1` in `serve all`: the protocol's configured address with that host (checked as any address then). */

@@ -29,6 +29,23 @@ export const serverFlags = {
   'log-format': Flags.string({description: 'log lines as text or one JSON object per line (log_format)', options: [...LOG_FORMATS]}),
 }
 
+/**
+ * The flags of `tracker serve all` (and `config print all`): as `serverFlags`, but every protocol
+ * keeps its own port, so `--ipv4` and `--ipv6` take an address without one.
+ */
+export const allServerFlags = {
+  ...serverFlags,
+  ipv4: Flags.string({
+    description: 'serve IPv4 on this address, each protocol on its own port (e.g. 127.0.0.1). Without --ipv6, IPv6 is off, whatever the config file says',
+    helpValue: 'ADDR',
+  }),
+  ipv6: Flags.string({
+    description: 'serve IPv6 on this address, each protocol on its own port (e.g. ::1). Without --ipv4, IPv4 is off, whatever the config file says',
+    helpValue: 'ADDR',
+  }),
+  workers: Flags.integer({description: 'worker processes of each protocol, 0 = one per CPU (socket_workers)', helpValue: 'N'}),
+}
+
 export interface ServerFlagValues {
   ipv4?: string
   ipv6?: string

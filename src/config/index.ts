@@ -1,5 +1,6 @@
 export {parseSocketAddress, formatSocketAddress, type SocketAddress} from './address.js'
-export {ConfigError, loadConfig, type Override, type ServerConfig, valueFromTrackerConfig} from './load.js'
+export {ConfigError, loadConfig, type Override, type ServerConfig} from './load.js'
+export {TRACKER_CONFIG_NAMES, type TrackerConfigName, valueFromTrackerConfig} from './tracker-file.js'
 export {printAllConfig, printConfig} from './print.js'
 export {type AllConfig, enabledProtocols, loadAllConfig} from './all.js'
 export * from './schemas.js'

@@ -137,7 +137,11 @@ export function loadConfig<N extends SchemaName>(name: N, options: LoadOptions =
   return configFrom(name, options.file === undefined ? undefined : {file: options.file, doc: readDocument(options.file)}, options.overrides ?? [])
 }
 
-function configFrom<N extends SchemaName>(name: N, source: {file: string; doc: Record<string, unknown>} | undefined, overrides: Override[]): ConfigFor<N> {
+export function configFrom<N extends SchemaName>(
+  name: N,
+  source: {file: string; doc: Record<string, unknown>} | undefined,
+  overrides: Override[],
+): ConfigFor<N> {
   const s = SCHEMAS[name] as unknown as Schema
   const config = defaultsOf(s) as Record<string, unknown>
   const where = source ? `config file ${source.file}` : 'defaults'
@@ -162,36 +166,3 @@ export function applyOverrides(s: Schema, config: Record<string, unknown>, overr
 }
 
 export type ServerConfig = ConfigFor<ServerName>
-
-/**
- * One value of a tracker's config, for the commands that talk to a running tracker (`top -c`,
- * `accesslist reload -c`). With `protocol`, the file is read as that tracker's config. Without it,
- * as every tracker config it fits (its keys tell: enable_tls is HTTP's and WS's, batched_io UDP's
- * and WS's...); when they give different values (a file of shared keys only, whose value is a
- * default that differs by protocol), the error names them and asks for --protocol. No file: the
- * defaults of `protocol`, or of UDP.
- */
-export function valueFromTrackerConfig<T>(file: string | undefined, protocol: ServerName | undefined, what: string, pick: (config: ServerConfig) => T): T {
-  if (file === undefined || protocol !== undefined) return pick(loadConfig(protocol ?? 'udp', {file}))
-  const doc = readDocument(file)
-  const where = `config file ${file}`
-  const fits: {name: ServerName; value: T}[] = []
-  const refusals: string[] = []
-  for (const name of SERVER_NAMES) {
-    try {
-      fits.push({name, value: pick(configFrom(name, {file, doc}, []))})
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error
-      refusals.push(`  as ${name}: ${error.message.startsWith(`${where}: `) ? error.message.slice(where.length + 2) : error.message}`)
-    }
-  }
-  if (fits.length === 0) throw new ConfigError(`${where} is not a udp, http or ws tracker config:\n${refusals.join('\n')}`)
-  const values = new Set(fits.map(f => JSON.stringify(f.value)))
-  if (values.size === 1) return fits[0].value
-  const names = fits.map(f => f.name)
-  const list = `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`
-  throw new ConfigError(
-    `${where} fits the ${list} tracker configs, and they differ in ${what} (${fits.map(f => `${f.name}: ${String(f.value)}`).join(', ')}): ` +
-      `say which with --protocol ${names.join('|')}, or set ${what} in the file`,
-  )
-}

@@ -1,8 +1,8 @@
 import {AccessListError} from '../accesslist/index.js'
-import {ConfigError, loadConfig, type Override, type ServerName} from '../config/index.js'
+import {ConfigError, enabledProtocols, loadAllConfig, loadConfig, type Override, type ServerName} from '../config/index.js'
 import {PidFileError} from '../process/status.js'
 import {BindError} from './listen.js'
-import {runTracker} from './runtime/supervisor.js'
+import {runTrackers} from './runtime/supervisor.js'
 import type {RunningTracker} from './runtime/worker-api.js'
 import {TlsError} from './tls.js'
 
@@ -16,10 +16,25 @@ const WORKER_MODULES: Record<ServerName, string> = {
 export class UserError extends Error {}
 
 /** What `tracker serve PROTOCOL` does: load the config, run the tracker until a signal. */
-export async function serve(protocol: ServerName, file: string | undefined, overrides: Override[]): Promise<RunningTracker> {
-  try {
+export function serve(protocol: ServerName, file: string | undefined, overrides: Override[]): Promise<RunningTracker> {
+  return asUserErrors(() => {
     const config = loadConfig(protocol, {file, overrides})
-    return await runTracker({protocol, config, workerModule: WORKER_MODULES[protocol]}, {installSignals: true, exitOnStop: true})
+    return runTrackers([{protocol, config, workerModule: WORKER_MODULES[protocol]}], {installSignals: true, exitOnStop: true})
+  })
+}
+
+/** What `tracker serve all` does: every enabled protocol of an `all` config as one tracker, until a signal. */
+export function serveAll(file: string | undefined, overrides: Override[]): Promise<RunningTracker> {
+  return asUserErrors(() => {
+    const specs = enabledProtocols(loadAllConfig({file, overrides})).map(({protocol, config}) => ({protocol, config, workerModule: WORKER_MODULES[protocol]}))
+    return runTrackers(specs, {installSignals: true, exitOnStop: true})
+  })
+}
+
+/** Problems the user can fix become UserErrors, with a hint for the usual bind failures. */
+async function asUserErrors(run: () => Promise<RunningTracker>): Promise<RunningTracker> {
+  try {
+    return await run()
   } catch (error) {
     if (error instanceof ConfigError || error instanceof AccessListError || error instanceof TlsError || error instanceof PidFileError)
       throw new UserError(error.message)

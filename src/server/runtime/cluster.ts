@@ -25,6 +25,8 @@ export interface ClusterOptions {
   registry: Registry
   /** Certificate and key at start, when the config turns TLS on. */
   tls?: TlsMaterial
+  /** Who logs, before each worker's index (see WorkerBoot). */
+  logFields?: Record<string, string>
   /** A worker failed or exited: the tracker must stop. */
   onFatal(message: string): void
 }
@@ -63,6 +65,7 @@ export class ClusterWorkers implements Workers {
       epochMs: o.epochMs,
       config: o.config,
       accessListGeneration: o.accessListGeneration,
+      logFields: o.logFields,
     }
     this.startFailed.catch(() => {})
     for (let i = 0; i < o.count; i++) this.fork(boot, i)

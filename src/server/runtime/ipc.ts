@@ -14,6 +14,8 @@ export interface WorkerBoot {
   epochMs: number
   config: RuntimeConfig
   accessListGeneration: number
+  /** Who logs, before the worker's index: {protocol: "ws"} when the tracker serves several protocols. */
+  logFields?: Record<string, string>
   index?: number
 }
 

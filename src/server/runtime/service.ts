@@ -2,6 +2,7 @@ import {randomBytes} from 'node:crypto'
 import {type MetricsJson, Registry, registerTrackerMetrics} from '../../metrics/index.js'
 import type {Logger} from '../../util/log.js'
 import {version} from '../../version.js'
+import {BindError} from '../listen.js'
 import {loadTlsMaterial, tlsConfigOf, TlsError, type TlsConfig, type TlsMaterial} from '../tls.js'
 import type {PrimaryAccessList} from './access-list.js'
 import {ClusterWorkers} from './cluster.js'
@@ -17,6 +18,8 @@ export interface ServiceHost {
   startedAt: number
   /** The registry of the tracker's own metrics when this is its only protocol; else the service has one of its own. */
   registry?: Registry
+  /** Who logs, for worker processes (the primary's `log` already says it): {protocol: "ws"} under `serve all`. */
+  logFields?: Record<string, string>
   /** A worker failed or exited after start: the tracker stops. */
   onFatal(message: string): void
 }
@@ -50,8 +53,13 @@ export class ProtocolService<C extends RuntimeConfig = RuntimeConfig> {
       version,
       host.startedAt,
       {entries: () => inForce.entries, generation: () => inForce.generation, reloads: () => reloads},
-      host.registry !== undefined,
+      this.onlyProtocol,
     )
+  }
+
+  /** The tracker serves this protocol alone (`serve PROTOCOL`), not as one of several (`serve all`). */
+  private get onlyProtocol(): boolean {
+    return this.host.registry !== undefined
   }
 
   /** Reads the certificate and key (a bad pair refuses to start) and forks or makes the workers. */
@@ -68,8 +76,15 @@ export class ProtocolService<C extends RuntimeConfig = RuntimeConfig> {
   }
 
   /** What the workers listen on, the protocol's own sockets. */
-  start(): Promise<Listener[]> {
-    return this.workers.start()
+  async start(): Promise<Listener[]> {
+    try {
+      return await this.workers.start()
+    } catch (error) {
+      // In an `all` config the key sits in the protocol's table: "[udp.network] address_ipv4".
+      if (error instanceof BindError && !this.onlyProtocol)
+        throw BindError.fromFields({...error.toFields(), key: error.key.replace(/^\[/, `[${this.protocol}.`)})
+      throw error
+    }
   }
 
   metrics(): Promise<MetricsJson> {
@@ -123,6 +138,7 @@ export class ProtocolService<C extends RuntimeConfig = RuntimeConfig> {
       accessListGeneration: host.accessList.list.generation,
       registry: this.registry,
       tls,
+      logFields: host.logFields,
       onFatal: message => host.onFatal(message),
     })
   }

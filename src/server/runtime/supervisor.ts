@@ -89,7 +89,12 @@ class Supervisor {
     const single = specs.length === 1
     if (!single) collectProcessMetrics(this.registry)
     const host = {log, accessList: this.accessList, startedAt: this.startedAt, onFatal: (message: string) => this.fail(message)}
-    this.services = specs.map(spec => new ProtocolService(spec, single ? {...host, registry: this.registry} : host))
+    this.services = specs.map(spec => {
+      if (single) return new ProtocolService(spec, {...host, registry: this.registry})
+      // Under `serve all` each protocol's lines say whose they are: "[protocol ws] [worker 1] ...".
+      const logFields = {protocol: spec.protocol}
+      return new ProtocolService(spec, {...host, log: createLogger(this.config.log_level, {format: this.config.log_format, fields: logFields}), logFields})
+    })
     this.done = new Promise<number>(resolve => (this.resolveDone = resolve))
     this.status = {
       protocol: single ? specs[0].protocol : 'all',
@@ -164,7 +169,8 @@ class Supervisor {
     this.status = {...this.status, entries: this.accessList.inForce.entries, time: new Date().toISOString(), listening: lines}
     await this.writeStatus()
     // "udp tracker listening: udp 0.0.0.0:6969"; the metrics endpoint is the tracker's ("all" for `serve all`).
-    const tag = (l: Listener): string => (l.service === 'metrics' ? this.status.protocol : l.service.replace(/s$/, ''))
+    const tag = (l: Listener): string =>
+      l.service === 'metrics' ? this.status.protocol : l.service === 'https' ? 'http' : l.service === 'wss' ? 'ws' : l.service
     for (const l of listeners) this.log.info(`${tag(l)} tracker listening: ${formatListener(l)}`)
     const counts = this.services.map(s => `${this.services.length > 1 ? `${s.protocol} ` : ''}${s.count} worker${s.count === 1 ? '' : 's'}`).join(', ')
     this.log.info(`${counts}; access list mode ${this.accessList.list.mode}, ${this.accessList.inForce.entries} entries`)

@@ -44,7 +44,7 @@ class WorkerProcess {
     fatal: (message: string) => void,
   ) {
     const config = boot.config
-    const log = createLogger(config.log_level, {format: config.log_format, fields: {worker: boot.index}})
+    const log = createLogger(config.log_level, {format: config.log_format, fields: {...boot.logFields, worker: boot.index}})
     const accessList = new AccessList(config.access_list.mode)
     accessList.generation = boot.accessListGeneration
     const registry = new Registry()
