@@ -614,3 +614,63 @@ test('the text log format: time, level, [worker N] for a worker process', async 
   assert.match(http.stderr(), /^\S+Z WARN {2}\[worker 1\] \[connections\] max_connections = 1000000 is more than/m)
   assert.doesNotMatch(http.stderr(), /^\{/m)
 })
+
+test('serve all: UDP, HTTP and WS from one command and one file; one status file; accesslist reload -c and top read the all config; Ctrl-C stops all', async () => {
+  const dir = tempDir()
+  const allowed = nastyId()
+  writeFileSync(join(dir, 'list.txt'), `${Buffer.from(allowed).toString('hex')}\n`)
+  const config = join(dir, 'all.toml')
+  writeFileSync(
+    config,
+    `pid_file = "${join(dir, 'tracker.pid')}"
+[metrics]
+prometheus_endpoint_address = "127.0.0.1:0"
+[access_list]
+mode = "allow"
+path = "${join(dir, 'list.txt')}"
+[udp.network]
+address_ipv4 = "127.0.0.1:${PORT}"
+[http.network]
+address_ipv4 = "127.0.0.1:${PORT}"
+[ws]
+socket_workers = 2
+[ws.network]
+address_ipv4 = "127.0.0.1:${PORT + 1}"
+`,
+  )
+  const t = spawnServe('all', config, {args: ['--no-ipv6']})
+  const client = await UdpClient.open(4, PORT)
+  try {
+    for (let i = 0; i < 200 && !readStatus(join(dir, 'tracker.pid')); i++) await sleep(50)
+    const status = readStatus(join(dir, 'tracker.pid'))
+    assert.ok(status, t.output())
+    assert.equal(status.protocol, 'all')
+    assert.match(status.listening.join('\n'), new RegExp(`^udp 127\\.0\\.0\\.1:${PORT} .*\\nhttp://127\\.0\\.0\\.1:${PORT}/announce\\nws://127\\.0\\.0\\.1:${PORT + 1}.*\\nmetrics http://127\\.0\\.0\\.1:\\d+/metrics$`))
+    for (const p of ['udp', 'http', 'ws']) assert.match(t.output(), new RegExp(`INFO  ${p} tracker listening: `), p)
+    assert.match(t.output(), /udp 1 worker, http 1 worker, ws 2 workers; access list mode allow, 1 entries/)
+    await client.connect()
+    assert.equal((await client.request(client.announceBytes({infoHash: allowed, peerId: nastyId(), port: 1000}))).action, 1)
+    const http = await httpGet(PORT, '/announce?info_hash=%00&peer_id=x&port=1')
+    assert.ok(http.body.length > 0, 'HTTP answers on its port')
+
+    const reload = run(['accesslist', 'reload', '-c', config])
+    assert.equal(reload.code, 0, reload.stderr)
+    assert.match(reload.stdout, /1 entries/)
+
+    const metricsUrl = status.listening[3].replace(/^metrics /, '')
+    const top = spawnSync(process.execPath, [bin, 'top', '--once', '--url', metricsUrl], {encoding: 'utf8', timeout: 30_000})
+    assert.equal(top.status, 0, top.stderr)
+    assert.match(top.stdout, /^tracker udp\+http\+ws /)
+    assert.match(top.stdout, /^protocol +requests\/s/m)
+    for (const p of ['udp', 'http', 'ws']) assert.match(top.stdout, new RegExp(`^ *${p} `, 'm'), p)
+
+    const printed = run(['config', 'print', 'all', '-c', config])
+    assert.equal(printed.code, 0, printed.stderr)
+    assert.match(printed.stdout, /^\[ws\]\n(#.*\n)*enabled = true\n\n(#.*\n)*socket_workers = 2$/m)
+  } finally {
+    client.close()
+    t.child.kill('SIGINT')
+    assert.equal(await t.exited, 0, t.output())
+  }
+  assert.equal(readStatus(join(dir, 'tracker.pid')), undefined, 'the status file is removed at stop')
+})

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parse as parseToml} from 'smol-toml'
-import {ConfigError, defaultsOf, loadConfig, printConfig, SCHEMA_NAMES, SCHEMAS, valueFromTrackerConfig} from '../src/config/index.js'
+import {ConfigError, defaultsOf, loadConfig, printAllConfig, printConfig, SCHEMA_NAMES, SCHEMAS, valueFromTrackerConfig} from '../src/config/index.js'
 import {serverOverrides} from '../src/config/flags.js'
 import {checkSocketAddress, parseSocketAddress} from '../src/config/address.js'
 import {tempDir} from './harness.js'
@@ -200,7 +200,7 @@ test('one family named on the command line turns the other off, whatever the fil
 })
 
 test('a tracker config tells its protocol by its keys (top -c, accesslist reload -c); unclear only when the protocols differ in the value', () => {
-  const metricsOf = (path: string | undefined, protocol?: 'udp' | 'http' | 'ws') =>
+  const metricsOf = (path: string | undefined, protocol?: 'udp' | 'http' | 'ws' | 'all') =>
     valueFromTrackerConfig(path, protocol, '[metrics] prometheus_endpoint_address', c => c.metrics.prometheus_endpoint_address)
   for (const name of ['udp', 'http', 'ws'] as const) {
     const printed = file(`printed-${name}.toml`, printConfig(name))
@@ -227,13 +227,13 @@ test('a tracker config tells its protocol by its keys (top -c, accesslist reload
   assert.equal(metricsOf(shared), '127.0.0.1:9500', 'shared keys only, and the value is in the file')
   assert.match(
     refusal(() => valueFromTrackerConfig(shared, undefined, 'pid_file', c => c.pid_file)),
-    /fits the udp, http and ws tracker configs, .*--protocol udp\|http\|ws/,
+    /fits the udp, http, ws and all tracker configs, .*--protocol udp\|http\|ws\|all/,
   )
   const typo = file('typo.toml', '[network]\nenable_tsl = true\n')
   const none = refusal(() => metricsOf(typo))
   assert.match(
     none,
-    new RegExp(`^config file ${typo} is not a udp, http or ws tracker config:\\n  as udp: unknown key network\\.enable_tsl: keys in \\[network\\] are `),
+    new RegExp(`^config file ${typo} is not a udp, http, ws or all tracker config:\\n  as udp: unknown key network\\.enable_tsl: keys in \\[network\\] are `),
   )
   assert.match(none, /\n {2}as http: unknown key network\.enable_tsl/)
   assert.match(none, /\n {2}as ws: unknown key network\.enable_tsl/)
@@ -244,6 +244,20 @@ test('a tracker config tells its protocol by its keys (top -c, accesslist reload
   )
   assert.equal(metricsOf(undefined), '127.0.0.1:9000', 'no file: the UDP defaults')
   assert.equal(metricsOf(undefined, 'http'), '127.0.0.1:9001')
+  assert.match(none, /\n {2}as all: unknown section \[network\]/)
+  // `serve all`'s file: its [udp]/[http]/[ws] tables tell it apart.
+  const all = file('all.toml', printAllConfig())
+  assert.equal(metricsOf(all), '127.0.0.1:9000')
+  assert.equal(
+    valueFromTrackerConfig(all, undefined, 'pid_file', c => c.pid_file),
+    './tracker-all.pid',
+  )
+  const allTables = file('all-tables.toml', 'pid_file = "/run/a.pid"\n[udp.network]\nbatched_io = false\n')
+  assert.equal(
+    valueFromTrackerConfig(allTables, undefined, 'pid_file', c => c.pid_file),
+    '/run/a.pid',
+  )
+  assert.equal(metricsOf(undefined, 'all'), '127.0.0.1:9000')
 })
 
 test('log_format: text by default in every server config and in print; the file and --log-format set it; other values refused', () => {
