@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import {setTimeout as sleep} from 'node:timers/promises'
 import * as udp from '../src/protocol/udp/index.js'
 import type {Stats} from '../src/metrics/stats.js'
+import {fetchMetricsText} from '../src/top/index.js'
 import {startUdpTracker, UdpClient} from './harness.js'
 import {nastyId} from './helpers.js'
 
@@ -85,6 +86,11 @@ test('a UDP tracker with 2 workers: /stats and /stats?format=json show its swarm
       assert.equal(res.status, 404, path)
       assert.match(await res.text(), /^not found: this is a tracker's metrics endpoint: GET \/metrics .*\/stats/, path)
     }
+    await assert.rejects(
+      fetchMetricsText(`${base}/`),
+      {message: `${base}/ answered HTTP 404 (a tracker serves its Prometheus metrics on /metrics)`},
+      'tracker top points at /metrics',
+    )
     const bad = await fetch(`${base}/stats?format=xml`)
     assert.equal(bad.status, 400)
     assert.match(await bad.text(), /format must be html or json/)

@@ -177,7 +177,7 @@ export function statsHtml(s: Stats): string {
   const head = ['protocol', 'torrents', 'peers IPv4', 'peers IPv6', 'seeders', 'leechers', 'completed', 'connections', 'requests/s']
   const rows = s.protocols.map(p => row(swarmCells(p.protocol, p)))
   if (s.protocols.length > 1) rows.push(row(swarmCells('all', s.totals), 'td', 'total'))
-  const window = s.rateWindowSeconds > 0 ? `rates over the last ${s.rateWindowSeconds.toFixed(1)} s` : 'rates from the next reload on'
+  const window = s.rateWindowSeconds > 0 ? `rates over the last ${s.rateWindowSeconds} s` : 'rates from the next reload on'
   return `<!doctype html>
 <html lang="en">
 <head>
