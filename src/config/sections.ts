@@ -55,7 +55,8 @@ export const network = <E extends Keys = Record<never, never>>(port: number, ext
 })
 
 export const metrics = (port: number) => ({
-  help: `Prometheus endpoint (text format, any path). On by default and bound to loopback:
+  help: `Metrics endpoint: Prometheus text on /metrics, a stats page on /stats
+(JSON: /stats?format=json). On by default and bound to loopback:
 nothing is exposed to the network unless you say so, each protocol has its
 own port (UDP 9000, HTTP 9001, WS 9002) so several trackers on one host do not
 clash, and \`tracker top\` finds them there.`,

@@ -1,6 +1,7 @@
-import {createServer, type Server} from 'node:http'
+import {createServer, type Server, type ServerResponse} from 'node:http'
 import client from 'prom-client'
 import type {SwarmGauges} from '../swarm/index.js'
+import {StatsSampler, statsHtml} from './stats.js'
 
 /** The engine's figures a worker registers (defined with the swarm's backend contract). */
 export type {SwarmGauges}
@@ -260,19 +261,51 @@ export async function renderMetrics(protocols: {protocol: string; metrics: Metri
   return AggregatorRegistry.aggregate([...parts, ...shared] as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics()
 }
 
-/** Serves the Prometheus text format on every path of `host:port`. */
+/** What a client that asked for another path or method is told, in one place. */
+const ENDPOINT_PATHS = "this is a tracker's metrics endpoint: GET /metrics (Prometheus text), /stats (a page), /stats?format=json (the same figures)\n"
+
+/** Headers of every page the endpoint writes for a browser: no caching, no sniffing, nothing loaded or run. */
+const PAGE_HEADERS = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+}
+
+function reply(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
+  res.writeHead(status, {...headers, 'content-length': Buffer.byteLength(body)})
+  res.end(body) // Node sends no body for HEAD
+}
+
+const text = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) =>
+  reply(res, status, {...headers, 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff'}, body)
+
+/**
+ * The metrics endpoint on `host:port`: `/metrics` is the Prometheus text `render` gives, `/stats`
+ * the same figures as a page or (`?format=json`, `/stats.json`) as JSON, read through a
+ * StatsSampler so that a busy page never asks the workers more than four times a second.
+ */
 export async function startMetricsServer(host: string, port: number, render: () => Promise<string>, contentType: string): Promise<Server> {
-  const server = createServer((_req, res) => {
-    render().then(
-      text => {
-        res.writeHead(200, {'content-type': contentType, 'content-length': Buffer.byteLength(text)})
-        res.end(text)
-      },
-      (error: unknown) => {
-        res.writeHead(500, {'content-type': 'text/plain'})
-        res.end(`metrics unavailable: ${String(error)}\n`)
-      },
-    )
+  const stats = new StatsSampler(render)
+  const unavailable = (res: ServerResponse) => (error: unknown) => text(res, 500, `metrics unavailable: ${String(error)}\n`)
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, `method not allowed: ${ENDPOINT_PATHS}`, {allow: 'GET, HEAD'})
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q < 0 ? url : url.slice(0, q)
+    const format = path === '/stats.json' ? 'json' : (new URLSearchParams(q < 0 ? '' : url.slice(q + 1)).get('format') ?? 'html')
+    if (path === '/metrics') {
+      render().then(body => reply(res, 200, {'content-type': contentType}, body), unavailable(res))
+    } else if ((path === '/stats' || path === '/stats.json') && (format === 'json' || format === 'html')) {
+      stats.stats().then(s => {
+        if (format === 'json') reply(res, 200, {...PAGE_HEADERS, 'content-type': 'application/json; charset=utf-8'}, JSON.stringify(s) + '\n')
+        else reply(res, 200, {...PAGE_HEADERS, 'content-type': 'text/html; charset=utf-8'}, statsHtml(s))
+      }, unavailable(res))
+    } else if (path === '/stats') {
+      text(res, 400, 'format must be html or json, as in /stats?format=json\n')
+    } else {
+      text(res, 404, `not found: ${ENDPOINT_PATHS}`)
+    }
   })
   // A scraper that sends its request slowly or not at all is let go, like a tracker client.
   server.headersTimeout = 10_000
@@ -284,5 +317,6 @@ export async function startMetricsServer(host: string, port: number, render: () 
       resolve()
     })
   })
+  await stats.start()
   return server
 }

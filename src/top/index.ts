@@ -16,6 +16,7 @@ export async function fetchMetricsText(url: string, timeoutMs = 2000): Promise<s
       `could not read ${url} (${cause === 'ECONNREFUSED' ? 'connection refused: is the tracker running, with [metrics] run_prometheus_endpoint on?' : cause})`,
     )
   }
+  if (res.status === 404) throw new Error(`${url} answered HTTP 404 (a tracker serves its Prometheus metrics on /metrics)`)
   if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`)
   return res.text()
 }
