@@ -645,7 +645,12 @@ address_ipv4 = "127.0.0.1:${PORT + 1}"
     const status = readStatus(join(dir, 'tracker.pid'))
     assert.ok(status, t.output())
     assert.equal(status.protocol, 'all')
-    assert.match(status.listening.join('\n'), new RegExp(`^udp 127\\.0\\.0\\.1:${PORT} .*\\nhttp://127\\.0\\.0\\.1:${PORT}/announce\\nws://127\\.0\\.0\\.1:${PORT + 1}.*\\nmetrics http://127\\.0\\.0\\.1:\\d+/metrics$`))
+    assert.match(
+      status.listening.join('\n'),
+      new RegExp(
+        `^udp 127\\.0\\.0\\.1:${PORT} .*\\nhttp://127\\.0\\.0\\.1:${PORT}/announce\\nws://127\\.0\\.0\\.1:${PORT + 1}.*\\nmetrics http://127\\.0\\.0\\.1:\\d+/metrics$`,
+      ),
+    )
     for (const p of ['udp', 'http', 'ws']) assert.match(t.output(), new RegExp(`INFO  ${p} tracker listening: `), p)
     assert.match(t.output(), /udp 1 worker, http 1 worker, ws 2 workers; access list mode allow, 1 entries/)
     await client.connect()

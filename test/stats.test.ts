@@ -1,9 +1,9 @@
 /** The `/stats` figures, page and sampler, from synthetic Prometheus text (no network). */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {StatsSampler, escapeHtml, splitByProtocol, statsFrom, statsHtml} from '../src/metrics/stats.js'
-import {parsePrometheus} from '../src/top/prometheus.js'
-import {snapshot} from '../src/top/view.js'
+import {StatsSampler, escapeHtml, statsFrom, statsHtml} from '../src/metrics/stats.js'
+import {parsePrometheus, splitByProtocol} from '../src/top/prometheus.js'
+import {computeView, snapshot, viewText} from '../src/top/view.js'
 
 /** What a single-protocol UDP tracker with 2 workers writes: no `protocol` label on the series. */
 function udpOnly(k: number): string {
@@ -210,4 +210,28 @@ test('the sampler: rates are real on the first view, then against a sample at le
   assert.equal((await late.sampler.stats()).rateWindowSeconds, 0, 'no sample at start: no rates on the first view')
   late.t.clock = 1500
   assert.equal((await late.sampler.stats()).rateWindowSeconds, 1)
+})
+
+test('tracker top under serve all: a row per protocol, workers named by protocol, one uptime and one access list', () => {
+  const v = computeView(snapshot(twoProtocols(1), 0), snapshot(twoProtocols(3), 2000))
+  assert.equal(v.protocol, 'udp+ws', 'every protocol, in the order serve all lists them')
+  assert.equal(v.uptimeSeconds, 13)
+  assert.deepEqual(v.protocols, [
+    {protocol: 'udp', requestsPerSecond: 220, responsesPerSecond: 0, torrents: 11, peers: 107, connections: 0},
+    {protocol: 'ws', requestsPerSecond: 80, responsesPerSecond: 40, torrents: 11, peers: 9, connections: 9},
+  ])
+  assert.deepEqual(
+    v.workers.map(w => [w.index, w.requestsPerSecond, w.torrents, Math.round(w.share * 100)]),
+    [
+      ['udp 0', 220, 11, 73],
+      ['ws 0', 50, 5, 17],
+      ['ws 1', 30, 6, 10],
+    ],
+  )
+  const text = viewText(v, 'http://x/metrics')
+  assert.match(text, /^protocol {2}requests\/s {2}responses\/s {2}torrents {5}peers {2}connections\n {5}udp +220 +0 +11 +107 +0\n {6}ws +80 +40 +11 +9 +9$/m)
+  // One protocol: no protocol table, workers by index alone.
+  const one = computeView(undefined, snapshot('tracker_info{protocol="udp",version="1"} 1\ntracker_torrents{worker_index="0"} 2\n', 0))
+  assert.deepEqual([one.protocol, one.protocols, one.workers.map(w => w.index)], ['udp', [], ['0']])
+  assert.doesNotMatch(viewText(one, 'u'), /^protocol /m)
 })

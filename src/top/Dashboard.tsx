@@ -1,7 +1,7 @@
 /** The live `tracker top` screen (Ink). Data comes from an injected fetcher, so tests need no network. */
 import {useEffect, useRef, useState} from 'react'
 import {Box, Text, useApp, useInput, useStdin, useStdout} from 'ink'
-import {computeView, formatBytes, formatCount, formatDuration, notTrackerMetrics, snapshot, sparkline, type Snapshot, type View} from './view.js'
+import {computeView, formatBytes, formatCount, formatDuration, notTrackerMetrics, protocolLines, snapshot, sparkline, type Snapshot, type View} from './view.js'
 
 export type Fetcher = (url: string) => Promise<string>
 
@@ -159,6 +159,15 @@ function Body({view: v, history, width, showWorkers}: {view: View; history: numb
         <Text>{`drops      ${perSecond(v.drops)}`}</Text>
         <Text>{`refusals   ${perSecond(v.refusals)}`}</Text>
       </Box>
+      {v.protocols.length > 0 ? (
+        <Box flexDirection="column" borderStyle="single" paddingX={1}>
+          {protocolLines(v.protocols).map((line, i) => (
+            <Text key={line} bold={i === 0}>
+              {line}
+            </Text>
+          ))}
+        </Box>
+      ) : null}
       {showWorkers && v.workers.length > 0 ? (
         <Box flexDirection="column" borderStyle="single" paddingX={1}>
           <Text bold>{'worker  requests/s  responses/s  share  torrents'}</Text>

@@ -86,3 +86,35 @@ export function byLabel(samples: Samples, name: string, label: string, where: Re
   }
   return out
 }
+
+/** The protocols in the order `tracker serve all` lists them; any other after them, sorted. */
+const PROTOCOL_ORDER = ['udp', 'http', 'ws']
+
+/**
+ * Each protocol's samples. A tracker serving several protocols labels every series with
+ * `protocol`; one serving a single protocol labels none, and tracker_info names it.
+ */
+export function splitByProtocol(samples: Samples): Map<string, Samples> {
+  const names = new Set<string>()
+  let labelled = false
+  for (const [name, list] of samples)
+    for (const s of list) {
+      const p = s.labels.protocol
+      if (p === undefined) continue
+      names.add(p)
+      if (name !== 'tracker_info') labelled = true
+    }
+  if (!labelled) return new Map([[samples.get('tracker_info')?.[0]?.labels.protocol ?? '?', samples]])
+  const rank = (p: string) => (PROTOCOL_ORDER.includes(p) ? PROTOCOL_ORDER.indexOf(p) : PROTOCOL_ORDER.length)
+  const order = [...names].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
+  const out = new Map<string, Samples>(order.map(p => [p, new Map()]))
+  for (const [name, list] of samples)
+    for (const s of list) {
+      const part = s.labels.protocol === undefined ? undefined : out.get(s.labels.protocol)
+      if (!part) continue
+      let into = part.get(name)
+      if (!into) part.set(name, (into = []))
+      into.push(s)
+    }
+  return out
+}

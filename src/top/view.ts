@@ -2,7 +2,7 @@
  * What `tracker top` shows, computed from Prometheus snapshots: gauges from the latest one,
  * rates from the difference of the last two. Pure: no network, no terminal.
  */
-import {byLabel, parsePrometheus, sum, type Samples} from './prometheus.js'
+import {byLabel, parsePrometheus, type Samples, splitByProtocol, sum} from './prometheus.js'
 
 export interface Snapshot {
   /** ms since the epoch when it was read. */
@@ -33,7 +33,18 @@ export interface WorkerRow {
   torrents: number
 }
 
+/** One protocol of a tracker serving several (`serve all`). */
+export interface ProtocolRow {
+  protocol: string
+  requestsPerSecond: number
+  responsesPerSecond: number
+  torrents: number
+  peers: number
+  connections: number
+}
+
 export interface View {
+  /** What the tracker serves: "udp", or "udp+http+ws" for `serve all`. */
   protocol: string
   version: string
   uptimeSeconds: number
@@ -47,7 +58,10 @@ export interface View {
   connections: number
   drops: Record<string, number>
   refusals: Record<string, number>
+  /** Worker rows; under `serve all` each protocol's, indexed "udp 0", "http 0", ... */
   workers: WorkerRow[]
+  /** One row per protocol when the tracker serves several, else empty. */
+  protocols: ProtocolRow[]
   process: {rssBytes: number; heapBytes: number; eventLoopLagSeconds: number; cpuPercent: number}
 }
 
@@ -73,22 +87,37 @@ function rate(prev: Snapshot | undefined, cur: Snapshot, name: string, where: Re
   return (delta >= 0 ? delta : sum(cur.samples, name, where)) / seconds
 }
 
-const total = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0)
+/** Requests, responses and torrents per worker, from one protocol's samples; `prefix` names the protocol under `serve all`. */
+function workerFigures(prev: Snapshot | undefined, cur: Snapshot, prefix = '') {
+  const requests = rates(prev, cur, 'tracker_requests_total', 'worker_index')
+  const responses = rates(prev, cur, 'tracker_responses_total', 'worker_index')
+  const torrents = byLabel(cur.samples, 'tracker_torrents', 'worker_index')
+  const indexes = [...new Set([...torrents.keys(), ...Object.keys(requests)])].sort((a, b) => Number(a) - Number(b))
+  return indexes.map(index => ({index: prefix + index, requests: requests[index] ?? 0, responses: responses[index] ?? 0, torrents: torrents.get(index) ?? 0}))
+}
 
 export function computeView(prev: Snapshot | undefined, cur: Snapshot): View {
   const s = cur.samples
-  const info = s.get('tracker_info')?.[0]?.labels ?? {}
+  const infos = (s.get('tracker_info') ?? []).map(i => i.labels)
   const responses = rates(prev, cur, 'tracker_responses_total', 'type')
-  const requestsByWorker = rates(prev, cur, 'tracker_requests_total', 'worker_index')
-  const responsesByWorker = rates(prev, cur, 'tracker_responses_total', 'worker_index')
-  const torrentsByWorker = byLabel(s, 'tracker_torrents', 'worker_index')
-  const allRequests = total(requestsByWorker)
-  const workers = [...new Set([...torrentsByWorker.keys(), ...Object.keys(requestsByWorker)])].sort((a, b) => Number(a) - Number(b))
+  const parts = [...splitByProtocol(s)]
+  const several = parts.length > 1
+  const before = prev && several ? splitByProtocol(prev.samples) : undefined
+  const partView = (protocol: string, samples: Samples) => ({
+    prev: prev && before?.get(protocol) ? {at: prev.at, samples: before.get(protocol)!} : several ? undefined : prev,
+    cur: {at: cur.at, samples},
+  })
+  const workerList = parts.flatMap(([protocol, samples]) => {
+    const v = partView(protocol, samples)
+    return workerFigures(v.prev, v.cur, several ? `${protocol} ` : '')
+  })
+  const allRequests = workerList.reduce((n, w) => n + w.requests, 0)
   const cpu = rate(prev, cur, 'process_cpu_seconds_total')
   return {
-    protocol: info.protocol ?? '?',
-    version: info.version ?? '?',
-    uptimeSeconds: sum(s, 'tracker_uptime_seconds'),
+    protocol: several ? parts.map(([protocol]) => protocol).join('+') : (infos[0]?.protocol ?? '?'),
+    version: infos[0]?.version ?? '?',
+    // One uptime per protocol under `serve all`: they started together.
+    uptimeSeconds: Math.max(0, ...(s.get('tracker_uptime_seconds') ?? []).map(x => x.value)),
     swarm: {
       torrents: sum(s, 'tracker_torrents'),
       peersIpv4: sum(s, 'tracker_peers', {ip_version: '4'}),
@@ -96,7 +125,8 @@ export function computeView(prev: Snapshot | undefined, cur: Snapshot): View {
       seeders: sum(s, 'tracker_seeders'),
       leechers: sum(s, 'tracker_leechers'),
       completed: sum(s, 'tracker_completed_total'),
-      accessListEntries: sum(s, 'tracker_access_list_entries'),
+      // One list for every protocol: each reports it.
+      accessListEntries: Math.max(0, ...(s.get('tracker_access_list_entries') ?? []).map(x => x.value)),
     },
     requests: rates(prev, cur, 'tracker_requests_total', 'type'),
     responses,
@@ -106,13 +136,26 @@ export function computeView(prev: Snapshot | undefined, cur: Snapshot): View {
     connections: sum(s, 'tracker_connections'),
     drops: rates(prev, cur, 'tracker_dropped_total', 'reason'),
     refusals: rates(prev, cur, 'tracker_refusals_total', 'reason'),
-    workers: workers.map(index => ({
-      index,
-      requestsPerSecond: requestsByWorker[index] ?? 0,
-      responsesPerSecond: responsesByWorker[index] ?? 0,
-      share: allRequests > 0 ? (requestsByWorker[index] ?? 0) / allRequests : 0,
-      torrents: torrentsByWorker.get(index) ?? 0,
+    workers: workerList.map(w => ({
+      index: w.index,
+      requestsPerSecond: w.requests,
+      responsesPerSecond: w.responses,
+      share: allRequests > 0 ? w.requests / allRequests : 0,
+      torrents: w.torrents,
     })),
+    protocols: several
+      ? parts.map(([protocol, samples]) => {
+          const v = partView(protocol, samples)
+          return {
+            protocol,
+            requestsPerSecond: rate(v.prev, v.cur, 'tracker_requests_total'),
+            responsesPerSecond: rate(v.prev, v.cur, 'tracker_responses_total'),
+            torrents: sum(samples, 'tracker_torrents'),
+            peers: sum(samples, 'tracker_peers'),
+            connections: sum(samples, 'tracker_connections'),
+          }
+        })
+      : [],
     process: {
       rssBytes: sum(s, 'process_resident_memory_bytes'),
       heapBytes: sum(s, 'nodejs_heap_size_used_bytes'),
@@ -120,6 +163,18 @@ export function computeView(prev: Snapshot | undefined, cur: Snapshot): View {
       cpuPercent: cpu * 100,
     },
   }
+}
+
+/** The per-protocol table of `serve all`, as lines (the plain view and the dashboard show the same). */
+export function protocolLines(rows: ProtocolRow[]): string[] {
+  if (rows.length === 0) return []
+  return [
+    'protocol  requests/s  responses/s  torrents     peers  connections',
+    ...rows.map(
+      r =>
+        `${r.protocol.padStart(8)}  ${formatCount(r.requestsPerSecond).padStart(10)}  ${formatCount(r.responsesPerSecond).padStart(11)}  ${formatCount(r.torrents).padStart(8)}  ${formatCount(r.peers).padStart(8)}  ${formatCount(r.connections).padStart(11)}`,
+    ),
+  ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,6 +235,7 @@ export function viewText(v: View, endpoint: string, showWorkers = true): string 
   lines.push(
     `process   rss ${formatBytes(v.process.rssBytes)}  heap ${formatBytes(v.process.heapBytes)}  loop lag ${(v.process.eventLoopLagSeconds * 1000).toFixed(1)} ms  cpu ${v.process.cpuPercent.toFixed(0)}%`,
   )
+  if (v.protocols.length > 0) lines.push('', ...protocolLines(v.protocols))
   if (showWorkers && v.workers.length > 0) {
     lines.push('')
     lines.push('worker  requests/s  responses/s  share  torrents')
