@@ -158,12 +158,12 @@ async function chooseServe(readmeArgv: string[]): Promise<Serve> {
   const v4 = parseSocketAddress(d.network.address_ipv4)!
   const v6 = parseSocketAddress(d.network.address_ipv6)!
   const metrics = parseSocketAddress(d.metrics.prometheus_endpoint_address)!
-  const free =
-    (await tryBind('udp4', v4.host, v4.port)) !== undefined &&
-    (await tryBind('udp6', v6.host, v6.port)) !== undefined &&
-    (await tryBind('tcp', metrics.host, metrics.port)) !== undefined
+  const taken: string[] = []
+  if ((await tryBind('udp4', v4.host, v4.port)) === undefined) taken.push(`udp ${d.network.address_ipv4}`)
+  if ((await tryBind('udp6', v6.host, v6.port)) === undefined) taken.push(`udp ${d.network.address_ipv6}`)
+  if ((await tryBind('tcp', metrics.host, metrics.port)) === undefined) taken.push(`tcp ${d.metrics.prometheus_endpoint_address}`)
   const readme = readmeArgv.join(' ')
-  if (free)
+  if (taken.length === 0)
     return {
       argv: readmeArgv,
       port: v4.port,
@@ -172,7 +172,7 @@ async function chooseServe(readmeArgv: string[]): Promise<Serve> {
   const port = await freePort('udp')
   const flags = ['--ipv4', `127.0.0.1:${port}`, '--no-ipv6', '--metrics', '127.0.0.1:0']
   const argv = [...readmeArgv, ...(readmeArgv[0] === 'npm' ? ['--'] : []), ...flags]
-  return {argv, port, how: `\`${argv.join(' ')}\`: a default port (${v4.port}/udp, [::]:${v6.port}/udp or ${metrics.port}/tcp) is taken or IPv6 is missing`}
+  return {argv, port, how: `\`${argv.join(' ')}\`: could not bind ${taken.join(', ')} (taken, or no IPv6), so not on the defaults`}
 }
 
 interface Row {
@@ -251,19 +251,19 @@ export async function benchQuickstart(o: {starts: number}, log: (line: string) =
     record('`node bin/run.js serve udp` (no npm), for comparison', await timedStart({...serve, argv: direct}, clone))
 
     for (const signal of ['SIGKILL', 'SIGINT'] as const) {
-      for (const afterMs of [100, 300]) {
+      // Early in npm, early in the tracker, and once it serves (its pid file written).
+      for (const when of [100, 300, 'answered'] as const) {
         reset()
+        const t0 = performance.now()
         const g = startGroup(serve.argv, clone)
-        await sleep(afterMs)
+        if (when === 'answered') await firstAnswer(g, serve.port, t0)
+        else await sleep(when)
         signalGroup(g, signal)
-        if (!(await waitGone(g.pgid, 5000))) failures.push(`${signal} at ${afterMs} ms: the group outlived it by 5 s`)
+        const at = when === 'answered' ? 'once it answered' : `at ${when} ms`
+        if (!(await waitGone(g.pgid, 5000))) failures.push(`${signal} ${at}: the process group outlived it by 5 s`)
         await stopGroup(g)
         const left = newEntries(clone, afterCi)
-        record(
-          `${signal} to the start at ${afterMs} ms, then a start`,
-          await timedStart(serve, clone),
-          left.length > 0 ? `left: ${left.join(', ')}` : 'left nothing',
-        )
+        record(`${signal} to a start ${at}, then a start`, await timedStart(serve, clone), left.length > 0 ? `left: ${left.join(', ')}` : 'left nothing')
       }
     }
     reset()
@@ -284,7 +284,7 @@ export async function benchQuickstart(o: {starts: number}, log: (line: string) =
     const first = rows[0]?.answeredMs
     const out = [
       `# Quick start on a fresh clone of ${head.slice(0, 12)} (HEAD${dirty ? '; its uncommitted changes are not in the clone' : ''})`,
-      `git clone: ${(cloned.ms / 1000).toFixed(1)} s; npm ci --prefer-offline: ${(ci.ms / 1000).toFixed(1)} s; addons built: ${addons.join(', ') || 'none'}`,
+      `git clone: ${Math.round(cloned.ms)} ms; npm ci --prefer-offline: ${(ci.ms / 1000).toFixed(1)} s; addons built: ${addons.join(', ') || 'none'}`,
       `serve command: ${serve.how}`,
       line(head2),
       line(widths.map(w => '-'.repeat(w))),
