@@ -9,7 +9,6 @@
  *   npx tsc -p . && node dist/loadtest/bench/mesh-flood.js [--seconds 15] [--after 10] [--sockets 8] [--announces]
  */
 import dgram from 'node:dgram'
-import {createServer} from 'node:net'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -18,7 +17,7 @@ import {fileURLToPath} from 'node:url'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {Worker, isMainThread, parentPort, workerData} from 'node:worker_threads'
 import * as udp from '../../src/protocol/udp/index.js'
-import {descendants, rssBytes, startProcess, stopProcess} from './proc.js'
+import {descendants, freePort, rssBytes, startProcess, stopProcess} from './proc.js'
 
 interface FloodOptions {
   port: number
@@ -122,22 +121,6 @@ async function flood({port, seconds, sockets, hashes, announces}: FloodOptions):
 interface Probe {
   sentAt: number
   latency?: number
-}
-
-/** A port free on 127.0.0.1 now, for UDP or TCP. */
-async function freePort(kind: 'udp' | 'tcp'): Promise<number> {
-  if (kind === 'tcp') {
-    const server = createServer()
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    const {port} = server.address() as {port: number}
-    await new Promise(resolve => server.close(resolve))
-    return port
-  }
-  const socket = dgram.createSocket('udp4')
-  await new Promise<void>(resolve => socket.bind(0, '127.0.0.1', resolve))
-  const {port} = socket.address()
-  await new Promise<void>(resolve => socket.close(resolve))
-  return port
 }
 
 async function main(): Promise<void> {

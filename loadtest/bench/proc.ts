@@ -1,4 +1,6 @@
-import {readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import dgram from 'node:dgram'
+import {readFileSync, readdirSync, readlinkSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {spawn, type ChildProcess} from 'node:child_process'
@@ -42,6 +44,90 @@ export function descendants(pid: number): number[] {
   }
   walk(pid)
   return out
+}
+
+/** Live processes of process group `pgid` (a detached child and everything it started). */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const [state, , pgrp] = fields.slice(fields.lastIndexOf(')') + 2).split(' ')
+      if (state !== 'Z' && Number(pgrp) === pgid) out.push(Number(entry))
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out
+}
+
+/** One of `pids` holds a UDP socket (IPv4 or IPv6) bound to `port`: whoever answers there is one of them. */
+export function holdsUdpPort(pids: number[], port: number): boolean {
+  const inodes = new Set<string>()
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text = ''
+    try {
+      text = readFileSync(table, 'utf8')
+    } catch {
+      continue // no IPv6
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      // f[1] = local address as HEXADDR:HEXPORT, f[9] = inode
+      if (f.length > 9 && Number.parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16) === port) inodes.add(f[9])
+    }
+  }
+  for (const pid of pids) {
+    let fds: string[] = []
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`)
+    } catch {
+      continue
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))
+        if (m && inodes.has(m[1])) return true
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return false
+}
+
+/** Binds `host:port` for a moment: the port it got, or undefined when it is taken (or the family is missing). */
+export async function tryBind(kind: 'udp4' | 'udp6' | 'tcp', host: string, port: number): Promise<number | undefined> {
+  if (kind === 'tcp') {
+    const server = createServer()
+    const bound = await new Promise<number | undefined>(resolve => {
+      server.once('error', () => resolve(undefined))
+      server.listen({port, host, exclusive: true}, () => resolve((server.address() as {port: number}).port))
+    })
+    if (bound !== undefined) await new Promise(resolve => server.close(resolve))
+    return bound
+  }
+  const socket = dgram.createSocket({type: kind, ipv6Only: kind === 'udp6'})
+  const bound = await new Promise<number | undefined>(resolve => {
+    socket.once('error', () => resolve(undefined))
+    socket.bind({port, address: host, exclusive: true}, () => resolve(socket.address().port))
+  })
+  await new Promise<void>(resolve => {
+    try {
+      socket.close(resolve)
+    } catch {
+      resolve() // a failed bind may leave it closed already
+    }
+  })
+  return bound
+}
+
+/** A port free on 127.0.0.1 now, for UDP or TCP. */
+export async function freePort(kind: 'udp' | 'tcp'): Promise<number> {
+  const port = await tryBind(kind === 'udp' ? 'udp4' : 'tcp', '127.0.0.1', 0)
+  if (port === undefined) throw new Error(`no free ${kind} port on 127.0.0.1`)
+  return port
 }
 
 /** CPU time of a process and all its descendants, in ms. */

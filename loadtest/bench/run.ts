@@ -1,14 +1,15 @@
 /**
- * Benchmarks: `npm run bench -- engine|udp|http|ws [--duration N] [--rounds N] [--only NAME]`.
+ * Benchmarks: `npm run bench -- engine|udp|http|ws|quickstart [--duration N] [--rounds N] [--only NAME] [--starts N]`.
  * Speed targets are checked here, comparing against peers in the same run, never in tests.
  */
 import {parseArgs} from 'node:util'
 import {benchEngine} from './engine.js'
 import {benchHttp, formatHttpBench} from './http.js'
+import {benchQuickstart} from './quickstart.js'
 import {benchUdp, formatUdpBench} from './udp.js'
 import {benchWs, formatWsBench} from './ws.js'
 
-const BENCHES = ['engine', 'udp', 'http', 'ws'] as const
+const BENCHES = ['engine', 'udp', 'http', 'ws', 'quickstart'] as const
 
 async function main(): Promise<number> {
   const {positionals, values} = parseArgs({
@@ -20,6 +21,7 @@ async function main(): Promise<number> {
       peers: {type: 'string', default: '1000000'},
       torrents: {type: 'string', default: '100000'},
       idle: {type: 'string', default: '10000'},
+      starts: {type: 'string', default: '5'},
     },
   })
   const which = positionals.length > 0 ? positionals : ['engine']
@@ -30,6 +32,7 @@ async function main(): Promise<number> {
     }
   }
   const log = (line: string): boolean => process.stderr.write(line + '\n')
+  let code = 0
   for (const name of which) {
     if (name === 'engine') process.stdout.write(await benchEngine({peers: Number(values.peers), torrents: Number(values.torrents), timeMs: 2000}))
     if (name === 'udp') {
@@ -44,8 +47,13 @@ async function main(): Promise<number> {
       const options = {duration: Number(values.duration), rounds: Number(values.rounds), only: values.only as string[], idle: Number(values.idle)}
       process.stdout.write(formatWsBench(await benchWs(options, log), options))
     }
+    if (name === 'quickstart') {
+      const r = await benchQuickstart({starts: Number(values.starts)}, log)
+      process.stdout.write(r.text)
+      if (!r.ok) code = 1
+    }
   }
-  return 0
+  return code
 }
 
 main().then(
