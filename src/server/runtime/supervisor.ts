@@ -112,7 +112,7 @@ class Supervisor {
   async start(): Promise<RunningTracker> {
     // A bad list at start refuses to start (AccessListError carries file and line).
     const initialKeys = await this.accessList.readInitial()
-    let listeners: Listener[] = []
+    const listeners: Listener[] = []
     try {
       // A bad certificate or key at start refuses to start, like a bad access list.
       const workers: Workers[] = []
