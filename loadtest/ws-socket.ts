@@ -7,7 +7,8 @@
 import {randomBytes} from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
-import {StreamLink, type NativeTcp, type TcpLink, type TcpLinkOwner} from '../src/io/tcp.js'
+import type {NativeTcp} from '../src/io/native-tcp.js'
+import {StreamLink, type TcpLink, type TcpLinkOwner} from '../src/io/tcp.js'
 import {
   acceptKey,
   FIN,

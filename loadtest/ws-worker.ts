@@ -11,7 +11,7 @@ import type {LoadtestWsConfig} from '../src/config/index.js'
 import {parseSocketAddress} from '../src/config/address.js'
 import {jsonBinary} from '../src/protocol/ws/index.js'
 import {LatencyHistogram, Rng, SwarmModel} from './model.js'
-import {NativeTcp} from '../src/io/tcp.js'
+import {NativeTcp} from '../src/io/native-tcp.js'
 import {LoadSocket} from './ws-socket.js'
 import {countText, emptyStats, LoadtestUsageError, serveThread, type LoadGenerator, type ThreadStats} from './threads.js'
 

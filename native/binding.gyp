@@ -8,7 +8,7 @@
     },
     {
       "target_name": "tcp_batch",
-      "sources": ["tcp_batch.c"],
+      "sources": ["tcp_batch.c", "tcp_accept.c"],
       "cflags": ["-O2", "-Wall"],
       "libraries": ["-ldl"],
       "conditions": [["OS!='linux'", {"type": "none"}]]

@@ -1,14 +1,12 @@
-// Batched TCP I/O for the WebSocket tracker (Linux). Node accepts a connection and answers its
-// WebSocket handshake; then the connection is handed over here: its fd is duplicated and Node's
-// socket closed (the connection lives on in the duplicate). libuv polls it; what every ready
-// connection sent in one turn of the event loop lands in one shared buffer and reaches JS in one
-// call, after the poll phase; writes go straight to the kernel, with no stream in between. What
-// the kernel does not take at once is queued here and written when the socket becomes writable.
-// JS can stop reading one connection and start again (backpressure while its queue is too long).
+// Batched TCP I/O (Linux): for the WebSocket tracker, connections whose handshake Node answered
+// are handed over (adopt: the fd is duplicated and Node's socket closed); for the HTTP tracker,
+// connections are accepted here (tcp_accept.c). libuv polls them; what every ready connection
+// sent in one turn of the event loop lands in one shared buffer and reaches JS in one call, after
+// the poll phase; writes go straight to the kernel, with no stream in between. What the kernel
+// does not take at once is queued here and written when the socket becomes writable. JS can stop
+// reading one connection and start again (backpressure while its queue is too long).
 #define _GNU_SOURCE
-#define ADDON "tcp_batch"
-#include "napi_common.h"
-#include <uv.h>
+#include "tcp_batch.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,80 +18,51 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-// Shared with JS: received bytes, and records of [id, kind, offset, length].
-#define ARENA (1 << 20)
-#define READ_SIZE 65536
-#define MAX_RECORDS 4096
-#define REC_DATA 1
-// The connection is gone (end of stream or an error); the addon closed its fd.
-#define REC_CLOSED 2
-// The queue shrank: `length` is what is still queued.
-#define REC_DRAINED 3
-
-typedef struct Hub Hub;
-
-typedef struct Conn {
-  Hub *hub;
-  uv_poll_t poll;
-  int fd;  // -1 once closed
-  uint32_t id;
-  // What libuv polls for: UV_READABLE unless JS paused reading, UV_WRITABLE while bytes are queued.
-  int events;
-  int paused;
-  // Shut down our side once the queue is empty (the peer's end of stream then closes).
-  int ending;
-  // JS let go; the memory is freed once libuv has let go of the poll handle too.
-  int released;
-  int poll_closed;
-  uint8_t *queue;
-  size_t queue_start, queued, queue_cap;
-  // The hub's list of connections still open, for closing them when the environment goes away.
-  struct Conn *prev, *next;
-} Conn;
-
-struct Hub {
-  napi_env env;
-  uv_loop_t *loop;
-  uv_check_t check;
-  JsCallback on_batch;
-  uint8_t *arena;
-  uint32_t *records;
-  size_t used;
-  int count;
-  int delivering;
-  int closing;
-  Conn *open;
-};
-
 static void cleanup(void *arg);
 
-// Calls JS with the records gathered so far; they and the arena are free again afterwards.
-static void deliver(Hub *h) {
-  if (h->count == 0 || h->delivering || h->closing) return;
-  napi_env env = h->env;
-  h->delivering = 1;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  js_callback_call(env, &h->on_batch, h->count);
-  napi_close_handle_scope(env, scope);
-  h->count = 0;
-  h->used = 0;
-  h->delivering = 0;
+// Calls JS with the records gathered so far; they and the arena are free again afterwards. The
+// connections accepted meanwhile are then polled, unless JS closed them already.
+void hub_deliver(Hub *h) {
+  if (h->count > 0 && !h->delivering && !h->closing) {
+    napi_env env = h->env;
+    h->delivering = 1;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    int delivered = h->count;
+    js_callback_call(env, &h->on_batch, delivered);
+    napi_close_handle_scope(env, scope);
+    // A record made while JS ran (a connection that failed as JS wrote to it) waits for the next
+    // batch; such records carry no arena bytes.
+    h->count -= delivered;
+    memmove(h->records, h->records + 4 * delivered, (size_t)h->count * 4 * sizeof(uint32_t));
+    h->used = 0;
+    h->delivering = 0;
+  }
+  if (h->delivering) return;
+  while (h->fresh) {
+    Conn *c = h->fresh;
+    h->fresh = c->fresh_next;
+    c->fresh = 0;
+    c->fresh_next = NULL;
+    if (c->fd >= 0) conn_update_events(c);
+    else if (c->released && c->poll_closed) free(c);
+  }
 }
 
-static void push(Hub *h, uint32_t id, uint32_t kind, size_t offset, size_t length) {
-  if (h->count >= MAX_RECORDS) deliver(h);
-  // Records are only made in poll callbacks, never while JS is handling a batch.
-  if (h->count >= MAX_RECORDS) abort();
+void hub_push(Hub *h, uint32_t id, uint32_t kind, size_t a, size_t b) {
+  if (h->count >= MAX_RECORDS) hub_deliver(h);
+  // Still full only while JS handles a batch (records are then a failing connection's
+  // REC_CLOSED): dropped, the connection is closed and JS's timers let go of it.
+  if (h->count >= MAX_RECORDS) return;
   uint32_t *r = h->records + 4 * h->count++;
   r[0] = id;
   r[1] = kind;
-  r[2] = (uint32_t)offset;
-  r[3] = (uint32_t)length;
+  r[2] = (uint32_t)a;
+  r[3] = (uint32_t)b;
 }
 
 static void maybe_free(Conn *c) {
-  if (!c->released || !c->poll_closed) return;
+  if (!c->released || !c->poll_closed || c->fresh) return;
   free(c->queue);
   free(c);
 }
@@ -111,7 +80,9 @@ static void shut(Conn *c) {
   if (c->prev) c->prev->next = c->next;
   else c->hub->open = c->next;
   if (c->next) c->next->prev = c->prev;
-  uv_close((uv_handle_t *)&c->poll, on_poll_closed);
+  c->prev = c->next = NULL;
+  if (c->polled) uv_close((uv_handle_t *)&c->poll, on_poll_closed);
+  else c->poll_closed = 1;
   close(c->fd);
   c->fd = -1;
   free(c->queue);
@@ -123,10 +94,115 @@ static void shut(Conn *c) {
 static void lost(Conn *c) {
   if (c->fd < 0) return;
   shut(c);
-  push(c->hub, c->id, REC_CLOSED, 0, 0);
+  hub_push(c->hub, c->id, REC_CLOSED, 0, 0);
 }
 
-static void update_events(Conn *c);
+static void on_io(uv_poll_t *handle, int status, int events);
+
+void conn_update_events(Conn *c) {
+  if (c->fd < 0 || c->fresh) return;
+  int events = (c->paused || c->peer_ended ? 0 : UV_READABLE) | (c->queued > 0 ? UV_WRITABLE : 0);
+  if (c->events == events) return;
+  if (!c->polled) {
+    int err = uv_poll_init(c->hub->loop, &c->poll, c->fd);
+    if (err != 0) {
+      lost(c);
+      return;
+    }
+    c->poll.data = c;
+    c->polled = 1;
+  }
+  c->events = events;
+  if (events == 0) uv_poll_stop(&c->poll);
+  else uv_poll_start(&c->poll, events, on_io);
+}
+
+Conn *conn_new(Hub *h, int fd, int half_open) {
+  uint32_t slot;
+  if (h->free_count > 0) {
+    slot = h->free_slots[--h->free_count];
+  } else {
+    if (h->slot_count == MAX_SLOTS) return NULL;
+    if (h->slot_count == h->slot_cap) {
+      uint32_t cap = h->slot_cap ? h->slot_cap * 2 : 1024;
+      Conn **slots = realloc(h->slots, cap * sizeof *slots);
+      if (slots == NULL) return NULL;
+      h->slots = slots;
+      uint16_t *generations = realloc(h->generations, cap * sizeof *generations);
+      if (generations == NULL) return NULL;
+      h->generations = generations;
+      uint32_t *free_slots = realloc(h->free_slots, cap * sizeof *free_slots);
+      if (free_slots == NULL) return NULL;
+      h->free_slots = free_slots;
+      memset(h->generations + h->slot_cap, 0, (cap - h->slot_cap) * sizeof *generations);
+      h->slot_cap = cap;
+    }
+    slot = h->slot_count++;
+  }
+  Conn *c = calloc(1, sizeof(Conn));
+  if (c == NULL) {
+    h->free_slots[h->free_count++] = slot;
+    return NULL;
+  }
+  uint16_t generation = (uint16_t)((h->generations[slot] + 1) & ((1u << (32 - SLOT_BITS)) - 1));
+  h->generations[slot] = generation;
+  h->slots[slot] = c;
+  c->hub = h;
+  c->fd = fd;
+  c->id = ((uint32_t)generation << SLOT_BITS) | slot;
+  c->half_open = half_open;
+  c->next = h->open;
+  if (h->open) h->open->prev = c;
+  h->open = c;
+  return c;
+}
+
+// The connection `id` names, or NULL once JS released it.
+static Conn *conn_of(Hub *h, uint32_t id) {
+  uint32_t slot = id & SLOT_MASK;
+  if (slot >= h->slot_count) return NULL;
+  Conn *c = h->slots[slot];
+  return c != NULL && c->id == id ? c : NULL;
+}
+
+static void release(Conn *c) {
+  if (c->released) return;
+  c->released = 1;
+  shut(c);
+  Hub *h = c->hub;
+  uint32_t slot = c->id & SLOT_MASK;
+  h->slots[slot] = NULL;
+  h->free_slots[h->free_count++] = slot;
+  maybe_free(c);
+}
+
+// The queue is written: what end() asked for happens now.
+static void ended(Conn *c) {
+  if (c->ending == END_SHUTDOWN) shutdown(c->fd, SHUT_WR);
+  else if (c->ending == END_CLOSE) lost(c);
+}
+
+void conn_read(Conn *c) {
+  Hub *h = c->hub;
+  // Room for a read, else JS takes what is gathered first.
+  if (ARENA - h->used < MIN_READ) hub_deliver(h);
+  if (c->fd < 0 || c->paused || c->peer_ended) return;
+  size_t room = ARENA - h->used;
+  if (room > READ_SIZE) room = READ_SIZE;
+  ssize_t n;
+  do n = read(c->fd, h->arena + h->used, room);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    hub_push(h, c->id, REC_DATA, h->used, (size_t)n);
+    h->used += (size_t)n;
+  } else if (n == 0 && c->half_open && c->ending == END_NONE) {
+    c->peer_ended = 1;
+    conn_update_events(c);
+    hub_push(h, c->id, REC_ENDED, 0, 0);
+  } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+    lost(c);
+  }
+}
 
 static void on_io(uv_poll_t *handle, int status, int events) {
   Conn *c = (Conn *)handle->data;
@@ -149,37 +225,17 @@ static void on_io(uv_poll_t *handle, int status, int events) {
       c->queued -= (size_t)n;
       if (c->queued == 0) {
         c->queue_start = 0;
-        update_events(c);
-        if (c->ending) shutdown(c->fd, SHUT_WR);
+        conn_update_events(c);
       }
-      push(h, c->id, REC_DRAINED, 0, c->queued);
+      hub_push(h, c->id, REC_DRAINED, 0, c->queued);
+      if (c->queued == 0) ended(c);
     }
   }
-  if (!(events & UV_READABLE) || c->paused) return;
-  // Room for a whole read, else JS takes what is gathered first.
-  if (ARENA - h->used < READ_SIZE) deliver(h);
-  if (c->fd < 0) return;
-  ssize_t n;
-  do n = read(c->fd, h->arena + h->used, READ_SIZE);
-  while (n < 0 && errno == EINTR);
-  if (n > 0) {
-    push(h, c->id, REC_DATA, h->used, (size_t)n);
-    h->used += (size_t)n;
-  } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-    lost(c);
-  }
-}
-
-static void update_events(Conn *c) {
-  int events = (c->paused ? 0 : UV_READABLE) | (c->queued > 0 ? UV_WRITABLE : 0);
-  if (c->events == events) return;
-  c->events = events;
-  if (events == 0) uv_poll_stop(&c->poll);
-  else uv_poll_start(&c->poll, events, on_io);
+  if ((events & UV_READABLE) && c->fd >= 0) conn_read(c);
 }
 
 static void on_check(uv_check_t *check) {
-  deliver((Hub *)check->data);
+  hub_deliver((Hub *)check->data);
 }
 
 // open(onBatch(count)) -> {handle, arena, records}
@@ -189,6 +245,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Hub *h = calloc(1, sizeof(Hub));
   h->env = env;
+  h->next_listener_id = 1;
   napi_value result, handle, arena_ab, records_ab;
   void *p;
   CHECK(napi_create_arraybuffer(env, ARENA, &p, &arena_ab));
@@ -212,69 +269,68 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// adopt(hub, fd, id) -> connection. The fd is duplicated; the caller closes its own.
+// The hub and the connection of a call's first two arguments (hub, id), and up to two more.
+typedef struct {
+  Hub *hub;
+  Conn *conn;
+  napi_value rest[2];
+} ConnCall;
+
+static int conn_call(napi_env env, napi_callback_info info, ConnCall *call) {
+  size_t argc = 4;
+  napi_value argv[4];
+  uint32_t id;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return 0;
+  if (napi_get_value_external(env, argv[0], (void **)&call->hub) != napi_ok) return 0;
+  if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) return 0;
+  call->conn = conn_of(call->hub, id);
+  call->rest[0] = argv[2];
+  call->rest[1] = argv[3];
+  return 1;
+}
+
+// adopt(hub, fd) -> id. The fd is duplicated; the caller closes its own.
 static napi_value Adopt(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Hub *h;
   int32_t fd;
-  uint32_t id;
   CHECK(napi_get_value_external(env, argv[0], (void **)&h));
   CHECK(napi_get_value_int32(env, argv[1], &fd));
-  CHECK(napi_get_value_uint32(env, argv[2], &id));
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) return throw_errno(env, "tcp_batch: dup", errno);
   int one = 1;
   setsockopt(own, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  Conn *c = calloc(1, sizeof(Conn));
-  c->hub = h;
-  c->fd = own;
-  c->id = id;
-  int err = uv_poll_init(h->loop, &c->poll, own);
-  if (err != 0) {
+  Conn *c = conn_new(h, own, 0);
+  if (c == NULL) {
     close(own);
-    free(c);
-    return throw_errno(env, "tcp_batch: uv_poll_init", -err);
+    return throw_errno(env, "tcp_batch: adopt", ENOMEM);
   }
-  c->poll.data = c;
-  c->next = h->open;
-  if (h->open) h->open->prev = c;
-  h->open = c;
-  update_events(c);
+  conn_update_events(c);
+  if (c->fd < 0) {
+    release(c);
+    return throw_errno(env, "tcp_batch: uv_poll_init", EIO);
+  }
   napi_value result;
-  CHECK(napi_create_external(env, c, NULL, NULL, &result));
+  CHECK(napi_create_uint32(env, c->id, &result));
   return result;
 }
 
-static Conn *conn_arg(napi_env env, napi_value value) {
-  Conn *c = NULL;
-  napi_get_value_external(env, value, (void **)&c);
-  return c;
-}
-
-// The connection a one-argument call is about.
-static Conn *only_conn(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
-  return conn_arg(env, argv[0]);
-}
-
-// write(connection, buffer, length) -> bytes queued in the addon afterwards, or -1 when the
+// write(hub, id, buffer, length) -> bytes queued in the addon afterwards, or -1 when the
 // connection is gone (the caller then treats it as closed).
 static napi_value Write(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], result;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Conn *c = conn_arg(env, argv[0]);
+  ConnCall call;
+  napi_value result;
+  if (!conn_call(env, info, &call)) return NULL;
+  Conn *c = call.conn;
   void *data;
   size_t size;
   int32_t length;
-  CHECK(napi_get_buffer_info(env, argv[1], &data, &size));
-  CHECK(napi_get_value_int32(env, argv[2], &length));
+  CHECK(napi_get_buffer_info(env, call.rest[0], &data, &size));
+  CHECK(napi_get_value_int32(env, call.rest[1], &length));
   if (length < 0 || (size_t)length > size) length = (int32_t)size;
-  if (c->fd < 0) {
+  if (c == NULL || c->fd < 0 || c->ending != END_NONE) {
     CHECK(napi_create_int32(env, -1, &result));
     return result;
   }
@@ -309,49 +365,68 @@ static napi_value Write(napi_env env, napi_callback_info info) {
     }
     memcpy(c->queue + c->queue_start + c->queued, (uint8_t *)data + sent, rest);
     c->queued += rest;
-    update_events(c);
+    conn_update_events(c);
   }
   CHECK(napi_create_int32(env, (int32_t)c->queued, &result));
   return result;
 }
 
-// reading(connection, on): stops or starts reading from the connection (backpressure: JS stops
+// reading(hub, id, on): stops or starts reading from the connection (backpressure: JS stops
 // while the connection's outgoing queue is over its bound). Queued bytes are still written.
 static napi_value Reading(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Conn *c = conn_arg(env, argv[0]);
+  ConnCall call;
+  if (!conn_call(env, info, &call)) return NULL;
   bool on;
-  CHECK(napi_get_value_bool(env, argv[1], &on));
+  CHECK(napi_get_value_bool(env, call.rest[0], &on));
+  Conn *c = call.conn;
   if (c == NULL || c->fd < 0) return NULL;
   c->paused = !on;
-  update_events(c);
+  conn_update_events(c);
   return NULL;
 }
 
-// end(connection): our side shuts down once the queue is written; the connection closes when
-// the peer ends its side (or is released).
+// end(hub, id, close) -> true when the connection is closed and released now. Once the queue is
+// written, our side shuts down (the connection closes when the peer ends its side), or with
+// `close` the connection closes; nothing more can be written.
 static napi_value End(napi_env env, napi_callback_info info) {
-  Conn *c = only_conn(env, info);
-  if (c == NULL || c->fd < 0 || c->ending) return NULL;
-  c->ending = 1;
-  if (c->queued == 0) shutdown(c->fd, SHUT_WR);
-  return NULL;
+  ConnCall call;
+  napi_value result;
+  if (!conn_call(env, info, &call)) return NULL;
+  bool close_it;
+  CHECK(napi_get_value_bool(env, call.rest[0], &close_it));
+  Conn *c = call.conn;
+  bool done = false;
+  if (c != NULL && c->fd >= 0 && c->ending == END_NONE) {
+    c->ending = close_it ? END_CLOSE : END_SHUTDOWN;
+    // A half-open connection whose peer has ended closes with our side.
+    if (c->peer_ended) c->ending = END_CLOSE;
+    if (c->queued == 0) {
+      if (c->ending == END_CLOSE) {
+        release(c);
+        done = true;
+      } else {
+        shutdown(c->fd, SHUT_WR);
+      }
+    }
+  }
+  CHECK(napi_get_boolean(env, done, &result));
+  return result;
 }
 
-// release(connection): closes it now if still open; JS must not use it again.
+// release(hub, id): closes the connection now if still open; JS must not use the id again.
 static napi_value Release(napi_env env, napi_callback_info info) {
-  Conn *c = only_conn(env, info);
-  if (c == NULL || c->released) return NULL;
-  c->released = 1;
-  if (c->fd >= 0) shut(c);
-  maybe_free(c);
+  ConnCall call;
+  if (!conn_call(env, info, &call)) return NULL;
+  if (call.conn != NULL) release(call.conn);
   return NULL;
 }
 
 static void on_check_closed(uv_handle_t *handle) {
-  free(handle->data);
+  Hub *h = (Hub *)handle->data;
+  free(h->slots);
+  free(h->generations);
+  free(h->free_slots);
+  free(h);
 }
 
 // The environment is going away (a worker thread ends) with the hub still open: every handle is
@@ -359,16 +434,13 @@ static void on_check_closed(uv_handle_t *handle) {
 static void cleanup(void *arg) {
   Hub *h = (Hub *)arg;
   h->closing = 1;
-  while (h->open) {
-    Conn *c = h->open;
-    c->released = 1;
-    shut(c);
-  }
+  listeners_cleanup(h);
+  while (h->open) release(h->open);
   uv_check_stop(&h->check);
   uv_close((uv_handle_t *)&h->check, on_check_closed);
 }
 
-// close(hub): after every connection is released.
+// close(hub): after every connection is released and every listener closed.
 static napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -378,6 +450,7 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   if (h->closing) return NULL;
   h->closing = 1;
   napi_remove_env_cleanup_hook(env, cleanup, h);
+  listeners_cleanup(h);
   uv_check_stop(&h->check);
   js_callback_free(env, &h->on_batch);
   uv_close((uv_handle_t *)&h->check, on_check_closed);
@@ -400,6 +473,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
     {"adopt", NULL, Adopt, NULL, NULL, NULL, napi_default, NULL},
+    {"listen", NULL, Listen, NULL, NULL, NULL, napi_default, NULL},
+    {"unlisten", NULL, Unlisten, NULL, NULL, NULL, napi_default, NULL},
     {"write", NULL, Write, NULL, NULL, NULL, napi_default, NULL},
     {"reading", NULL, Reading, NULL, NULL, NULL, napi_default, NULL},
     {"end", NULL, End, NULL, NULL, NULL, napi_default, NULL},

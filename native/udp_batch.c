@@ -4,9 +4,9 @@
 #define _GNU_SOURCE
 #define ADDON "udp_batch"
 #include "napi_common.h"
+#include "bind_address.h"
 #include <uv.h>
 #include <arpa/inet.h>
-#include <net/if.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -109,25 +109,8 @@ static napi_value Open(napi_env env, napi_callback_info info) {
 
   struct sockaddr_in6 bind_addr;
   socklen_t bind_len;
-  memset(&bind_addr, 0, sizeof bind_addr);
-  if (family == 4) {
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&bind_addr;
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) return throw_errno(env, "invalid IPv4 address", EINVAL);
-    bind_len = sizeof(struct sockaddr_in);
-  } else {
-    bind_addr.sin6_family = AF_INET6;
-    bind_addr.sin6_port = htons((uint16_t)port);
-    // A link-local address may carry a zone: "fe80::1%eth0" or "fe80::1%2".
-    char *zone = strchr(host, '%');
-    if (zone != NULL) {
-      *zone++ = 0;
-      unsigned index = if_nametoindex(zone);
-      bind_addr.sin6_scope_id = index != 0 ? index : (unsigned)strtoul(zone, NULL, 10);
-    }
-    if (inet_pton(AF_INET6, host, &bind_addr.sin6_addr) != 1) return throw_errno(env, "invalid IPv6 address", EINVAL);
-    bind_len = sizeof(struct sockaddr_in6);
+  if (bind_address(family, host, port, &bind_addr, &bind_len) != 0) {
+    return throw_errno(env, family == 4 ? "invalid IPv4 address" : "invalid IPv6 address", EINVAL);
   }
   int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket", errno);
@@ -148,10 +131,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, "bind", err);
   }
-  struct sockaddr_in6 local;
-  socklen_t local_len = sizeof local;
-  getsockname(fd, (struct sockaddr *)&local, &local_len);
-  int local_port = ntohs(local.sin6_port);  // sin_port and sin6_port share their offset
+  int local_port = bound_port(fd);
 
   Sock *s = calloc(1, sizeof(Sock));
   s->fd = fd;

@@ -68,6 +68,17 @@ export async function startHttpTracker(overrides: DeepPartial<HttpConfig> = {}):
   return startTracker('http', testConfig('http', defaultsOf(httpSchema) as HttpConfig, overrides))
 }
 
+/** The HTTP tracker's two I/O paths, for tests that run on both. */
+export const HTTP_IO = [
+  {batched: true, name: 'batched I/O'},
+  {batched: false, name: 'Node sockets'},
+] as const
+
+/** startHttpTracker on one I/O path (`batched_io`), whatever the overrides say of the rest. */
+export function httpTrackerOn(batched: boolean): typeof startHttpTracker {
+  return (overrides = {}) => startHttpTracker({...overrides, network: {...overrides.network, batched_io: batched}})
+}
+
 /** A BEP 15 client socket for tests: request/response with a timeout, and "expect silence". */
 export class UdpClient {
   readonly socket: dgram.Socket

@@ -9,7 +9,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import WebSocket from 'ws'
 import {acceptHandshake, WsSocket, type WsSocketHandler} from '../src/server/ws/socket.js'
 import {FlushQueue} from '../src/io/flush-queue.js'
-import {NativeTcp, StreamLink} from '../src/io/tcp.js'
+import {NativeTcp} from '../src/io/native-tcp.js'
+import {StreamLink} from '../src/io/tcp.js'
 
 /** Both ways bytes travel: Node's socket stream, and the batched TCP addon (when built: Linux). */
 const LINKS = ['stream', ...(process.platform === 'linux' ? ['batched'] : [])] as const

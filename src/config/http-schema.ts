@@ -6,6 +6,14 @@ export const httpSchema = schema('http', 'HTTP BitTorrent tracker (BEP 3, 7, 23,
     tcp_backlog: int(1024, 'Connections the kernel queues before they are accepted.', 1, 65_535),
     ...tls,
     keep_alive: bool(true, 'Keep connections open after a response (clients may still close them).'),
+    batched_io: bool(
+      true,
+      `Plain http:// (not https://) connections are accepted, read and written by
+the addon built at install on Linux: each turn of the event loop accepts what
+is waiting, reads every new connection at once (its request is usually in) and
+hands what all connections sent to the tracker in one call; replies go straight
+to the kernel. Without the addon, or when false, Node's sockets are used.`,
+    ),
     runs_behind_reverse_proxy: bool(
       false,
       `Take the client's IP from a header set by a reverse proxy (the last

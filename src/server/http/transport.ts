@@ -1,18 +1,23 @@
 /**
- * HTTP connections: accepting them (plain or TLS), the timer that ends every state, room for new
- * clients at `max_connections`, pipelined requests answered in order with backpressure, and reply
- * bytes that belong to their reply. What a request means is the handler's (handler.ts).
+ * HTTP connections: accepting them (plain or TLS on Node's sockets, plain through the addon's
+ * batched I/O), the timer that ends every state, room for new clients at `max_connections`,
+ * pipelined requests answered in order with backpressure, and reply bytes that belong to their
+ * reply. Both I/O paths meet in a TcpLink, so everything here holds on both. What a request
+ * means is the handler's (handler.ts).
  */
 import net, {type Server, type Socket} from 'node:net'
 import tls, {type SecureContext} from 'node:tls'
+import {parseSocketAddress} from '../../config/address.js'
 import type {HttpConfig} from '../../config/index.js'
+import {NativeTcp, type NativeListener} from '../../io/native-tcp.js'
+import {StreamLink, type TcpLink, type TcpLinkOwner} from '../../io/tcp.js'
 import {indexes, type TrafficStats} from '../../metrics/index.js'
 import {parseIpInto} from '../../net/ip.js'
 import {HeadStatus, parseHead, RequestHead, type HeadLimits} from '../../protocol/http/index.js'
 import {failureBody, RESPONSE_HEAD_MAX, writeResponseHead} from '../../protocol/http/response.js'
 import type {Logger} from '../../util/log.js'
 import {connectionCap} from '../fd-limit.js'
-import {listenNetwork} from '../listen.js'
+import {BindError, listenNetwork, portToBind} from '../listen.js'
 import type {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 
@@ -32,6 +37,11 @@ const DROP = indexes(CONNECTION_DROP_REASONS)
 /** How long a connection we closed may wait for the client's side to close. */
 const CLOSE_GRACE_MS = 5000
 
+/** The reply buffer: a head and the largest body of most replies. */
+const OUT_SIZE = 65_536
+
+const EMPTY = Buffer.alloc(0)
+
 /**
  * Reply bytes a connection may have waiting for the kernel before its next request is read:
  * past it, reading stops (the client's own writes then back up) until the kernel has taken them.
@@ -45,8 +55,8 @@ const OUTPUT_MARK = 64 * 1024
  */
 const PENDING_SLACK = 256 * 1024
 
-export class HttpConnection {
-  /** Bytes received but not yet answered (a partial request, or pipelined ones waiting). */
+export class HttpConnection implements TcpLinkOwner {
+  /** Bytes received but not yet answered (a partial request, or pipelined ones waiting); owned. */
   pending: Buffer | null = null
   /** A request was handed to another worker: nothing more is answered until its reply. */
   busy = false
@@ -54,6 +64,8 @@ export class HttpConnection {
   handshaking: boolean
   /** Answered with `Connection: close` (or refused): our side is ending. */
   closing = false
+  /** Since when (ms) our side has been ending. */
+  closingSince = 0
   closed = false
   /** Reading is paused (a request waits, or replies wait for the kernel). */
   paused = false
@@ -72,16 +84,35 @@ export class HttpConnection {
   readonly v: 0 | 1
 
   constructor(
-    readonly socket: Socket,
-    remoteAddress: string | undefined,
+    private readonly transport: HttpTransport,
+    readonly link: TcpLink,
+    ipFamily: 0 | 4 | 6,
+    ip: Uint8Array,
     now: number,
     tlsOn: boolean,
   ) {
     this.handshaking = tlsOn
     this.requestStart = now
     this.lastActive = now
-    this.ipFamily = parseIpInto(remoteAddress ?? '', this.ip)
-    this.v = this.ipFamily === 6 ? 1 : 0
+    this.ipFamily = ipFamily
+    this.ip.set(ip)
+    this.v = ipFamily === 6 ? 1 : 0
+  }
+
+  receive(chunk: Buffer, start: number, end: number): void {
+    this.transport.received(this, chunk, start, end)
+  }
+
+  linkClosed(): void {
+    this.transport.gone(this)
+  }
+
+  linkDrained(): void {
+    this.transport.drained(this)
+  }
+
+  linkEnded(): void {
+    this.transport.readEnded(this)
   }
 }
 
@@ -94,13 +125,21 @@ export interface HttpRequestHandler {
 export class HttpTransport {
   /** Open connections, least recently active first (eviction takes from the front). */
   private readonly open = new Set<HttpConnection>()
-  /** Connections whose last reply said `Connection: close`, until their socket closes. */
+  /** Connections whose last reply said `Connection: close`, until they close. */
   private readonly closingSet = new Set<HttpConnection>()
   private readonly servers: Server[] = []
+  private readonly listeners: NativeListener[] = []
   private readonly limits: HeadLimits
   private readonly head = new RequestHead()
   private readonly maxConnections: number
+  /** Batched I/O for plain HTTP; null on Node's sockets (TLS, no addon, or `batched_io = false`). */
+  private readonly native: NativeTcp | null
   private secureContext: SecureContext | undefined
+  /** Where replies are put together; replaced when a write keeps a reference to it. */
+  private out = Buffer.allocUnsafe(OUT_SIZE)
+  private readonly peerIp = new Uint8Array(16)
+  /** While a request is handled: bytes the client sent after it, in the same input. */
+  private inputLeft = 0
 
   constructor(
     private readonly cfg: HttpConfig,
@@ -117,6 +156,12 @@ export class HttpTransport {
     this.limits = {maxLineBytes: c.max_request_line_bytes, maxHeadBytes: c.max_request_head_bytes, maxHeaders: c.max_headers}
     this.maxConnections = connectionCap(c.max_connections, log, '[connections] max_connections')
     if (tlsMaterial) this.setTls(tlsMaterial)
+    this.native = cfg.network.batched_io && !tlsMaterial ? NativeTcp.open() : null
+  }
+
+  /** Whether connections go through the addon's batched I/O. */
+  get batched(): boolean {
+    return this.native !== null
   }
 
   /** Open connections, those being closed included (each holds a file descriptor). */
@@ -125,6 +170,7 @@ export class HttpTransport {
   }
 
   listen(address: string, family: 4 | 6, workers: number, ports?: {ipv4?: number; ipv6?: number}): Promise<number> {
+    if (this.native) return Promise.resolve(this.listenBatched(this.native, address, family, workers, ports))
     // Plain TCP keeps half-open connections to answer requests a client sent before shutting
     // down its side. TLS does not (Node 20 cannot close a TLS socket whose peer left mid-handshake).
     const server = net.createServer({noDelay: true, allowHalfOpen: this.secureContext === undefined}, socket => this.accept(socket))
@@ -132,14 +178,43 @@ export class HttpTransport {
     return listenNetwork(server, this.cfg.network, address, family, workers, this.log, 'http', ports)
   }
 
+  /** Every worker binds its own socket (SO_REUSEPORT): the kernel spreads connections, no hop. */
+  private listenBatched(native: NativeTcp, address: string, family: 4 | 6, workers: number, ports?: {ipv4?: number; ipv6?: number}): number {
+    const {host, port} = parseSocketAddress(address)!
+    const n = this.cfg.network
+    const reusePort = workers > 1
+    try {
+      const listener = native.listen(
+        {
+          family,
+          host,
+          port: portToBind(port, family, reusePort, ports),
+          reusePort,
+          ipv6Only: family === 6 && n.set_only_ipv6,
+          backlog: n.tcp_backlog,
+          // A client that connects and sends nothing waits in the kernel, not in a slot of ours.
+          deferAcceptSeconds: this.cfg.connections.request_timeout,
+        },
+        (link, ipFamily, ip) => {
+          if (this.roomForOne()) this.adopt(link, ipFamily, ip, false)
+          else link.destroy()
+        },
+      )
+      this.listeners.push(listener)
+      return listener.port
+    } catch (error) {
+      throw new BindError('bind TCP', address, `[network] address_ipv${family}`, error)
+    }
+  }
+
   /** New connections use the new pair; open ones keep theirs. */
   setTls(material: TlsMaterial): void {
     this.secureContext = tls.createSecureContext({cert: material.cert, key: material.key})
   }
 
+  /** A connection from Node's server. */
   private accept(raw: Socket): void {
-    if (this.size >= this.maxConnections && !this.makeRoom()) {
-      this.stats.drops[DROP.max_connections]++
+    if (!this.roomForOne()) {
       raw.destroy()
       return
     }
@@ -147,28 +222,30 @@ export class HttpTransport {
     // The TLS handshake is a state like any other: it counts against max_connections and must
     // finish, with the request head, within request_timeout (the sweep ends it otherwise).
     const socket = context ? new tls.TLSSocket(raw, {isServer: true, secureContext: context}) : raw
-    const conn = new HttpConnection(socket, raw.remoteAddress, this.clock.nowMs, context !== undefined)
+    const ipFamily = parseIpInto(raw.remoteAddress ?? '', this.peerIp)
+    const conn = this.adopt(new StreamLink(socket), ipFamily, this.peerIp, context !== undefined)
+    if (context) {
+      socket.once('secure', () => (conn.handshaking = false))
+      socket.on('error', () => {
+        if (conn.handshaking) this.stats.drops[DROP.tls_error]++
+      })
+    }
+    conn.link.start()
+  }
+
+  /** A connection of either path gets its state and its place among the open ones. */
+  private adopt(link: TcpLink, ipFamily: 0 | 4 | 6, ip: Uint8Array, tlsOn: boolean): HttpConnection {
+    const conn = new HttpConnection(this, link, ipFamily, ip, this.clock.nowMs, tlsOn)
+    link.attach(conn)
     this.open.add(conn)
-    if (context) socket.once('secure', () => (conn.handshaking = false))
-    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk))
-    socket.on('drain', () => {
-      conn.stalledSince = 0
-      this.pump(conn)
-    })
-    socket.on('error', () => {
-      if (conn.handshaking) this.stats.drops[DROP.tls_error]++
-      socket.destroy()
-    })
-    socket.on('close', () => {
-      conn.closed = true
-      this.open.delete(conn)
-      this.closingSet.delete(conn)
-    })
-    socket.on('end', () => {
-      // The client has sent all it will: answer what is complete, then close.
-      conn.readEnded = true
-      this.pump(conn)
-    })
+    return conn
+  }
+
+  /** Room for a new connection: at the cap, one is closed for it, else it is refused and counted. */
+  private roomForOne(): boolean {
+    if (this.size < this.maxConnections || this.makeRoom()) return true
+    this.stats.drops[DROP.max_connections]++
+    return false
   }
 
   /**
@@ -194,7 +271,7 @@ export class HttpTransport {
     conn.closed = true
     this.open.delete(conn)
     this.closingSet.delete(conn)
-    conn.socket.destroy()
+    conn.link.destroy()
   }
 
   /** Once a second: ends connections that overstayed their state. */
@@ -208,8 +285,7 @@ export class HttpTransport {
       // Waiting for another worker: the handler's forward timeout ends that.
       if (conn.busy) continue
       if (conn.stalledSince !== 0) {
-        const socket = conn.socket
-        const sent = socket.bytesWritten - socket.writableLength
+        const sent = conn.link.sent
         if (sent !== conn.sentMark) {
           conn.sentMark = sent
           conn.stalledSince = now
@@ -227,71 +303,103 @@ export class HttpTransport {
         this.destroy(conn)
       }
     }
+    // Our side has ended: a client that neither reads the last reply nor closes is cut off.
+    const graceDeadline = now - CLOSE_GRACE_MS
+    for (const conn of this.closingSet) if (conn.closingSince < graceDeadline) this.destroy(conn)
   }
 
-  private onData(conn: HttpConnection, chunk: Buffer): void {
-    this.stats.rxBytes[conn.v] += chunk.length
+  /** Bytes from the client: chunk[start, end), which may be reused once this returns. */
+  received(conn: HttpConnection, chunk: Buffer, start: number, end: number): void {
+    this.stats.rxBytes[conn.v] += end - start
     if (conn.closed || conn.closing) return
     if (conn.requestStart === 0) conn.requestStart = this.clock.nowMs
-    if (conn.pending === null) {
-      conn.pending = chunk
-    } else if (conn.pending.length + chunk.length > this.limits.maxHeadBytes + PENDING_SLACK) {
+    const pending = conn.pending
+    if (pending === null) {
+      this.pump(conn, chunk, start, end, false)
+    } else if (pending.length + end - start > this.limits.maxHeadBytes + PENDING_SLACK) {
       this.refuse(conn, 431, 'Request head too large')
-      return
     } else {
-      conn.pending = Buffer.concat([conn.pending, chunk])
+      const joined = Buffer.allocUnsafe(pending.length + end - start)
+      pending.copy(joined, 0)
+      chunk.copy(joined, pending.length, start, end)
+      this.pump(conn, joined, 0, joined.length, true)
     }
-    this.pump(conn)
+  }
+
+  /** The client has closed its side: answer what is complete, then close. */
+  readEnded(conn: HttpConnection): void {
+    conn.readEnded = true
+    this.resume(conn)
+  }
+
+  /** Some replies left while reading was paused. */
+  drained(conn: HttpConnection): void {
+    if (conn.link.buffered > OUTPUT_MARK) return
+    conn.stalledSince = 0
+    this.resume(conn)
+  }
+
+  gone(conn: HttpConnection): void {
+    conn.closed = true
+    this.open.delete(conn)
+    this.closingSet.delete(conn)
+  }
+
+  /** Goes on with what was kept in `pending`. */
+  private resume(conn: HttpConnection): void {
+    const buf = conn.pending
+    if (buf === null) this.pump(conn, EMPTY, 0, 0, true)
+    else this.pump(conn, buf, 0, buf.length, true)
   }
 
   /**
-   * Answers the complete requests in `conn.pending`, in order, while no request waits for another
-   * worker and the replies so far are not piling up; then reads on, or pauses until they have left.
+   * Answers the complete requests in buf[start, end) (owned: `pending` may keep it), in order,
+   * while no request waits for another worker and the replies so far are not piling up; keeps
+   * the rest; then reads on, or pauses until the replies have left.
    */
-  private pump(conn: HttpConnection): void {
+  private pump(conn: HttpConnection, buf: Buffer, start: number, end: number, owned: boolean): void {
     if (conn.closed || conn.closing) return
-    const socket = conn.socket
-    const buf = conn.pending
-    let start = 0
-    if (buf !== null) {
-      while (start < buf.length && !conn.busy && !conn.closing) {
-        socket.cork()
-        let status = HeadStatus.Ok
-        while (start < buf.length && !conn.busy && !conn.closing && socket.writableLength <= OUTPUT_MARK) {
-          status = parseHead(buf, start, buf.length, this.limits, this.ipHeader, this.head)
-          if (status !== HeadStatus.Ok) break
-          start = this.head.headEnd
-          this.handler.request(conn, buf, this.head)
-        }
-        if (status !== HeadStatus.Ok && status !== HeadStatus.Incomplete) {
-          this.refuseHead(conn, status)
-        }
-        socket.uncork()
-        // The kernel usually takes the replies at once; go on unless they are still waiting.
-        if (status !== HeadStatus.Ok || socket.writableLength > OUTPUT_MARK) break
+    const link = conn.link
+    const first = start
+    while (start < end && !conn.busy && !conn.closing) {
+      link.cork()
+      let status = HeadStatus.Ok
+      while (start < end && !conn.busy && !conn.closing && link.buffered <= OUTPUT_MARK) {
+        status = parseHead(buf, start, end, this.limits, this.ipHeader, this.head)
+        if (status !== HeadStatus.Ok) break
+        start = this.head.headEnd
+        this.inputLeft = end - start
+        this.handler.request(conn, buf, this.head)
       }
-      if (conn.closed || conn.closing) return
-      if (start >= buf.length) {
-        conn.pending = null
-        if (!conn.busy) conn.requestStart = 0
-      } else {
-        // Keep only the rest; copied when small, so the big chunk can be freed.
-        const rest = start === 0 ? buf : buf.subarray(start)
-        conn.pending = rest.length < 4096 && buf.length > 65536 ? Buffer.from(rest) : rest
-        // The next request is being received, or waits its turn.
-        if (conn.requestStart === 0 || start > 0) conn.requestStart = this.clock.nowMs
+      this.inputLeft = 0
+      if (status !== HeadStatus.Ok && status !== HeadStatus.Incomplete) {
+        this.refuseHead(conn, status)
       }
+      link.uncork()
+      // The kernel usually takes the replies at once; go on unless they are still waiting.
+      if (status !== HeadStatus.Ok || link.buffered > OUTPUT_MARK) break
     }
-    const over = socket.writableLength > OUTPUT_MARK
+    if (conn.closed || conn.closing) return
+    if (start >= end) {
+      conn.pending = null
+      if (!conn.busy) conn.requestStart = 0
+    } else {
+      // Keep only the rest: a copy when the input is not ours, or when it is small (the big
+      // chunk can then be freed).
+      const rest = buf.subarray(start, end)
+      conn.pending = !owned || (rest.length < 4096 && buf.length > 65536) ? Buffer.from(rest) : rest
+      // The next request is being received, or waits its turn.
+      if (conn.requestStart === 0 || start > first) conn.requestStart = this.clock.nowMs
+    }
+    const over = link.buffered > OUTPUT_MARK
     if (over && conn.stalledSince === 0) {
       conn.stalledSince = this.clock.nowMs
-      conn.sentMark = socket.bytesWritten - socket.writableLength
+      conn.sentMark = link.sent
     }
     const wait = conn.busy || over
     if (wait !== conn.paused) {
       conn.paused = wait
-      if (wait) socket.pause()
-      else socket.resume()
+      link.reading(!wait)
     }
     // A client that has closed its side gets its answers, then the close.
     if (!wait && conn.readEnded) this.end(conn)
@@ -308,7 +416,6 @@ export class HttpTransport {
     this.stats.drops[DROP.bad_request]++
     const body = failureBody(reason)
     this.respond(conn, status, body, body.length, false, true, this.badRequestType)
-    conn.pending = null
   }
 
   /** A request of `conn` went to another worker: reading stops until `release`. */
@@ -320,28 +427,33 @@ export class HttpTransport {
   release(conn: HttpConnection): void {
     conn.busy = false
     if (conn.pending === null) conn.requestStart = 0
-    this.pump(conn)
+    this.resume(conn)
   }
 
   /** Sends a head and a copy of `body[0, length)`: the caller may reuse `body` at once. */
   respond(conn: HttpConnection, status: number, body: Buffer, length: number, keepAlive: boolean, http11: boolean, type: number): void {
     if (conn.closed || conn.closing) return
-    const out = Buffer.allocUnsafe(RESPONSE_HEAD_MAX + length)
+    const size = RESPONSE_HEAD_MAX + length
+    const out = size <= this.out.length ? this.out : Buffer.allocUnsafe(size)
     const at = writeResponseHead(out, 0, status, length, keepAlive, http11)
     if (length <= 512) for (let i = 0; i < length; i++) out[at + i] = body[i]
     else body.copy(out, at, 0, length)
-    conn.socket.write(out.subarray(0, at + length))
+    this.write(conn, out, at + length)
     this.sent(conn, at + length, keepAlive, type)
   }
 
   /** Sends a head and `body` itself, which must never change (a full-scrape snapshot). */
   respondImmutable(conn: HttpConnection, status: number, body: Buffer, keepAlive: boolean, http11: boolean, type: number): void {
     if (conn.closed || conn.closing) return
-    const head = Buffer.allocUnsafe(RESPONSE_HEAD_MAX)
-    const at = writeResponseHead(head, 0, status, body.length, keepAlive, http11)
-    conn.socket.write(head.subarray(0, at))
-    conn.socket.write(body)
+    const at = writeResponseHead(this.out, 0, status, body.length, keepAlive, http11)
+    this.write(conn, this.out, at)
+    conn.link.write(body, body.length)
     this.sent(conn, at + body.length, keepAlive, type)
+  }
+
+  /** Writes out[0, length); a buffer the link kept a reference to is never filled again. */
+  private write(conn: HttpConnection, out: Buffer, length: number): void {
+    if (!conn.link.write(out, length) && out === this.out) this.out = Buffer.allocUnsafe(OUT_SIZE)
   }
 
   private sent(conn: HttpConnection, bytes: number, keepAlive: boolean, type: number): void {
@@ -357,23 +469,37 @@ export class HttpTransport {
     this.open.add(conn)
   }
 
-  /** Our side ends once the replies have left; a client that never closes its side is cut off. */
+  /**
+   * Our side ends once the replies have left. With nothing more from the client waiting, the
+   * connection closes then; else our side shuts down and what the client still sends is read
+   * (and dropped) until it closes, so that its unread bytes do not reset the connection before
+   * it has read the reply. A client that does neither is cut off after CLOSE_GRACE_MS.
+   */
   private end(conn: HttpConnection): void {
     if (conn.closing || conn.closed) return
     conn.closing = true
+    conn.closingSince = this.clock.nowMs
     this.open.delete(conn)
     this.closingSet.add(conn)
+    const unread = conn.pending !== null || this.inputLeft > 0
     conn.pending = null
-    const socket = conn.socket
-    // Read on (and discard) so that the client's close is seen.
-    if (conn.paused) socket.resume()
-    socket.end()
-    socket.setTimeout(CLOSE_GRACE_MS, () => socket.destroy())
+    const link = conn.link
+    if (unread) {
+      // Read on (and discard) so that the client's close is seen.
+      if (conn.paused) link.reading(true)
+      link.end()
+    } else {
+      link.close()
+    }
   }
 
   async close(): Promise<void> {
     const closed = Promise.all(this.servers.map(s => new Promise<void>(resolve => s.close(() => resolve()))))
+    for (const l of this.listeners) l.close()
     for (const conn of [...this.open, ...this.closingSet]) this.destroy(conn)
     await closed
+    // Destroyed links let go in the next tick; the addon's hub closes after them.
+    const native = this.native
+    if (native) await new Promise<void>(resolve => setTimeout(() => resolve(native.close()), 0))
   }
 }

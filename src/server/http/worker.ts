@@ -64,14 +64,15 @@ export class HttpWorker implements ProtocolWorker {
     this.clock.unref()
     this.fullScrape?.start()
     const scheme = this.ctx.tls ? 'https' : 'http'
+    const more = {path: '/announce', ...(this.transport.batched ? {io: 'batched I/O'} : {})}
     const listening: Listener[] = []
     if (net4.use_ipv4) {
       const port = await this.transport.listen(net4.address_ipv4, 4, this.ctx.count, this.ctx.ports)
-      listening.push(listenerAt(scheme, net4.address_ipv4, port, {path: '/announce'}))
+      listening.push(listenerAt(scheme, net4.address_ipv4, port, more))
     }
     if (net4.use_ipv6) {
       const port = await this.transport.listen(net4.address_ipv6, 6, this.ctx.count, this.ctx.ports)
-      listening.push(listenerAt(scheme, net4.address_ipv6, port, {path: '/announce'}))
+      listening.push(listenerAt(scheme, net4.address_ipv6, port, more))
     }
     return listening
   }
