@@ -269,23 +269,25 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// The hub and the connection of a call's first two arguments (hub, id), and up to two more.
+// The hub and the connection of a call's first two arguments (hub, id), and up to three more
+// (NULL when not given).
 typedef struct {
   Hub *hub;
   Conn *conn;
-  napi_value rest[2];
+  napi_value rest[3];
 } ConnCall;
 
 static int conn_call(napi_env env, napi_callback_info info, ConnCall *call) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5] = {NULL, NULL, NULL, NULL, NULL};
   uint32_t id;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return 0;
   if (napi_get_value_external(env, argv[0], (void **)&call->hub) != napi_ok) return 0;
   if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) return 0;
   call->conn = conn_of(call->hub, id);
-  call->rest[0] = argv[2];
-  call->rest[1] = argv[3];
+  call->rest[0] = argc > 2 ? argv[2] : NULL;
+  call->rest[1] = argc > 3 ? argv[3] : NULL;
+  call->rest[2] = argc > 4 ? argv[4] : NULL;
   return 1;
 }
 
@@ -317,8 +319,9 @@ static napi_value Adopt(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// write(hub, id, buffer, length) -> bytes queued in the addon afterwards, or -1 when the
-// connection is gone (the caller then treats it as closed).
+// write(hub, id, buffer, length, more) -> bytes queued in the addon afterwards, or -1 when the
+// connection is gone (the caller then treats it as closed). With `more` (end() follows at once)
+// the kernel holds the bytes to leave with the FIN, one segment where there would be two.
 static napi_value Write(napi_env env, napi_callback_info info) {
   ConnCall call;
   napi_value result;
@@ -327,8 +330,10 @@ static napi_value Write(napi_env env, napi_callback_info info) {
   void *data;
   size_t size;
   int32_t length;
+  bool more = false;
   CHECK(napi_get_buffer_info(env, call.rest[0], &data, &size));
   CHECK(napi_get_value_int32(env, call.rest[1], &length));
+  if (call.rest[2] != NULL) napi_get_value_bool(env, call.rest[2], &more);
   if (length < 0 || (size_t)length > size) length = (int32_t)size;
   if (c == NULL || c->fd < 0 || c->ending != END_NONE) {
     CHECK(napi_create_int32(env, -1, &result));
@@ -337,7 +342,7 @@ static napi_value Write(napi_env env, napi_callback_info info) {
   size_t sent = 0;
   if (c->queued == 0) {
     ssize_t n;
-    do n = send(c->fd, data, (size_t)length, MSG_DONTWAIT | MSG_NOSIGNAL);
+    do n = send(c->fd, data, (size_t)length, MSG_DONTWAIT | MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     while (n < 0 && errno == EINTR);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
       // Reported to JS by the return value, not a record: JS is in the middle of its own work.

@@ -43,7 +43,7 @@ interface TcpBatchAddon {
     halfOpen: boolean,
   ): NativeListenerHandle
   unlisten(listener: unknown): void
-  write(hub: unknown, id: number, data: Buffer, length: number): number
+  write(hub: unknown, id: number, data: Buffer, length: number, more: boolean): number
   reading(hub: unknown, id: number, on: boolean): void
   end(hub: unknown, id: number, close: boolean): boolean
   release(hub: unknown, id: number): void
@@ -217,6 +217,7 @@ export class NativeTcp {
 }
 
 class NativeLink implements TcpLink {
+  readonly copiesWrites = true
   owner: TcpLinkOwner | null = null
   buffered = 0
   gone = false
@@ -268,15 +269,16 @@ class NativeLink implements TcpLink {
     this.flushGathered()
   }
 
-  private flushGathered(): void {
+  /** `last`: the end follows at once. */
+  private flushGathered(last = false): void {
     const t = this.tcp
     if (t.gathered === 0) return
     const length = t.gathered
     t.gathered = 0
-    this.send(t.gather, length)
+    this.send(t.gather, length, last)
   }
 
-  write(out: Buffer, length: number): boolean {
+  write(out: Buffer, length: number, last = false): boolean {
     if (this.released) return true
     if (this.corked) {
       const t = this.tcp
@@ -287,14 +289,14 @@ class NativeLink implements TcpLink {
         return true
       }
     }
-    this.send(out, length)
+    this.send(out, length, last)
     // The addon copies what the kernel did not take.
     return true
   }
 
-  private send(out: Buffer, length: number): void {
+  private send(out: Buffer, length: number, last: boolean): void {
     if (this.released || this.gone) return
-    const queued = this.tcp.io.write(this.tcp.handle, this.id, out, length)
+    const queued = this.tcp.io.write(this.tcp.handle, this.id, out, length, last)
     if (queued < 0) {
       // The kernel refused the connection (reset by the peer): closed as from the peer's side.
       this.gone = true
@@ -314,7 +316,11 @@ class NativeLink implements TcpLink {
   }
 
   private finish(close: boolean): void {
-    this.uncork()
+    if (this.corked) {
+      this.corked = false
+      this.tcp.gatherFor = null
+      this.flushGathered(true)
+    }
     if (this.released) return
     // Closed at once when nothing waits for the kernel and nothing is to be waited for (close,
     // or the peer has ended its side); else once the queue is written.

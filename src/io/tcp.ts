@@ -34,8 +34,13 @@ export interface TcpLink {
    * outgoing queue is over its bound. What is written still leaves.
    */
   reading(on: boolean): void
-  /** Writes out[0, length); true when `out` may be filled again at once (nothing kept a reference). */
-  write(out: Buffer, length: number): boolean
+  /**
+   * Writes out[0, length); true when `out` may be filled again at once (nothing kept a reference).
+   * `last`: `end` or `close` follows at once, and the bytes may wait to leave with it.
+   */
+  write(out: Buffer, length: number, last?: boolean): boolean
+  /** Every write copies what it does not send at once: a writer may fill one buffer again and again. */
+  readonly copiesWrites: boolean
   /** Until `uncork`, writes are gathered to leave together. */
   cork(): void
   uncork(): void
@@ -57,6 +62,7 @@ export interface TcpLink {
 }
 
 export class StreamLink implements TcpLink {
+  readonly copiesWrites = false
   private owner: TcpLinkOwner | null = null
   private paused = false
 

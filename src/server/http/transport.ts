@@ -135,8 +135,8 @@ export class HttpTransport {
   /** Batched I/O for plain HTTP; null on Node's sockets (TLS, no addon, or `batched_io = false`). */
   private readonly native: NativeTcp | null
   private secureContext: SecureContext | undefined
-  /** Where replies are put together; replaced when a write keeps a reference to it. */
-  private out = Buffer.allocUnsafe(OUT_SIZE)
+  /** Where replies are put together for links that copy what they are given. */
+  private readonly out = Buffer.allocUnsafe(OUT_SIZE)
   private readonly peerIp = new Uint8Array(16)
   /** While a request is handled: bytes the client sent after it, in the same input. */
   private inputLeft = 0
@@ -434,26 +434,23 @@ export class HttpTransport {
   respond(conn: HttpConnection, status: number, body: Buffer, length: number, keepAlive: boolean, http11: boolean, type: number): void {
     if (conn.closed || conn.closing) return
     const size = RESPONSE_HEAD_MAX + length
-    const out = size <= this.out.length ? this.out : Buffer.allocUnsafe(size)
+    // A link that keeps what it is given gets a buffer of its own; one that copies, the same one.
+    const out = conn.link.copiesWrites && size <= this.out.length ? this.out : Buffer.allocUnsafe(size)
     const at = writeResponseHead(out, 0, status, length, keepAlive, http11)
     if (length <= 512) for (let i = 0; i < length; i++) out[at + i] = body[i]
     else body.copy(out, at, 0, length)
-    this.write(conn, out, at + length)
+    conn.link.write(out, at + length, !keepAlive)
     this.sent(conn, at + length, keepAlive, type)
   }
 
   /** Sends a head and `body` itself, which must never change (a full-scrape snapshot). */
   respondImmutable(conn: HttpConnection, status: number, body: Buffer, keepAlive: boolean, http11: boolean, type: number): void {
     if (conn.closed || conn.closing) return
-    const at = writeResponseHead(this.out, 0, status, body.length, keepAlive, http11)
-    this.write(conn, this.out, at)
-    conn.link.write(body, body.length)
+    const head = conn.link.copiesWrites ? this.out : Buffer.allocUnsafe(RESPONSE_HEAD_MAX)
+    const at = writeResponseHead(head, 0, status, body.length, keepAlive, http11)
+    conn.link.write(head, at)
+    conn.link.write(body, body.length, !keepAlive)
     this.sent(conn, at + body.length, keepAlive, type)
-  }
-
-  /** Writes out[0, length); a buffer the link kept a reference to is never filled again. */
-  private write(conn: HttpConnection, out: Buffer, length: number): void {
-    if (!conn.link.write(out, length) && out === this.out) this.out = Buffer.allocUnsafe(OUT_SIZE)
   }
 
   private sent(conn: HttpConnection, bytes: number, keepAlive: boolean, type: number): void {
