@@ -253,12 +253,17 @@ test('serve on an address in use exits 1 naming the address and its config key, 
       assert.match(oneLine(r.stderr), hint, `batched_io = ${batched}`)
       noStack(r.stderr)
     }
-    const http = run(['serve', 'http', '-c', serveConfig(dir, 'http', busy)])
-    assert.equal(http.code, 1)
-    assert.match(oneLine(http.stderr), new RegExp(`could not bind TCP 127\\.0\\.0\\.1:${busy} \\(\\[network\\] address_ipv4\\): listen EADDRINUSE`))
-    assert.match(oneLine(http.stderr), hint)
-    assert.match(http.stderr, /choose another address with --ipv4 ADDR:PORT or \[network\] address_ipv4 in the config\./)
-    noStack(http.stderr)
+    for (const [batched, reason] of [
+      [true, 'bind: Address already in use'],
+      [false, 'listen EADDRINUSE'],
+    ] as const) {
+      const http = run(['serve', 'http', '-c', serveConfig(dir, 'http', busy, `batched_io = ${batched}`, `http-${batched}`)])
+      assert.equal(http.code, 1)
+      assert.match(oneLine(http.stderr), new RegExp(`could not bind TCP 127\\.0\\.0\\.1:${busy} \\(\\[network\\] address_ipv4\\): ${reason}`))
+      assert.match(oneLine(http.stderr), hint)
+      assert.match(http.stderr, /choose another address with --ipv4 ADDR:PORT or \[network\] address_ipv4 in the config\./)
+      noStack(http.stderr)
+    }
     const metrics = serveConfig(dir, 'udp', PORT, '', 'metrics')
     writeFileSync(metrics, readFileSync(metrics, 'utf8').replace('"127.0.0.1:0"', `"127.0.0.1:${busy}"`))
     const m = run(['serve', 'udp', '-c', metrics])
@@ -509,7 +514,7 @@ test('serve --ipv4 alone serves IPv4 only, though the file turns IPv6 on; --metr
     for (let i = 0; i < 200 && !readStatus(join(dir, 'tracker.pid')); i++) await sleep(50)
     const status = readStatus(join(dir, 'tracker.pid'))
     assert.ok(status, output)
-    assert.deepEqual(status.listening, [`http://127.0.0.1:${PORT}/announce`, `metrics http://127.0.0.1:${metricsPort}/metrics`])
+    assert.deepEqual(status.listening, [`http://127.0.0.1:${PORT}/announce (batched I/O)`, `metrics http://127.0.0.1:${metricsPort}/metrics`])
     const refused = await new Promise<boolean>(resolve => {
       const s = createConnection({host: '::1', port: PORT}, () => {
         s.destroy()
@@ -648,7 +653,7 @@ address_ipv4 = "127.0.0.1:${PORT + 1}"
     assert.match(
       status.listening.join('\n'),
       new RegExp(
-        `^udp 127\\.0\\.0\\.1:${PORT} .*\\nhttp://127\\.0\\.0\\.1:${PORT}/announce\\nws://127\\.0\\.0\\.1:${PORT + 1}.*\\nmetrics http://127\\.0\\.0\\.1:\\d+/metrics$`,
+        `^udp 127\\.0\\.0\\.1:${PORT} .*\\nhttp://127\\.0\\.0\\.1:${PORT}/announce .*\\nws://127\\.0\\.0\\.1:${PORT + 1}.*\\nmetrics http://127\\.0\\.0\\.1:\\d+/metrics$`,
       ),
     )
     for (const p of ['udp', 'http', 'ws']) assert.match(t.output(), new RegExp(`INFO  ${p} tracker listening: `), p)

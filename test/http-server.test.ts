@@ -1,7 +1,9 @@
 /** The HTTP tracker over real sockets: announces, scrapes, failures, connections, limits. */
 import {describe, test} from 'node:test'
 import assert from 'node:assert/strict'
+import {once} from 'node:events'
 import {writeFileSync} from 'node:fs'
+import net from 'node:net'
 import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fetchMetrics, sample, HTTP_IO, httpTrackerOn, startHttpTracker, tempDir} from './harness.js'
@@ -302,6 +304,88 @@ for (const io of HTTP_IO)
         await c.closed()
       } finally {
         await t.stop()
+      }
+    })
+
+    /** One connection: sends `data` (then ends our side, with `end`), reads to the close; a reset is an error. */
+    async function exchange(port: number, data: string, o: {end?: boolean; host?: string} = {}): Promise<string> {
+      const s = net.connect({port, host: o.host ?? '127.0.0.1'})
+      const chunks: Buffer[] = []
+      s.on('data', c => chunks.push(c))
+      await once(s, 'connect')
+      if (o.end) s.end(data)
+      else s.write(data)
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject)
+        s.once('close', () => resolve())
+      })
+      return Buffer.concat(chunks).toString('latin1')
+    }
+    const replyCount = (text: string) => text.split('HTTP/1.1 ').length - 1
+
+    test('a client that sends its request and then ends its side gets the whole reply, then the close', async () => {
+      const t = await startHttpTracker()
+      try {
+        const h = nastyId()
+        const text = await exchange(t.port4, `GET ${announcePath({infoHash: h, peerId: nastyId(), port: 1})} HTTP/1.1\r\nHost: x\r\n\r\n`, {end: true})
+        assert.equal(replyCount(text), 1)
+        const body = Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1')
+        assert.equal(decode(body).interval, 120)
+        // Two pipelined requests, then the end: both answered in order.
+        const two = await exchange(t.port4, [1, 2].map(() => `GET /scrape?${query({info_hash: h})} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''), {end: true})
+        assert.equal(replyCount(two), 2)
+      } finally {
+        await t.stop()
+      }
+    })
+
+    test('Connection: close with more requests behind it in the same write: one reply, then a clean close (no reset)', async () => {
+      const t = await startHttpTracker()
+      try {
+        const req = (close: boolean) => `GET /scrape?${query({info_hash: nastyId()})} HTTP/1.1\r\nHost: x\r\n${close ? 'Connection: close\r\n' : ''}\r\n`
+        for (const behind of [1, 50]) {
+          const text = await exchange(t.port4, req(true) + Array.from({length: behind}, () => req(false)).join(''))
+          assert.equal(replyCount(text), 1, `${behind} behind`)
+          assert.match(text, /\r\nConnection: close\r\n/i)
+        }
+        // HTTP/1.0 without keep-alive closes too.
+        const text = await exchange(t.port4, `GET /scrape?${query({info_hash: nastyId()})} HTTP/1.0\r\n\r\n`)
+        assert.equal(text.split('HTTP/1.').length - 1, 1)
+      } finally {
+        await t.stop()
+      }
+    })
+
+    test('many clients connecting at once (Connection: close, over IPv4 and IPv6) are all answered, each with its own peer address', async () => {
+      for (const workers of [1, 2]) {
+        const t = await startHttpTracker({socket_workers: workers})
+        try {
+          const h = nastyId()
+          const n = 300
+          const texts = await Promise.all(
+            Array.from({length: n}, (_, i) =>
+              exchange(
+                i % 2 ? t.port6 : t.port4,
+                `GET ${announcePath({infoHash: h, peerId: nastyId(), port: 2000 + i})} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+                {
+                  host: i % 2 ? '::1' : '127.0.0.1',
+                },
+              ),
+            ),
+          )
+          assert.ok(texts.every(x => replyCount(x) === 1 && x.startsWith('HTTP/1.1 200')))
+          const text = await exchange(t.port4, `GET /scrape?${query({info_hash: h})} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+          const body = Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1')
+          assert.equal(scrapeFiles(decode(body)).get(Buffer.from(h).toString('hex'))?.incomplete, n, `${workers} worker(s)`)
+          // IPv4 peers in peers, IPv6 peers in peers6, each at the address it came from.
+          const last = decode((await httpGet(t.port4, announcePath({infoHash: h, peerId: nastyId(), port: 9, extra: {numwant: 500}}))).body)
+          const v4 = compactPeers(last.peers, 6)
+          const v6 = compactPeers(last.peers6, 18)
+          assert.equal(v4.length + v6.length, 50)
+          assert.ok(v4.every(p => p.startsWith('127.0.0.1:')) && v6.every(p => p.startsWith('::1:')), [...v4, ...v6].join(' '))
+        } finally {
+          await t.stop()
+        }
       }
     })
 

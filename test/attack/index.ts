@@ -16,7 +16,23 @@ import {OFFER_ATTACKS} from './ws-offers.js'
 const held = (a: Attack) => a.name.startsWith('held.')
 const lenient = PARSING_ATTACKS.filter(a => !held(a))
 
-export const ATTACKS: Attack[] = [
+/**
+ * Plain HTTP goes through the batched I/O addon by default; every attack on it runs again on
+ * Node's sockets (batched_io = false), the path TLS and other systems take.
+ */
+const onNodeIo = (attacks: Attack[]): Attack[] =>
+  attacks
+    .filter(a => a.server === 'http')
+    .map(a => ({
+      ...a,
+      server: 'http node-io',
+      run: ctx => {
+        ctx.httpBatchedIo = false
+        return a.run(ctx)
+      },
+    }))
+
+const ALL: Attack[] = [
   ...MIXUP_ATTACKS, // 1
   ...PIPELINING_ATTACKS, // 2
   ...WS_CONTROL_ATTACKS, // 3
@@ -31,3 +47,5 @@ export const ATTACKS: Attack[] = [
   ...PARSING_ATTACKS.filter(held),
   ...HELD_TCP_ATTACKS,
 ]
+
+export const ATTACKS: Attack[] = [...ALL, ...onNodeIo(ALL)]

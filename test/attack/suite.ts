@@ -24,7 +24,7 @@ export type WorkerPlan = 'any' | 'multi' | 'both' | 'one'
 export interface Attack {
   /** `<class>.<what>`: the class number of issue 13, or `held` for the classes that already held. */
   name: string
-  /** The server as the table shows it: udp, http, https, ws, wss, "ws node-io", cli. */
+  /** The server as the table shows it: udp, http, "http node-io", https, ws, wss, "ws node-io", cli. */
   server: string
   workers: WorkerPlan
   /** A few seconds: also run by `npm test` (test/attack.test.ts). */
@@ -100,8 +100,15 @@ export class Context {
   }
 
   /** Starts a tracker with this case's worker count (unless the spec says otherwise); it is stopped at the end. */
+  /** False for the "http node-io" variants: HTTP trackers on Node's sockets (batched_io = false). */
+  httpBatchedIo = true
+
   async tracker(spec: Omit<TrackerSpec, 'workers'> & {workers?: number}, slot = 0): Promise<Tracker> {
     const full = {...spec, workers: spec.workers ?? this.workers}
+    if (spec.protocol === 'http' && !this.httpBatchedIo) {
+      const network = (spec.config?.network ?? {}) as Record<string, string | number | boolean>
+      full.config = {...spec.config, network: {...network, batched_io: false}}
+    }
     let t: Tracker
     try {
       t = await startTracker(full, this.dir, this.ports(slot), this.bin)

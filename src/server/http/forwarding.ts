@@ -20,7 +20,7 @@ import type {FrameHandler, Mesh} from '../mesh.js'
 import type {SwarmShard} from '../shard.js'
 import type {HttpHandler} from './handler.js'
 import {DROP, RES} from './stats.js'
-import type {HttpConnection} from './transport.js'
+import type {HttpConnection} from './connection.js'
 
 /** An announce handed to another worker is answered with a failure reason if its reply takes longer. */
 const FORWARD_TIMEOUT_MS = 5000

@@ -25,7 +25,8 @@ import type {ScrapeRouter} from '../scrape-router.js'
 import type {SwarmShard} from '../shard.js'
 import {HttpForwarding} from './forwarding.js'
 import {REFUSED, REQ, RES} from './stats.js'
-import {HttpTransport, type HttpConnection, type HttpRequestHandler} from './transport.js'
+import type {HttpConnection} from './connection.js'
+import {HttpTransport, type HttpRequestHandler} from './transport.js'
 
 const ANNOUNCE_PATH = Buffer.from('/announce')
 const SCRAPE_PATH = Buffer.from('/scrape')

@@ -1,6 +1,6 @@
 /** The HTTP worker's counters: request and response types, drop and refusal reasons (metric labels). */
 import {indexes, TrafficStats} from '../../metrics/index.js'
-import {CONNECTION_DROP_REASONS} from './transport.js'
+import {CONNECTION_DROP_REASONS} from './connection.js'
 
 const REQUEST_TYPES = ['announce', 'scrape', 'full_scrape', 'other'] as const
 const RESPONSE_TYPES = ['announce', 'scrape', 'full_scrape', 'failure', 'not_found', 'bad_request'] as const

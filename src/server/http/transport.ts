@@ -1,37 +1,24 @@
 /**
- * HTTP connections: accepting them (plain or TLS on Node's sockets, plain through the addon's
- * batched I/O), the timer that ends every state, room for new clients at `max_connections`,
- * pipelined requests answered in order with backpressure, and reply bytes that belong to their
- * reply. Both I/O paths meet in a TcpLink, so everything here holds on both. What a request
- * means is the handler's (handler.ts).
+ * HTTP connections once accepted (listeners.ts: plain or TLS on Node's sockets, plain through the
+ * addon's batched I/O): the timer that ends every state, room for new clients at
+ * `max_connections`, pipelined requests answered in order with backpressure, and reply bytes that
+ * belong to their reply. Both I/O paths meet in a TcpLink, so everything here holds on both.
+ * What a request means is the handler's (handler.ts).
  */
-import net, {type Server, type Socket} from 'node:net'
-import tls, {type SecureContext} from 'node:tls'
-import {parseSocketAddress} from '../../config/address.js'
+import type {TLSSocket} from 'node:tls'
 import type {HttpConfig} from '../../config/index.js'
-import {NativeTcp, type NativeListener} from '../../io/native-tcp.js'
-import {StreamLink, type TcpLink, type TcpLinkOwner} from '../../io/tcp.js'
+import type {TcpLink} from '../../io/tcp.js'
 import {indexes, type TrafficStats} from '../../metrics/index.js'
-import {parseIpInto} from '../../net/ip.js'
 import {HeadStatus, parseHead, RequestHead, type HeadLimits} from '../../protocol/http/index.js'
 import {failureBody, RESPONSE_HEAD_MAX, writeResponseHead} from '../../protocol/http/response.js'
 import type {Logger} from '../../util/log.js'
 import {connectionCap} from '../fd-limit.js'
-import {BindError, listenNetwork, portToBind} from '../listen.js'
+import type {WorkerPorts} from '../runtime/worker-api.js'
 import type {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
+import {CONNECTION_DROP_REASONS, HttpConnection, type HttpConnectionEvents} from './connection.js'
+import {HttpListeners} from './listeners.js'
 
-/** Connections closed by the tracker, by reason (the first entries of the worker's drop reasons). */
-export const CONNECTION_DROP_REASONS = [
-  'idle_timeout',
-  'request_timeout',
-  'bad_request',
-  'max_connections',
-  'evicted',
-  'slow_reader',
-  'tls_error',
-  'tls_handshake_timeout',
-] as const
 const DROP = indexes(CONNECTION_DROP_REASONS)
 
 /** How long a connection we closed may wait for the client's side to close. */
@@ -55,89 +42,23 @@ const OUTPUT_MARK = 64 * 1024
  */
 const PENDING_SLACK = 256 * 1024
 
-export class HttpConnection implements TcpLinkOwner {
-  /** Bytes received but not yet answered (a partial request, or pipelined ones waiting); owned. */
-  pending: Buffer | null = null
-  /** A request was handed to another worker: nothing more is answered until its reply. */
-  busy = false
-  /** The TLS handshake is not done yet. */
-  handshaking: boolean
-  /** Answered with `Connection: close` (or refused): our side is ending. */
-  closing = false
-  /** Since when (ms) our side has been ending. */
-  closingSince = 0
-  closed = false
-  /** Reading is paused (a request waits, or replies wait for the kernel). */
-  paused = false
-  /** The client has closed its side. */
-  readEnded = false
-  /** When the request being received started (ms; or the connection opened), 0 between requests. */
-  requestStart: number
-  lastActive: number
-  /** Since when (ms) replies have waited past OUTPUT_MARK with the kernel taking none; 0 when not. */
-  stalledSince = 0
-  /** Bytes the kernel had taken when `stalledSince` was last set. */
-  sentMark = 0
-  readonly ip = new Uint8Array(16)
-  readonly ipFamily: 0 | 4 | 6
-  /** IP version of the TCP peer, for metrics. */
-  readonly v: 0 | 1
-
-  constructor(
-    private readonly transport: HttpTransport,
-    readonly link: TcpLink,
-    ipFamily: 0 | 4 | 6,
-    ip: Uint8Array,
-    now: number,
-    tlsOn: boolean,
-  ) {
-    this.handshaking = tlsOn
-    this.requestStart = now
-    this.lastActive = now
-    this.ipFamily = ipFamily
-    this.ip.set(ip)
-    this.v = ipFamily === 6 ? 1 : 0
-  }
-
-  receive(chunk: Buffer, start: number, end: number): void {
-    this.transport.received(this, chunk, start, end)
-  }
-
-  linkClosed(): void {
-    this.transport.gone(this)
-  }
-
-  linkDrained(): void {
-    this.transport.drained(this)
-  }
-
-  linkEnded(): void {
-    this.transport.readEnded(this)
-  }
-}
-
 /** What the transport hands each complete request head to. */
 export interface HttpRequestHandler {
   /** `head` describes a request in `buf`; answer it with `respond`, or `hold` the connection. */
   request(conn: HttpConnection, buf: Buffer, head: RequestHead): void
 }
 
-export class HttpTransport {
+export class HttpTransport implements HttpConnectionEvents {
   /** Open connections, least recently active first (eviction takes from the front). */
   private readonly open = new Set<HttpConnection>()
   /** Connections whose last reply said `Connection: close`, until they close. */
   private readonly closingSet = new Set<HttpConnection>()
-  private readonly servers: Server[] = []
-  private readonly listeners: NativeListener[] = []
+  private readonly listeners: HttpListeners
   private readonly limits: HeadLimits
   private readonly head = new RequestHead()
   private readonly maxConnections: number
-  /** Batched I/O for plain HTTP; null on Node's sockets (TLS, no addon, or `batched_io = false`). */
-  private readonly native: NativeTcp | null
-  private secureContext: SecureContext | undefined
   /** Where replies are put together for links that copy what they are given. */
   private readonly out = Buffer.allocUnsafe(OUT_SIZE)
-  private readonly peerIp = new Uint8Array(16)
   /** While a request is handled: bytes the client sent after it, in the same input. */
   private inputLeft = 0
 
@@ -147,7 +68,7 @@ export class HttpTransport {
     private readonly clock: WorkerClock,
     private readonly handler: HttpRequestHandler,
     private readonly ipHeader: Uint8Array | null,
-    private readonly log: Logger,
+    log: Logger,
     tlsMaterial: TlsMaterial | undefined,
     /** The response type (index into the worker's response types) of refusals for broken HTTP. */
     private readonly badRequestType: number,
@@ -155,13 +76,12 @@ export class HttpTransport {
     const c = cfg.connections
     this.limits = {maxLineBytes: c.max_request_line_bytes, maxHeadBytes: c.max_request_head_bytes, maxHeaders: c.max_headers}
     this.maxConnections = connectionCap(c.max_connections, log, '[connections] max_connections')
-    if (tlsMaterial) this.setTls(tlsMaterial)
-    this.native = cfg.network.batched_io && !tlsMaterial ? NativeTcp.open() : null
+    this.listeners = new HttpListeners(cfg, log, tlsMaterial, {admit: () => this.roomForOne(), connected: (...a) => this.connected(...a)})
   }
 
   /** Whether connections go through the addon's batched I/O. */
   get batched(): boolean {
-    return this.native !== null
+    return this.listeners.batched
   }
 
   /** Open connections, those being closed included (each holds a file descriptor). */
@@ -169,68 +89,25 @@ export class HttpTransport {
     return this.open.size + this.closingSet.size
   }
 
-  listen(address: string, family: 4 | 6, workers: number, ports?: {ipv4?: number; ipv6?: number}): Promise<number> {
-    if (this.native) return Promise.resolve(this.listenBatched(this.native, address, family, workers, ports))
-    // Plain TCP keeps half-open connections to answer requests a client sent before shutting
-    // down its side. TLS does not (Node 20 cannot close a TLS socket whose peer left mid-handshake).
-    const server = net.createServer({noDelay: true, allowHalfOpen: this.secureContext === undefined}, socket => this.accept(socket))
-    this.servers.push(server)
-    return listenNetwork(server, this.cfg.network, address, family, workers, this.log, 'http', ports)
-  }
-
-  /** Every worker binds its own socket (SO_REUSEPORT): the kernel spreads connections, no hop. */
-  private listenBatched(native: NativeTcp, address: string, family: 4 | 6, workers: number, ports?: {ipv4?: number; ipv6?: number}): number {
-    const {host, port} = parseSocketAddress(address)!
-    const n = this.cfg.network
-    const reusePort = workers > 1
-    try {
-      const listener = native.listen(
-        {
-          family,
-          host,
-          port: portToBind(port, family, reusePort, ports),
-          reusePort,
-          ipv6Only: family === 6 && n.set_only_ipv6,
-          backlog: n.tcp_backlog,
-          // A client that connects and sends nothing waits in the kernel, not in a slot of ours.
-          deferAcceptSeconds: this.cfg.connections.request_timeout,
-        },
-        (link, ipFamily, ip) => {
-          if (this.roomForOne()) this.adopt(link, ipFamily, ip, false)
-          else link.destroy()
-        },
-      )
-      this.listeners.push(listener)
-      return listener.port
-    } catch (error) {
-      throw new BindError('bind TCP', address, `[network] address_ipv${family}`, error)
-    }
+  listen(address: string, family: 4 | 6, workers: number, ports?: WorkerPorts): Promise<number> {
+    return this.listeners.listen(address, family, workers, ports)
   }
 
   /** New connections use the new pair; open ones keep theirs. */
   setTls(material: TlsMaterial): void {
-    this.secureContext = tls.createSecureContext({cert: material.cert, key: material.key})
+    this.listeners.setTls(material)
   }
 
-  /** A connection from Node's server. */
-  private accept(raw: Socket): void {
-    if (!this.roomForOne()) {
-      raw.destroy()
-      return
-    }
-    const context = this.secureContext
-    // The TLS handshake is a state like any other: it counts against max_connections and must
-    // finish, with the request head, within request_timeout (the sweep ends it otherwise).
-    const socket = context ? new tls.TLSSocket(raw, {isServer: true, secureContext: context}) : raw
-    const ipFamily = parseIpInto(raw.remoteAddress ?? '', this.peerIp)
-    const conn = this.adopt(new StreamLink(socket), ipFamily, this.peerIp, context !== undefined)
-    if (context) {
-      socket.once('secure', () => (conn.handshaking = false))
-      socket.on('error', () => {
+  /** A new connection (admitted: there was room); `tlsSocket` while its TLS handshake goes on. */
+  private connected(link: TcpLink, ipFamily: 0 | 4 | 6, ip: Uint8Array, tlsSocket: TLSSocket | null): void {
+    const conn = this.adopt(link, ipFamily, ip, tlsSocket !== null)
+    if (tlsSocket) {
+      tlsSocket.once('secure', () => (conn.handshaking = false))
+      tlsSocket.on('error', () => {
         if (conn.handshaking) this.stats.drops[DROP.tls_error]++
       })
     }
-    conn.link.start()
+    link.start()
   }
 
   /** A connection of either path gets its state and its place among the open ones. */
@@ -491,12 +368,9 @@ export class HttpTransport {
   }
 
   async close(): Promise<void> {
-    const closed = Promise.all(this.servers.map(s => new Promise<void>(resolve => s.close(() => resolve()))))
-    for (const l of this.listeners) l.close()
+    const stopped = this.listeners.stop()
     for (const conn of [...this.open, ...this.closingSet]) this.destroy(conn)
-    await closed
-    // Destroyed links let go in the next tick; the addon's hub closes after them.
-    const native = this.native
-    if (native) await new Promise<void>(resolve => setTimeout(() => resolve(native.close()), 0))
+    await stopped
+    await this.listeners.close()
   }
 }
