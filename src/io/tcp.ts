@@ -68,7 +68,10 @@ export class StreamLink implements TcpLink {
 
   constructor(private readonly socket: Duplex) {}
 
-  /** A write's bytes reached the kernel; made once, passed to every write. */
+  /**
+   * Bytes reached the kernel: Node's 'drain' (the stream emptied after passing its high-water
+   * mark), and each write made while reading is paused. Made once.
+   */
   private readonly written = (): void => {
     if (this.paused) this.owner?.linkDrained?.()
   }
@@ -82,6 +85,7 @@ export class StreamLink implements TcpLink {
     s.on('error', () => s.destroy())
     s.on('end', () => (owner.linkEnded ? owner.linkEnded() : s.end()))
     s.on('close', () => owner.linkClosed())
+    s.on('drain', this.written)
   }
 
   start(): void {
@@ -95,7 +99,8 @@ export class StreamLink implements TcpLink {
   }
 
   write(out: Buffer, length: number): boolean {
-    this.socket.write(out.subarray(0, length), this.written)
+    // A callback per write costs a tick each: only while someone waits for it.
+    this.socket.write(out.subarray(0, length), this.paused ? this.written : undefined)
     // Nothing left in the stream means the kernel took it all at once.
     return this.socket.writableLength === 0
   }
