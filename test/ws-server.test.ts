@@ -658,9 +658,10 @@ for (const scheme of ['ws', 'wss'] as const)
     const stalls: Awaited<ReturnType<typeof stalled>>[] = []
     try {
       clients.push(await WsTestClient.open(url), await WsTestClient.open(url))
-      // Sockets that never begin their handshake (TLS, or the upgrade request) fill the other two slots.
+      // Sockets that stall in their handshake (TLS, or the upgrade request after its first byte:
+      // with batched I/O one that sends nothing waits in the kernel) fill the other two slots.
       for (let i = 0; i < 2; i++) {
-        stalls.push(await stalled(t.port4))
+        stalls.push(await stalled(t.port4, {bytes: scheme === 'ws' ? 'G' : undefined}))
         await sleep(100)
       }
       clients.push(await WsTestClient.open(url))

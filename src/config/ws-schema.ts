@@ -8,10 +8,11 @@ export const wsSchema = schema('ws', 'WebTorrent tracker (WebSocket signalling)'
     max_message_size: int(65_536, 'Largest WebSocket message accepted (bytes); larger closes the connection (1009).', 1024, 16 << 20),
     batched_io: bool(
       true,
-      `Plain ws:// connections (not wss://) are read and written by the addon built at
-install on Linux once their handshake is done: what all connections sent in
-one turn of the event loop reaches the tracker in one call, and writes go
-straight to the kernel. Without the addon, or when false, Node's sockets are used.`,
+      `Plain ws:// connections (not wss://) are accepted, read and written by the
+addon built at install on Linux, their upgrade request included: what all
+connections sent in one turn of the event loop reaches the tracker in one call,
+and writes go straight to the kernel. Without the addon, or when false, Node's
+sockets (and its HTTP server, for the upgrade) are used.`,
     ),
     enable_http_health_checks: bool(false, 'Answer GET /health with 200 "Ok" on the same port (for load balancers and proxies).'),
   }),

@@ -1,5 +1,6 @@
 import type {Server} from 'node:net'
 import {parseSocketAddress} from '../config/address.js'
+import type {NativeListener, NativeTcp, OnNativeAccept} from '../io/native-tcp.js'
 import type {Logger} from '../util/log.js'
 import type {WorkerPorts} from './runtime/worker-api.js'
 
@@ -111,4 +112,40 @@ export function listenNetwork(
   ports?: {ipv4?: number; ipv6?: number},
 ): Promise<number> {
   return listenTcp(server, {address, family, backlog: network.tcp_backlog, ipv6Only: family === 6 && network.set_only_ipv6, workers, log, what, ports})
+}
+
+/**
+ * Binds a TCP protocol's `[network]` address on the addon (batched I/O): every worker binds its
+ * own socket (SO_REUSEPORT) and the kernel spreads connections among them. A client that connects
+ * and sends nothing waits in the kernel (TCP_DEFER_ACCEPT, for `deferAcceptSeconds`), not in a
+ * slot of ours. Throws a BindError naming the address and its key.
+ */
+export function listenBatched(
+  native: NativeTcp,
+  network: TcpNetworkConfig,
+  address: string,
+  family: 4 | 6,
+  workers: number,
+  deferAcceptSeconds: number,
+  onAccept: OnNativeAccept,
+  ports?: WorkerPorts,
+): NativeListener {
+  const {host, port} = parseSocketAddress(address)!
+  const reusePort = workers > 1
+  try {
+    return native.listen(
+      {
+        family,
+        host,
+        port: portToBind(port, family, reusePort, ports),
+        reusePort,
+        ipv6Only: family === 6 && network.set_only_ipv6,
+        backlog: network.tcp_backlog,
+        deferAcceptSeconds,
+      },
+      onAccept,
+    )
+  } catch (error) {
+    throw new BindError('bind TCP', address, `[network] address_ipv${family}`, error)
+  }
 }

@@ -209,3 +209,31 @@ export function parseHead(buf: Uint8Array, start: number, end: number, limits: H
     pos = eol + 1
   }
 }
+
+/**
+ * The value of the header named `lowerName` (lower-case bytes; its first occurrence, without the
+ * spaces around it) in a head that parseHead accepted, buf[start, headEnd); undefined when absent.
+ * For the rare heads that need more than RequestHead keeps (a WebSocket upgrade).
+ */
+export function headerValue(buf: Uint8Array, start: number, headEnd: number, lowerName: Uint8Array): string | undefined {
+  let pos = start
+  while (pos < headEnd && buf[pos] !== LF) pos++
+  pos++
+  while (pos < headEnd) {
+    let eol = pos
+    while (eol < headEnd && buf[eol] !== LF) eol++
+    const stopAt = eol > pos && buf[eol - 1] === CR ? eol - 1 : eol
+    if (stopAt === pos) return undefined
+    let colon = pos
+    while (colon < stopAt && buf[colon] !== COLON) colon++
+    if (lowerEquals(buf, pos, colon, lowerName)) {
+      let vs = colon + 1
+      while (vs < stopAt && (buf[vs] === SP || buf[vs] === 9)) vs++
+      let ve = stopAt
+      while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === 9)) ve--
+      return Buffer.from(buf.buffer, buf.byteOffset + vs, ve - vs).toString('latin1')
+    }
+    pos = eol + 1
+  }
+  return undefined
+}

@@ -6,13 +6,12 @@
  */
 import net, {type Server, type Socket} from 'node:net'
 import tls, {type SecureContext, type TLSSocket} from 'node:tls'
-import {parseSocketAddress} from '../../config/address.js'
 import type {HttpConfig} from '../../config/index.js'
-import {NativeTcp, type NativeListener} from '../../io/native-tcp.js'
+import {NativeTcp, type NativeListener, type OnNativeAccept} from '../../io/native-tcp.js'
 import {StreamLink, type TcpLink} from '../../io/tcp.js'
 import {parseIpInto} from '../../net/ip.js'
 import type {Logger} from '../../util/log.js'
-import {BindError, listenNetwork, portToBind} from '../listen.js'
+import {listenBatched, listenNetwork} from '../listen.js'
 import type {WorkerPorts} from '../runtime/worker-api.js'
 import type {TlsMaterial} from '../tls.js'
 
@@ -58,31 +57,13 @@ export class HttpListeners {
   }
 
   private listenBatched(native: NativeTcp, address: string, family: 4 | 6, workers: number, ports?: WorkerPorts): number {
-    const {host, port} = parseSocketAddress(address)!
-    const n = this.cfg.network
-    const reusePort = workers > 1
-    try {
-      const socket = native.listen(
-        {
-          family,
-          host,
-          port: portToBind(port, family, reusePort, ports),
-          reusePort,
-          ipv6Only: family === 6 && n.set_only_ipv6,
-          backlog: n.tcp_backlog,
-          // A client that connects and sends nothing waits in the kernel, not in a slot of ours.
-          deferAcceptSeconds: this.cfg.connections.request_timeout,
-        },
-        (link, ipFamily, ip) => {
-          if (this.sink.admit()) this.sink.connected(link, ipFamily, ip, null)
-          else link.destroy()
-        },
-      )
-      this.sockets.push(socket)
-      return socket.port
-    } catch (error) {
-      throw new BindError('bind TCP', address, `[network] address_ipv${family}`, error)
+    const accept: OnNativeAccept = (link, ipFamily, ip) => {
+      if (this.sink.admit()) this.sink.connected(link, ipFamily, ip, null)
+      else link.destroy()
     }
+    const socket = listenBatched(native, this.cfg.network, address, family, workers, this.cfg.connections.request_timeout, accept, ports)
+    this.sockets.push(socket)
+    return socket.port
   }
 
   /** New connections use the new pair; open ones keep theirs. */

@@ -20,7 +20,6 @@ import type {Duplex} from 'node:stream'
 import type {FlushQueue} from '../../io/flush-queue.js'
 import type {TcpLink, TcpLinkOwner} from '../../io/tcp.js'
 import {
-  acceptKey,
   CLOSE_INVALID_DATA,
   CLOSE_NORMAL,
   CLOSE_PROTOCOL_ERROR,
@@ -30,7 +29,6 @@ import {
   frameHeaderLength,
   FrameStatus,
   isValidCloseCode,
-  isWebSocketKey,
   maskPayload,
   OP_BINARY,
   OP_CLOSE,
@@ -41,6 +39,7 @@ import {
   parseFrameHeader,
   writeFrameHeader,
 } from '../../protocol/ws/frame.js'
+import {answerUpgrade, httpErrorResponse} from '../../protocol/ws/upgrade.js'
 
 const enum State {
   Open,
@@ -69,9 +68,7 @@ export interface WsSocketHandler {
  * the answer has left, whether or not the peer closes its side. Returns false.
  */
 export function refuse(socket: Duplex, status: string, why: string, extra = ''): false {
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(why)}\r\n${extra}\r\n${why}`, () =>
-    socket.destroy(),
-  )
+  socket.end(httpErrorResponse(status, why, extra), () => socket.destroy())
   return false
 }
 
@@ -80,14 +77,18 @@ export function refuse(socket: Duplex, status: string, why: string, extra = ''):
  * true. Otherwise answers with an HTTP error that says what was wrong, and returns false.
  */
 export function acceptHandshake(req: http.IncomingMessage, socket: Duplex): boolean {
-  const key = req.headers['sec-websocket-key']
-  if (req.method !== 'GET') return refuse(socket, '405 Method Not Allowed', 'A WebSocket handshake is a GET request.\n')
-  if (!/\bwebsocket\b/i.test(req.headers.upgrade ?? '')) return refuse(socket, '400 Bad Request', 'Upgrade: websocket expected.\n')
-  if (req.headers['sec-websocket-version'] !== '13') {
-    return refuse(socket, '426 Upgrade Required', 'Only WebSocket version 13 is supported.\n', 'Sec-WebSocket-Version: 13\r\n')
+  const h = req.headers
+  const answer = answerUpgrade({
+    method: req.method ?? '',
+    upgrade: h.upgrade,
+    version: h['sec-websocket-version'] as string | undefined,
+    key: h['sec-websocket-key'],
+  })
+  if (!answer.accepted) {
+    socket.end(answer.response, () => socket.destroy())
+    return false
   }
-  if (!isWebSocketKey(key)) return refuse(socket, '400 Bad Request', 'Invalid Sec-WebSocket-Key.\n')
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`)
+  socket.write(answer.response)
   return true
 }
 

@@ -13,15 +13,17 @@ import type {TrafficStats} from '../../metrics/index.js'
 import {parseIpInto} from '../../net/ip.js'
 import type {ConnectionRef, WebTorrentPeerRef} from '../../swarm/index.js'
 import {connectionCap} from '../fd-limit.js'
-import {listenNetwork} from '../listen.js'
+import {listenBatched, listenNetwork} from '../listen.js'
 import type {WorkerContext} from '../runtime/worker-api.js'
 import type {WorkerClock} from '../shard.js'
 import type {TlsMaterial} from '../tls.js'
 import {Handshakes, serverTimers} from './handshakes.js'
 import {FlushQueue} from '../../io/flush-queue.js'
-import {NativeTcp} from '../../io/native-tcp.js'
+import {NativeTcp, type NativeListener, type OnNativeAccept} from '../../io/native-tcp.js'
 import {StreamLink, type TcpLink} from '../../io/tcp.js'
 import {CLOSE_NORMAL} from '../../protocol/ws/frame.js'
+import {answerUpgrade, httpErrorResponse} from '../../protocol/ws/upgrade.js'
+import {NativeHandshakes, type ReadUpgrade} from './native-handshakes.js'
 import {acceptHandshake, refuse, WsSocket, type WsSocketHandler} from './socket.js'
 import {DROP, DROP_HANDSHAKE} from './stats.js'
 
@@ -82,6 +84,9 @@ export class WsTransport implements WsSocketHandler {
   readonly batched: NativeTcp | null
   private readonly cfg: WsConfig
   private readonly servers: (http.Server | https.Server)[] = []
+  /** The addon's listening sockets (batched I/O), and its connections in their handshake. */
+  private readonly listeners: NativeListener[] = []
+  private readonly nativeHandshakes: NativeHandshakes
   private readonly flushQueue = new FlushQueue()
   private nextId = 1
   private readonly ipScratch = new Uint8Array(16)
@@ -105,9 +110,17 @@ export class WsTransport implements WsSocketHandler {
       reason => this.stats.drops[DROP_HANDSHAKE[reason]]++,
     )
     this.batched = cfg.network.batched_io && !ctx.tls ? NativeTcp.open(this.flushQueue) : null
+    this.nativeHandshakes = new NativeHandshakes(
+      this.maxConnections,
+      () => this.connections.size,
+      reason => this.stats.drops[DROP_HANDSHAKE[reason]]++,
+      cfg.network.enable_http_health_checks,
+      {upgrade: (link, ipFamily, request) => this.onNativeUpgrade(link, ipFamily, request)},
+    )
   }
 
   listen(address: string, family: 4 | 6): Promise<number> {
+    if (this.batched) return Promise.resolve(this.listenBatched(this.batched, address, family))
     const material = this.ctx.tls
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => this.onHttpRequest(req, res)
     const timers = serverTimers(this.cfg.connections.handshake_timeout * 1000)
@@ -116,6 +129,14 @@ export class WsTransport implements WsSocketHandler {
     server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
     this.servers.push(server)
     return listenNetwork(server, this.cfg.network, address, family, this.ctx.count, this.ctx.log, 'ws', this.ctx.ports)
+  }
+
+  /** Batched I/O: the addon accepts, and the upgrade request is read by NativeHandshakes. */
+  private listenBatched(native: NativeTcp, address: string, family: 4 | 6): number {
+    const accept: OnNativeAccept = (link, ipFamily) => this.nativeHandshakes.accept(link, ipFamily, this.clock.nowMs)
+    const socket = listenBatched(native, this.cfg.network, address, family, this.ctx.count, this.cfg.connections.handshake_timeout, accept, this.ctx.ports)
+    this.listeners.push(socket)
+    return socket.port
   }
 
   setTls(material: TlsMaterial): void {
@@ -142,22 +163,44 @@ export class WsTransport implements WsSocketHandler {
     if (!acceptHandshake(req, socket)) return
     this.handshakes.upgraded(socket)
     // The IP version of the TCP peer picks the swarm map (IPv4-mapped IPv6 is IPv4).
-    const family: 0 | 1 = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch) === 6 ? 1 : 0
+    const family = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch)
     const io = this.batched ? this.batched.adopt(socket as Socket, head) : {link: new StreamLink(socket), head}
+    this.open(io.link, family, io.head)
+  }
+
+  /** An upgrade request read by NativeHandshakes on a connection the addon accepted. */
+  private onNativeUpgrade(link: TcpLink, ipFamily: 0 | 4 | 6, request: ReadUpgrade): void {
+    const answer =
+      this.connections.size >= this.maxConnections
+        ? {accepted: false, response: httpErrorResponse('503 Service Unavailable', 'The tracker is at its connection limit; try again later.\n')}
+        : answerUpgrade(request)
+    if (this.connections.size >= this.maxConnections) this.stats.drops[DROP.max_connections]++
+    const bytes = Buffer.from(answer.response, 'latin1')
+    link.write(bytes, bytes.length, !answer.accepted)
+    if (!answer.accepted) {
+      link.close()
+      return
+    }
+    this.open(link, ipFamily, request.rest)
+  }
+
+  /** A WebSocket from now on: its connection, reading from `head` (what came after the handshake). */
+  private open(link: TcpLink, ipFamily: 0 | 4 | 6, head: Buffer): void {
+    const family: 0 | 1 = ipFamily === 6 ? 1 : 0
     const id = this.nextId++ >>> 0
     const conn = new WsConnection(
       this.ctx.index,
       id,
       family,
       this.clock.nowMs,
-      io.link,
+      link,
       this,
       this.flushQueue,
       this.cfg.network.max_message_size * HARD_LIMIT_FACTOR,
       this.cfg.connections.max_buffered_bytes,
     )
     this.connections.set(id, conn)
-    conn.start(io.head)
+    conn.start(head)
   }
 
   /** Only a pong that echoes this round's token answers the ping; others are allowed and ignored. */
@@ -172,6 +215,7 @@ export class WsTransport implements WsSocketHandler {
 
   /** Once a second: close idle connections and those stuck behind a full queue. */
   sweep(): void {
+    this.nativeHandshakes.sweep(this.clock.nowMs, this.cfg.connections.handshake_timeout * 1000)
     const idleBefore = this.clock.nowMs - this.cfg.connections.max_connection_idle * 1000
     const stuckBefore = this.clock.nowMs - this.cfg.connections.send_timeout * 1000
     for (const conn of this.connections.values()) {
@@ -249,6 +293,8 @@ export class WsTransport implements WsSocketHandler {
   }
 
   async close(): Promise<void> {
+    for (const l of this.listeners) l.close()
+    this.nativeHandshakes.close()
     for (const conn of this.connections.values()) conn.terminate()
     // Terminated links report their close after this tick; the addon lets go once they have.
     if (this.batched) process.nextTick(() => this.batched!.close())
