@@ -685,3 +685,45 @@ for (const scheme of ['ws', 'wss'] as const)
       await t.stop()
     }
   })
+
+/** What the tracker answers `data` written on a fresh connection, read until it closes (or `ms`). */
+async function answerTo(port: number, data: string | Buffer, ms = 3000): Promise<string> {
+  const socket = net.connect({port, host: '127.0.0.1'})
+  let got = ''
+  socket.on('data', d => (got += d.toString('latin1')))
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  socket.write(data)
+  await Promise.race([once(socket, 'close'), sleep(ms)])
+  socket.destroy()
+  return got
+}
+
+for (const batched of IO)
+  test(`upgrade requests are checked alike on both paths: refusals say why, frames sent with the request are read (${ioName(batched)})`, async () => {
+    const t = await startWsTracker({network: {batched_io: batched}})
+    try {
+      const head = (lines: string[], method = 'GET') => `${method} / HTTP/1.1\r\nHost: x\r\n${lines.map(l => l + '\r\n').join('')}\r\n`
+      const upgrade = ['Upgrade: websocket', 'Connection: Upgrade']
+      const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='
+      const cases: [string, string | Buffer, RegExp][] = [
+        ['a plain GET', head([]), /^HTTP\/1\.1 426 [^]*connect with a WebSocket/],
+        ['an upgrade without a key', head([...upgrade, 'Sec-WebSocket-Version: 13']), /^HTTP\/1\.1 400 [^]*Invalid Sec-WebSocket-Key/],
+        ['version 8', head([...upgrade, key, 'Sec-WebSocket-Version: 8']), /^HTTP\/1\.1 426 [^]*Sec-WebSocket-Version: 13[^]*version 13/],
+        ['a POST upgrade', head([...upgrade, key, 'Sec-WebSocket-Version: 13'], 'POST'), /^HTTP\/1\.1 405 /],
+        ['not HTTP', 'HELLO\r\n\r\n', /^HTTP\/1\.1 400 /],
+        ['a head over 16 KiB', head([`X-Big: ${'y'.repeat(20_000)}`]), /^HTTP\/1\.1 431 /],
+      ]
+      for (const [what, data, expected] of cases) assert.match(await answerTo(t.port4, data), expected, what)
+      // The handshake and an announce in one write: 101, then the announce's reply.
+      const ih = binaryId()
+      const both = Buffer.concat([Buffer.from(handshakeRequest()), maskedFrame(announce(ih, binaryId()))])
+      const got = await answerTo(t.port4, both, 1000)
+      assert.match(got, /^HTTP\/1\.1 101 Switching Protocols\r\n[^]*Sec-WebSocket-Accept: /)
+      assert.match(got, /"action":"announce"/)
+      const text = await fetchMetrics(t.metricsUrl)
+      assert.equal(sample(text, 'tracker_connections{worker_index="0"}'), 0)
+    } finally {
+      await t.stop()
+    }
+  })
