@@ -143,35 +143,18 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[6], &backlog));
   CHECK(napi_get_value_int32(env, argv[7], &defer));
   CHECK(napi_get_value_bool(env, argv[8], &half_open));
-  struct sockaddr_in6 addr;
-  socklen_t addr_len;
-  if (bind_address(family, host, port, &addr, &addr_len) != 0) {
-    return throw_errno(env, family == 4 ? "invalid IPv4 address" : "invalid IPv6 address", EINVAL);
-  }
-  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, "socket", errno);
+  int fd;
+  const char *what;
+  // SO_REUSEADDR as Node's listening sockets: a restarted tracker binds while old connections
+  // are in TIME_WAIT.
+  int err = bound_socket(SOCK_STREAM, family, host, port, 1, reuse, v6only, &fd, &what);
+  if (err != 0) return throw_errno(env, what, err);
   int one = 1;
-  // As Node's listening sockets: a restarted tracker binds while old connections are in TIME_WAIT.
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, "SO_REUSEPORT", err);
-  }
-  if (family == 6) {
-    int only = v6only ? 1 : 0;
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
-  }
   // Accepted connections inherit it: replies leave at once.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (defer > 0) setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
-  if (bind(fd, (struct sockaddr *)&addr, addr_len) != 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, "bind", err);
-  }
   if (listen(fd, backlog) != 0) {
-    int err = errno;
+    err = errno;
     close(fd);
     return throw_errno(env, "listen", err);
   }
@@ -180,7 +163,7 @@ napi_value Listen(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, "tcp_batch: listen", ENOMEM);
   }
-  int err = uv_poll_init(h->loop, &l->poll, fd);
+  err = uv_poll_init(h->loop, &l->poll, fd);
   if (err != 0) {
     close(fd);
     free(l);

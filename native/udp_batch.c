@@ -107,30 +107,12 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[5], &recv_buf));
   CHECK(napi_get_value_int32(env, argv[6], &send_buf));
 
-  struct sockaddr_in6 bind_addr;
-  socklen_t bind_len;
-  if (bind_address(family, host, port, &bind_addr, &bind_len) != 0) {
-    return throw_errno(env, family == 4 ? "invalid IPv4 address" : "invalid IPv6 address", EINVAL);
-  }
-  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, "socket", errno);
-  int one = 1;
-  if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, "SO_REUSEPORT", err);
-  }
-  if (family == 6) {
-    int only = v6only ? 1 : 0;
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
-  }
+  int fd;
+  const char *what;
+  int err = bound_socket(SOCK_DGRAM, family, host, port, 0, reuse, v6only, &fd, &what);
+  if (err != 0) return throw_errno(env, what, err);
   if (recv_buf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &recv_buf, sizeof recv_buf);
   if (send_buf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buf, sizeof send_buf);
-  if (bind(fd, (struct sockaddr *)&bind_addr, bind_len) != 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, "bind", err);
-  }
   int local_port = bound_port(fd);
 
   Sock *s = calloc(1, sizeof(Sock));
