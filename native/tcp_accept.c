@@ -143,7 +143,7 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[6], &backlog));
   CHECK(napi_get_value_int32(env, argv[7], &defer));
   CHECK(napi_get_value_bool(env, argv[8], &half_open));
-  int fd;
+  int fd = -1;
   const char *what;
   // SO_REUSEADDR as Node's listening sockets: a restarted tracker binds while old connections
   // are in TIME_WAIT.

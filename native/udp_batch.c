@@ -107,7 +107,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[5], &recv_buf));
   CHECK(napi_get_value_int32(env, argv[6], &send_buf));
 
-  int fd;
+  int fd = -1;
   const char *what;
   int err = bound_socket(SOCK_DGRAM, family, host, port, 0, reuse, v6only, &fd, &what);
   if (err != 0) return throw_errno(env, what, err);

@@ -1,7 +1,9 @@
 /**
- * `npm run bench ws`: ours, the bittorrent-tracker npm server and a bare ws + JSON server, each
- * started fresh and loaded the same way by our WebTorrent load generator in this process; then
- * the memory each holds per idle connection (10k connections from a separate process).
+ * `npm run bench ws`: ours (batched I/O, and on Node's sockets), the bittorrent-tracker npm server
+ * and a bare ws + JSON server, each started fresh and loaded the same way by our WebTorrent load
+ * generator in this process; then the rate and server CPU of bare handshakes (connect, upgrade,
+ * close: browsers reconnect often) from a separate process; then the memory each holds per idle
+ * connection (10k connections from a separate process).
  */
 import {spawn} from 'node:child_process'
 import {mkdtempSync} from 'node:fs'
@@ -32,6 +34,25 @@ export interface WsBenchRow {
   unanswered: number
   /** Resident bytes per idle connection, when measured. */
   bytesPerIdleConnection?: number
+  handshakesPerSecond: number
+  serverCpuUsPerHandshake: number
+  handshakeGeneratorCores: number
+}
+
+/** Handshakes 64 at a time for `seconds` from another process; the server's CPU meanwhile. */
+async function handshakeRate(pid: number, port: number, seconds: number): Promise<{perSecond: number; cpuUs: number; generatorCores: number}> {
+  const cpu0 = treeCpuMs(pid)
+  const child = spawn(process.execPath, [distPath('loadtest/bench/servers/ws-handshakes.js'), String(port), '64', String(seconds)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout.on('data', d => (out += d))
+  child.stderr.on('data', d => (out += d))
+  await new Promise(resolve => child.once('exit', resolve))
+  const serverMs = treeCpuMs(pid) - cpu0
+  const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as {handshakes: number; refused: number; cpuMs: number}
+  if (!r.handshakes) throw new Error(`no handshake answered:\n${out}`)
+  return {perSecond: r.handshakes / seconds, cpuUs: (serverMs * 1000) / r.handshakes, generatorCores: r.cpuMs / 1000 / seconds}
 }
 
 /** Ready when a WebSocket connects. */
@@ -53,6 +74,7 @@ interface ServerSpec {
 
 const SERVERS: ServerSpec[] = [
   {name: 'tracker (ours)', start: (port, dir) => startOurs('ws', dir, port, () => accepts(port))},
+  {name: 'tracker (ours) Node sockets', start: (port, dir) => startOurs('ws', dir, port, () => accepts(port), {network: 'batched_io = false'})},
   {
     name: 'bittorrent-tracker',
     start: port => startProcess(process.execPath, [distPath('loadtest/bench/servers/bittorrent-tracker.js'), 'ws', String(port)], () => accepts(port)),
@@ -128,7 +150,14 @@ export async function benchWs(o: WsBenchOptions, log: (line: string) => void): P
           generatorBound: generatorCores >= 0.9,
           errors: r.responses.error,
           unanswered: r.unanswered,
+          handshakesPerSecond: 0,
+          serverCpuUsPerHandshake: 0,
+          handshakeGeneratorCores: 0,
         }
+        const h = await handshakeRate(pid, port, Math.min(5, o.duration))
+        row.handshakesPerSecond = h.perSecond
+        row.serverCpuUsPerHandshake = h.cpuUs
+        row.handshakeGeneratorCores = h.generatorCores
         if (round === 0 && o.idle > 0) {
           // A fresh server for the memory figure: the load run's swarm would be counted.
           await stopProcess(server.child)
@@ -166,6 +195,8 @@ export function formatWsBench(rows: WsBenchRow[], o: WsBenchOptions): string {
     'generator cores',
     'errors',
     'unanswered',
+    'handshakes/s',
+    'server CPU us/handshake',
     'idle conn. KiB',
     'conns per GB',
     '',
@@ -179,6 +210,8 @@ export function formatWsBench(rows: WsBenchRow[], o: WsBenchOptions): string {
     r.generatorCores.toFixed(2),
     String(r.errors),
     String(r.unanswered),
+    `${Math.round(r.handshakesPerSecond).toLocaleString('en-US')}${r.handshakeGeneratorCores >= 0.9 ? ' (generator-bound)' : ''}`,
+    r.serverCpuUsPerHandshake.toFixed(1),
     r.bytesPerIdleConnection === undefined ? '-' : (r.bytesPerIdleConnection / 1024).toFixed(1),
     r.bytesPerIdleConnection === undefined ? '-' : Math.round(2 ** 30 / r.bytesPerIdleConnection).toLocaleString('en-US'),
     r.generatorBound ? 'generator-bound' : '',
@@ -193,7 +226,12 @@ export function formatWsBench(rows: WsBenchRow[], o: WsBenchOptions): string {
     ...body.map(line),
   ]
   const by = (name: string) => rows.find(r => r.server.startsWith(name))
-  const ours = by('tracker')
+  const ours = rows.find(r => r.server === 'tracker (ours)')
+  const oursNode = by('tracker (ours) Node sockets')
+  if (ours && oursNode)
+    out.push(
+      `ours / ours on Node sockets: CPU per cycle ${(ours.serverCpuUsPerCycle / oursNode.serverCpuUsPerCycle).toFixed(2)}x; CPU per handshake ${(ours.serverCpuUsPerHandshake / oursNode.serverCpuUsPerHandshake).toFixed(2)}x`,
+    )
   const bt = by('bittorrent-tracker')
   const bare = by('bare')
   if (ours && bt)
