@@ -15,6 +15,8 @@ const REC_CLOSED = 2
 const REC_DRAINED = 3
 const REC_ACCEPTED = 4
 const REC_ENDED = 5
+/** SLOT_BITS of native/tcp_batch.h. */
+const SLOT_MASK = (1 << 22) - 1
 
 interface NativeHub {
   handle: unknown
@@ -85,7 +87,8 @@ export class NativeTcp {
   private readonly hub: NativeHub
   private readonly arena: Buffer
   private readonly records: Uint32Array
-  private readonly links = new Map<number, NativeLink>()
+  /** Links by slot (the low bits of their id, native/tcp_batch.h); an id tells a slot's generations apart. */
+  private readonly links: (NativeLink | undefined)[] = []
   private readonly listeners = new Map<number, {handle: unknown; onAccept: OnNativeAccept}>()
   private readonly peerIp = new Uint8Array(16)
   /** The corked link whose writes are being gathered, and what they are. */
@@ -145,7 +148,7 @@ export class NativeTcp {
     // Node's fd is closed; the connection lives on in the addon's duplicate.
     socket.destroy()
     const link = new NativeLink(this, id)
-    this.links.set(id, link)
+    this.links[id & SLOT_MASK] = link
     return {link, head: first}
   }
 
@@ -166,7 +169,8 @@ export class NativeTcp {
   }
 
   forget(id: number): void {
-    this.links.delete(id)
+    const slot = id & SLOT_MASK
+    if (this.links[slot]?.id === id) this.links[slot] = undefined
   }
 
   private onBatch(count: number): void {
@@ -178,8 +182,8 @@ export class NativeTcp {
         this.accepted(id, r[i + 2], r[i + 3])
         continue
       }
-      const link = this.links.get(id)
-      if (link === undefined || link.owner === null) continue
+      const link = this.links[id & SLOT_MASK]
+      if (link === undefined || link.id !== id || link.owner === null) continue
       if (kind === REC_DATA) {
         if (!link.gone) link.owner.receive(this.arena, r[i + 2], r[i + 2] + r[i + 3])
       } else if (kind === REC_DRAINED) link.drained(r[i + 3])
@@ -202,7 +206,7 @@ export class NativeTcp {
     const ip = this.peerIp
     for (let k = 0; k < 16; k++) ip[k] = a[at + 4 + k]
     const link = new NativeLink(this, id)
-    this.links.set(id, link)
+    this.links[id & SLOT_MASK] = link
     listener.onAccept(link, family, ip, (a[at + 2] << 8) | a[at + 3])
     // Refused at once (no owner): the addon lets go of it now.
     if (link.owner === null) link.lost()
@@ -229,7 +233,7 @@ class NativeLink implements TcpLink {
 
   constructor(
     private readonly tcp: NativeTcp,
-    private readonly id: number,
+    readonly id: number,
   ) {}
 
   attach(owner: TcpLinkOwner): void {

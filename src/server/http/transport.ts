@@ -354,7 +354,6 @@ export class HttpTransport implements HttpConnectionEvents {
     conn.closing = true
     conn.closingSince = this.clock.nowMs
     this.open.delete(conn)
-    this.closingSet.add(conn)
     const unread = conn.pending !== null || this.inputLeft > 0
     conn.pending = null
     const link = conn.link
@@ -365,6 +364,8 @@ export class HttpTransport implements HttpConnectionEvents {
     } else {
       link.close()
     }
+    // Usually closed at once (batched I/O, nothing waiting for the kernel); else until it closes.
+    if (!conn.closed) this.closingSet.add(conn)
   }
 
   async close(): Promise<void> {
