@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <linux/filter.h>
 #include <unistd.h>
 
 #define BATCH 64
@@ -235,6 +236,48 @@ static napi_value Send(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// steer(handle, workers): every datagram of the SO_REUSEPORT group this socket is in goes to the
+// socket at index (first info-hash byte % workers) when it is an announce (action 1 at offset 8)
+// or a scrape (action 2; its first hash): the worker that owns the torrent, when the workers'
+// sockets joined the group in worker order. Anything else (a connect, a short datagram: an
+// out-of-range index) is spread by the kernel's hash as without a program. Attached once for
+// the group; a socket that joins later is steered too.
+static napi_value Steer(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Sock *s;
+  uint32_t workers;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&s));
+  CHECK(napi_get_value_uint32(env, argv[1], &workers));
+  if (workers == 0) return throw_errno(env, "steer", EINVAL);
+  // The program sees the datagram from its first payload byte (the kernel pulls the UDP header).
+  struct sock_filter code[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 8),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, 3),
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 16),
+    BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, workers),
+    BPF_STMT(BPF_RET | BPF_A, 0),
+    BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+  };
+  struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+  if (setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) return throw_errno(env, "SO_ATTACH_REUSEPORT_CBPF", errno);
+  return NULL;
+}
+
+// unsteer(handle): the group is spread by the kernel's hash again.
+static napi_value Unsteer(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Sock *s;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&s));
+  int unused = 0;
+  if (setsockopt(s->fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof unused) != 0) return throw_errno(env, "SO_DETACH_REUSEPORT_BPF", errno);
+  return NULL;
+}
+
 static napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -255,8 +298,10 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
     {"send", NULL, Send, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
+    {"steer", NULL, Steer, NULL, NULL, NULL, napi_default, NULL},
+    {"unsteer", NULL, Unsteer, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }
 

@@ -657,7 +657,10 @@ address_ipv4 = "127.0.0.1:${PORT + 1}"
       ),
     )
     for (const p of ['udp', 'http', 'ws']) assert.match(t.output(), new RegExp(`INFO  ${p} tracker listening: `), p)
-    assert.match(t.output(), /udp 1 worker, http 1 worker, ws 2 workers; access list mode allow, 1 entries/)
+    // Logged just after the status file is written.
+    const ready = /udp 1 worker, http 1 worker, ws 2 workers; access list mode allow, 1 entries/
+    for (let i = 0; i < 100 && !ready.test(t.output()); i++) await sleep(50)
+    assert.match(t.output(), ready)
     await client.connect()
     assert.equal((await client.request(client.announceBytes({infoHash: allowed, peerId: nastyId(), port: 1000}))).action, 1)
     const http = await httpGet(PORT, '/announce?info_hash=%00&peer_id=x&port=1')

@@ -1,8 +1,10 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
+import dgram from 'node:dgram'
 import {fetchMetrics, sample, startUdpTracker, UdpClient} from './harness.js'
 import {nastyId} from './helpers.js'
 import {nodeHasReusePort} from '../src/server/listen.js'
+import {batchIo} from '../src/io/udp.js'
 import {descendants} from '../loadtest/bench/proc.js'
 
 // Both socket paths: the batched addon (each worker binds its own socket, SO_REUSEPORT) and
@@ -96,5 +98,95 @@ test('metrics with a worker that does not answer: the endpoint says so within 10
       // gone
     }
     await t.stop()
+  }
+})
+
+/** Announces for `n` random torrents from one client per IP version; the tracker's forwarded count and the workers' announce counts after. */
+async function announceMany(t: {port4: number; port6: number; metricsUrl: string}, n: number): Promise<{forwarded: number; perWorker: number[]}> {
+  for (const [family, host, port] of [
+    [4, '127.0.0.1', t.port4],
+    [6, '::1', t.port6],
+  ] as const) {
+    const c = await UdpClient.open(family, port, host)
+    try {
+      await c.connect()
+      for (let i = 0; i < n; i++) await c.announce({infoHash: nastyId(), peerId: nastyId(), port: 1000 + i})
+    } finally {
+      c.close()
+    }
+  }
+  const text = await fetchMetrics(t.metricsUrl)
+  const forwarded = [0, 1].reduce((s, w) => s + (sample(text, `tracker_forwarded_total{worker_index="${w}"}`) ?? 0), 0)
+  const perWorker = [0, 1].map(w =>
+    ['4', '6'].reduce((s, v) => s + (sample(text, `tracker_requests_total{type="announce",ip_version="${v}",worker_index="${w}"}`) ?? 0), 0),
+  )
+  return {forwarded, perWorker}
+}
+
+test('2 workers, batched I/O: the kernel steers every announce to the worker of its torrent (no hop); node:dgram forwards', {
+  skip: batchIo() ? false : 'the addon is built on Linux only',
+}, async () => {
+  for (const batched of [true, false]) {
+    const t = await startUdpTracker({socket_workers: 2, network: {batched_io: batched}})
+    try {
+      const {forwarded, perWorker} = await announceMany(t, 200)
+      if (batched) {
+        assert.equal(forwarded, 0, 'no announce forwarded')
+        // Each worker received (and answered) the announces of its own shard: about half each.
+        assert.ok(
+          perWorker.every(n => n > 100 && n < 300),
+          perWorker.join(' '),
+        )
+      } else if (!nodeHasReusePort()) {
+        // One socket shared through cluster: the primary hands datagrams round robin.
+        assert.ok(forwarded > 50, `${forwarded} forwarded`)
+      }
+    } finally {
+      await t.stop()
+    }
+  }
+})
+
+test('steering that cannot be verified (a stranger socket in the SO_REUSEPORT group) is taken off: requests are forwarded and all answered', {
+  skip: batchIo() ? false : 'the addon is built on Linux only',
+}, async () => {
+  // A free port, then a socket of another program joining its group first (index 0).
+  const probe = dgram.createSocket('udp4')
+  await new Promise<void>(resolve => probe.bind(0, '127.0.0.1', resolve))
+  const port = probe.address().port
+  probe.close()
+  const stranger = batchIo()!.open(4, '127.0.0.1', port, true, false, 0, 0, () => {})
+  try {
+    const t = await startUdpTracker({socket_workers: 2, network: {address_ipv4: `127.0.0.1:${port}`, use_ipv6: false}})
+    try {
+      // The kernel spreads by its hash of the client's address and port: some clients reach the
+      // stranger (as without steering); every client that reaches the tracker gets all answers.
+      let answered = 0
+      for (let k = 0; k < 8; k++) {
+        const c = await UdpClient.open(4, t.port4, '127.0.0.1')
+        try {
+          await c.connect()
+        } catch {
+          c.close()
+          continue
+        }
+        try {
+          for (let i = 0; i < 20; i++) {
+            await c.announce({infoHash: nastyId(), peerId: nastyId(), port: 1000 + i})
+            answered++
+          }
+        } finally {
+          c.close()
+        }
+      }
+      assert.ok(answered > 0)
+      const text = await fetchMetrics(t.metricsUrl)
+      const forwarded = [0, 1].reduce((s, w) => s + (sample(text, `tracker_forwarded_total{worker_index="${w}"}`) ?? 0), 0)
+      assert.ok(forwarded > 0, 'not steered: announces for the other worker are forwarded')
+    } finally {
+      await t.stop()
+    }
+  } finally {
+    batchIo()!.close(stranger.handle)
   }
 })

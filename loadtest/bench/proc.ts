@@ -186,20 +186,21 @@ const bin = fileURLToPath(new URL('../../../bin/run.js', import.meta.url))
 export const distPath = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url))
 
 /**
- * Starts our `tracker serve PROTOCOL` with one worker on 127.0.0.1:PORT (no IPv6), quiet, metrics
- * on a free port (or `extra.metrics`); `extra` adds TOML lines to [network] and [protocol].
+ * Starts our `tracker serve PROTOCOL` with one worker (or `extra.workers`) on 127.0.0.1:PORT (no
+ * IPv6), quiet, metrics on a free port (or `extra.metrics`); `extra` adds TOML lines to [network]
+ * and [protocol].
  */
 export function startOurs(
   protocol: 'udp' | 'http' | 'ws',
   dir: string,
   port: number,
   ready: () => Promise<boolean>,
-  extra: {network?: string; protocol?: string; metrics?: string; env?: NodeJS.ProcessEnv} = {},
+  extra: {network?: string; protocol?: string; metrics?: string; env?: NodeJS.ProcessEnv; workers?: number} = {},
 ): Promise<Started> {
   const cfg = join(dir, `ours-${port}.toml`)
   writeFileSync(
     cfg,
-    `socket_workers = 1
+    `socket_workers = ${extra.workers ?? 1}
 log_level = "warn"
 pid_file = "${join(dir, `ours-${port}.pid`)}"
 [network]

@@ -62,6 +62,11 @@ const SERVERS: ServerSpec[] = [
     start: (port, dir) => startOurs('udp', dir, port, () => answersConnect(port), {protocol: 'max_response_peers = 50'}),
   },
   {
+    // Datagrams steered to the worker of their torrent by the kernel (server/udp/steering.ts).
+    name: 'tracker (ours) 2 workers',
+    start: (port, dir) => startOurs('udp', dir, port, () => answersConnect(port), {protocol: 'max_response_peers = 50', workers: 2}),
+  },
+  {
     name: 'opentracker',
     start: (port, dir, whitelist) =>
       // Debian builds opentracker in whitelist mode; it chroots to -d, so -w is relative to it.
@@ -159,7 +164,8 @@ export function formatUdpBench(rows: BenchRow[], o: UdpBenchOptions): string {
     ...body.map(line),
   ]
   const by = (name: string): BenchRow | undefined => rows.find(r => r.server.startsWith(name))
-  const ours = by('tracker')
+  const ours = rows.find(r => r.server === 'tracker (ours)')
+  const ours2 = rows.find(r => r.server === 'tracker (ours) 2 workers')
   const ceiling = by('bare dgram')
   const bt = by('bittorrent-tracker')
   const ot = by('opentracker')
@@ -174,6 +180,10 @@ export function formatUdpBench(rows: BenchRow[], o: UdpBenchOptions): string {
   if (ours && ot)
     out.push(
       `ours / opentracker: ${(ours.responsesPerSecond / ot.responsesPerSecond).toFixed(2)}x responses/s; CPU per response ${(ours.serverCpuUsPerResponse / ot.serverCpuUsPerResponse).toFixed(2)}x`,
+    )
+  if (ours && ours2)
+    out.push(
+      `ours 2 workers / 1 worker: CPU per response ${(ours2.serverCpuUsPerResponse / ours.serverCpuUsPerResponse).toFixed(2)}x (target <= 1.15x, issue 17); responses/s ${(ours2.responsesPerSecond / ours.responsesPerSecond).toFixed(2)}x`,
     )
   return out.join('\n') + '\n'
 }

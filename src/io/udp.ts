@@ -171,6 +171,8 @@ interface NativeBatchIo {
   ): NativeSocket
   send(handle: unknown, count: number): number
   close(handle: unknown): void
+  steer(handle: unknown, workers: number): void
+  unsteer(handle: unknown): void
 }
 
 /** The addon, or null when it was not built (not Linux, or no compiler at install). */
@@ -266,6 +268,20 @@ export class BatchLink implements UdpLink {
     this.out = this.outViews[0]
     const sent = this.io.send(this.native.handle, count)
     if (sent < count) this.onSendFailed(count - sent)
+  }
+
+  /**
+   * Every announce and scrape of this socket's SO_REUSEPORT group goes to the socket at index
+   * (first info-hash byte % workers) of the group (see server/udp/steering.ts). Throws when the
+   * kernel refuses the program.
+   */
+  steer(workers: number): void {
+    this.io.steer(this.native.handle, workers)
+  }
+
+  /** The group is spread by the kernel's hash again. */
+  unsteer(): void {
+    this.io.unsteer(this.native.handle)
   }
 
   async close(): Promise<void> {

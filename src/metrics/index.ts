@@ -41,6 +41,11 @@ export const METRIC = {
   leechers: {name: 'tracker_leechers', help: 'Leechers held in memory, by worker', labelNames: ['worker_index']},
   completed: {name: 'tracker_completed_total', help: 'Completed downloads announced (event=completed) since start, by worker', labelNames: ['worker_index']},
   peersExpired: {name: 'tracker_peers_expired_total', help: 'Peers removed because they stopped announcing, by worker', labelNames: ['worker_index']},
+  forwarded: {
+    name: 'tracker_forwarded_total',
+    help: 'Announces (and WebTorrent messages) handed over the mesh to the worker that owns their torrent, by worker',
+    labelNames: ['worker_index'],
+  },
   connections: {name: 'tracker_connections', help: 'Open client connections (HTTP, WebSocket), by worker', labelNames: ['worker_index']},
   accessListEntries: {name: 'tracker_access_list_entries', help: 'Info hashes in the access list in force (0 when mode is off)'},
   accessListGeneration: {name: 'tracker_access_list_generation', help: 'Access-list reload attempts since start, plus one for the initial load'},
@@ -57,6 +62,8 @@ export class TrafficStats {
   readonly txBytes = new Float64Array(2)
   readonly drops: Float64Array
   readonly refusals: Float64Array
+  /** Requests handed to the worker that owns their torrent. */
+  readonly forwarded = new Float64Array(1)
 
   constructor(
     readonly requestTypes: readonly string[],
@@ -141,6 +148,7 @@ export function registerWorkerMetrics(registry: Registry, workerIndex: number, s
   counterFrom(METRIC.responses, set => {
     for (let v = 0; v < 2; v++) stats.responseTypes.forEach((type, i) => set({type, ip_version: IP_VERSIONS[v], worker_index}, stats.responses[v][i]))
   })
+  counterFrom(METRIC.forwarded, set => set({worker_index}, stats.forwarded[0]))
   counterFrom(METRIC.rxBytes, set => {
     for (let v = 0; v < 2; v++) set({ip_version: IP_VERSIONS[v], worker_index}, stats.rxBytes[v])
   })

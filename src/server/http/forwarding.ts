@@ -61,6 +61,7 @@ export class HttpForwarding implements FrameHandler {
 
   /** Hands the announce in `q` to worker `owner`; `conn` reads nothing more until the reply. */
   forward(owner: number, conn: HttpConnection, q: AnnounceQuery, ipFamily: 4 | 6, ip: Uint8Array, keepAlive: boolean, http11: boolean): void {
+    this.stats.forwarded[0]++
     const id = this.nextId
     this.nextId = (id + 1) >>> 0
     const length = writeHttpAnnounce(this.announceFrame, 0, id, q, ipFamily, ip)

@@ -135,7 +135,7 @@ export class ClusterWorkers implements Workers {
     await this.duringStart(meshUp)
     const net = this.o.config.network
     const ephemeral = parseSocketAddress(net.address_ipv4)!.port === 0 || parseSocketAddress(net.address_ipv6)!.port === 0
-    const replies = await this.duringStart(ephemeral ? this.startAfterWorker0() : this.startAll())
+    const replies = await this.duringStart(this.startInOrder(ephemeral))
     this.started = true
     // Every worker binds the same addresses; list them once.
     const distinct = new Map<string, Listener>()
@@ -143,25 +143,23 @@ export class ClusterWorkers implements Workers {
     return [...distinct.values()]
   }
 
-  private async startAll(): Promise<WorkerReply[]> {
-    const started = this.waitPhase('listening')
-    for (const w of this.workers) w.send({type: 'start'} satisfies PrimaryMessage)
-    return started
-  }
-
   /**
-   * Ephemeral ports: worker 0 binds first, and a worker that binds a socket of its own takes the
-   * ports it got (it would get other ones otherwise).
+   * One worker after another, in index order: sockets of their own (SO_REUSEPORT) then join each
+   * group in worker order, which UDP steering needs (udp/steering.ts). With ephemeral ports a
+   * worker binding a socket of its own takes the ports worker 0 got (it would get other ones).
    */
-  private async startAfterWorker0(): Promise<WorkerReply[]> {
-    const first = new Promise<WorkerReply>(resolve => this.phase.set(0, resolve))
-    this.workers[0].send({type: 'start'} satisfies PrimaryMessage)
-    const reply = await first
-    if (reply.type !== 'listening') throw new Error(`worker 0: unexpected ${reply.type}`)
-    const ports = portsByFamily(reply.listening ?? [])
-    const rest = Promise.all(this.workers.slice(1).map((_, j) => new Promise<WorkerReply>(resolve => this.phase.set(j + 1, resolve))))
-    for (const w of this.workers.slice(1)) w.send({type: 'start', ports} satisfies PrimaryMessage)
-    return [reply, ...(await rest)]
+  private async startInOrder(ephemeral: boolean): Promise<WorkerReply[]> {
+    const replies: WorkerReply[] = []
+    let ports: WorkerPorts | undefined
+    for (const [i, w] of this.workers.entries()) {
+      const reply = new Promise<WorkerReply>(resolve => this.phase.set(i, resolve))
+      w.send({type: 'start', ...(ports ? {ports} : {})} satisfies PrimaryMessage)
+      const r = await reply
+      if (r.type !== 'listening') throw new Error(`worker ${i}: unexpected ${r.type}`)
+      if (i === 0 && ephemeral) ports = portsByFamily(r.listening ?? [])
+      replies.push(r)
+    }
+    return replies
   }
 
   async setTls(material: TlsMaterial): Promise<void> {

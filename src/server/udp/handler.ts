@@ -26,6 +26,7 @@ import {AnnounceRequest, AnnounceResult, AnnounceStatus, ScrapeCounts, type Swar
 import type {WorkerContext} from '../runtime/worker-api.js'
 import type {ScrapeRouter} from '../scrape-router.js'
 import type {SwarmShard} from '../shard.js'
+import {isProbe, ProbeSources, writeProbeAnswer} from './steering.js'
 import {UdpForwarding} from './forwarding.js'
 import type {PeerAddress, UdpLink} from '../../io/udp.js'
 import {DROP, REFUSED, REQ, RES} from './stats.js'
@@ -41,6 +42,7 @@ export class UdpHandler {
   private readonly announceReq = new AnnounceRequest()
   private readonly announceRes = new AnnounceResult()
   private readonly scrapeCounts = new ScrapeCounts()
+  private readonly probeSources: ProbeSources
 
   constructor(
     private readonly ctx: WorkerContext<UdpConfig>,
@@ -52,6 +54,7 @@ export class UdpHandler {
     this.swarm = shard.swarm
     this.validator = new ConnectionIdValidator(ctx.secret.subarray(0, 16), cfg.cleaning.max_connection_age)
     this.forwarding = ctx.mesh ? new UdpForwarding(ctx.mesh, this, cfg.protocol.max_scrape_torrents) : null
+    this.probeSources = new ProbeSources([cfg.network.address_ipv4, cfg.network.address_ipv6])
   }
 
   private send(link: UdpLink, v: 0 | 1, length: number, peer: PeerAddress): void {
@@ -70,6 +73,12 @@ export class UdpHandler {
     // IPv4-mapped addresses on a dual-stack socket count as IPv4.
     const v: 0 | 1 = peer.port < 0 ? link.socketFamily : peer.family === 4 ? 0 : 1
     this.stats.rxBytes[v] += msg.length
+    // A steering probe (udp/steering.ts): too short for an announce, from the tracker's own
+    // addresses, with a connection id valid for it (no other host can forge one for them).
+    if (isProbe(msg, msg.length) && peer.port > 0 && this.probeSources.allows(peer) && this.validator.validate(msg, 0, peer.bytes, this.shard.now)) {
+      this.send(link, v, writeProbeAnswer(link.out, msg, this.ctx.index), peer)
+      return
+    }
     const req = this.req
     const status = parseRequest(msg, msg.length, this.cfg.protocol.max_scrape_torrents, req)
     if (status === ParseStatus.Drop || peer.port < 0) {
@@ -103,6 +112,7 @@ export class UdpHandler {
       }
       const owner = this.ctx.ownerOf(msg, req.infoHashOffset)
       if (owner !== this.ctx.index) {
+        this.stats.forwarded[0]++
         this.forwarding!.forward(owner, link.socketFamily, msg, peer)
         return
       }
@@ -110,6 +120,11 @@ export class UdpHandler {
     } else if (req.action === ACTION_SCRAPE) {
       this.scrape(link, v, msg, peer)
     }
+  }
+
+  /** Writes a connection id valid for `ip` now (steering probes: see steering.ts). */
+  writeConnectionId(out: Uint8Array, offset: number, ip: Uint8Array): void {
+    this.validator.write(out, offset, ip, this.shard.now)
   }
 
   private sendError(link: UdpLink, v: 0 | 1, tid: number, message: Uint8Array, peer: PeerAddress): void {

@@ -14,6 +14,7 @@ import {BindError, nodeHasReusePort, portToBind} from '../listen.js'
 import {ScrapeRouter} from '../scrape-router.js'
 import {scrapeRequestBytes} from '../frames.js'
 import {UdpForwarding} from './forwarding.js'
+import {steerAndVerify} from './steering.js'
 import {UdpHandler} from './handler.js'
 import {BatchLink, DgramLink, type UdpLinkOptions as LinkOptions, type UdpLink} from '../../io/udp.js'
 import {DROP, udpStats} from './stats.js'
@@ -66,7 +67,27 @@ export class UdpWorker implements ProtocolWorker {
       this.link6 = await this.bind(net.address_ipv6, 1)
       listening.push(listenerAt('udp', net.address_ipv6, this.link6.port, {io: this.link6.kind}))
     }
+    // The workers start one after another: the last one's sockets complete each group.
+    if (this.ctx.count > 1 && this.ctx.index === this.ctx.count - 1) await this.steer()
     return listening
+  }
+
+  /** Steers datagrams to their torrent's worker where it can be verified (steering.ts). */
+  private async steer(): Promise<void> {
+    const net = this.cfg.network
+    for (const [link, address, family] of [
+      [this.link4, net.address_ipv4, 4],
+      [this.link6, net.address_ipv6, 6],
+    ] as const) {
+      if (!(link instanceof BatchLink)) continue
+      const {host} = parseSocketAddress(address)!
+      const why = await steerAndVerify(link, family, host, link.port, this.ctx.count, (out, offset, ip) => this.handler.writeConnectionId(out, offset, ip))
+      if (why === null) this.ctx.log.info(`udp ${address}: datagrams steered to the worker of their torrent (SO_ATTACH_REUSEPORT_CBPF)`)
+      else
+        this.ctx.log.warn(
+          `udp ${address}: datagrams could not be steered to the worker of their torrent (${why}); requests for other workers' torrents are forwarded`,
+        )
+    }
   }
 
   private async bind(address: string, family: 0 | 1): Promise<UdpLink> {

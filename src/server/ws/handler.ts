@@ -110,6 +110,7 @@ export class WsHandler implements WsMessageHandler {
       return
     }
     // A link too full to take it: the announce did not happen (the mesh counts the drop).
+    this.stats.forwarded[0]++
     if (!this.forwarding!.request(owner, conn, data)) {
       this.fail(conn, MESSAGE.busy, 'announce', req.infoHash)
       return
