@@ -1,10 +1,12 @@
-// Batched TCP I/O (Linux): for the WebSocket tracker, connections whose handshake Node answered
-// are handed over (adopt: the fd is duplicated and Node's socket closed); for the HTTP tracker,
-// connections are accepted here (tcp_accept.c). libuv polls them; what every ready connection
-// sent in one turn of the event loop lands in one shared buffer and reaches JS in one call, after
-// the poll phase; writes go straight to the kernel, with no stream in between. What the kernel
-// does not take at once is queued here and written when the socket becomes writable. JS can stop
-// reading one connection and start again (backpressure while its queue is too long).
+// Batched TCP I/O (Linux): connections accepted here (tcp_accept.c: the HTTP and WebSocket
+// trackers' plain listeners), or handed over once Node has them (adopt: the fd is duplicated and
+// Node's socket closed; the WebSocket load generator). libuv polls them; what every ready
+// connection sent in one turn of the event loop lands in one shared buffer and reaches JS in one
+// call, after the poll phase; writes go straight to the kernel, with no stream in between. What
+// the kernel does not take at once is queued here and written when the socket becomes writable.
+// JS can stop reading one connection and start again (backpressure while its queue is too long).
+// About 500 lines: a connection's whole life (table, reads, queue, end) and the N-API calls on
+// it, one job that splitting would scatter; listening and accepting are tcp_accept.c's.
 #define _GNU_SOURCE
 #include "tcp_batch.h"
 #include <dlfcn.h>

@@ -19,6 +19,11 @@ export interface UpgradeAnswer {
   response: string
 }
 
+/** What a plain HTTP request to the WebSocket port gets (426). */
+export const NOT_A_WEBSOCKET = 'This is a WebTorrent tracker: connect with a WebSocket.\n'
+/** What an upgrade gets when every slot is a WebSocket (503). */
+export const AT_CONNECTION_LIMIT = 'The tracker is at its connection limit; try again later.\n'
+
 /** An HTTP error response that closes the connection; `why` is the body. */
 export function httpErrorResponse(status: string, why: string, extra = ''): string {
   return `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(why)}\r\n${extra}\r\n${why}`

@@ -7,7 +7,7 @@
  */
 import type {TcpLink, TcpLinkOwner} from '../../io/tcp.js'
 import {HeadStatus, headerValue, parseHead, RequestHead, type HeadLimits} from '../../protocol/http/index.js'
-import {httpErrorResponse} from '../../protocol/ws/upgrade.js'
+import {httpErrorResponse, NOT_A_WEBSOCKET} from '../../protocol/ws/upgrade.js'
 import {HandshakeDrop} from './handshakes.js'
 
 /** As Node's HTTP server: 16 KiB of head (line included). */
@@ -19,7 +19,7 @@ const SEC_WEBSOCKET_KEY = Buffer.from('sec-websocket-key')
 const SEC_WEBSOCKET_VERSION = Buffer.from('sec-websocket-version')
 
 const HEALTHY = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOk'
-const NOT_WEBSOCKET = httpErrorResponse('426 Upgrade Required', 'This is a WebTorrent tracker: connect with a WebSocket.\n', 'Upgrade: websocket\r\n')
+const NOT_WEBSOCKET = httpErrorResponse('426 Upgrade Required', NOT_A_WEBSOCKET, 'Upgrade: websocket\r\n')
 
 /** An upgrade request, read: what answerUpgrade needs, and the bytes that came after its head. */
 export interface ReadUpgrade {

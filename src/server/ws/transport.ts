@@ -6,7 +6,6 @@
 import {randomFillSync} from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
-import type {Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
 import type {WsConfig} from '../../config/index.js'
 import type {TrafficStats} from '../../metrics/index.js'
@@ -22,7 +21,7 @@ import {FlushQueue} from '../../io/flush-queue.js'
 import {NativeTcp, type NativeListener, type OnNativeAccept} from '../../io/native-tcp.js'
 import {StreamLink, type TcpLink} from '../../io/tcp.js'
 import {CLOSE_NORMAL} from '../../protocol/ws/frame.js'
-import {answerUpgrade, httpErrorResponse} from '../../protocol/ws/upgrade.js'
+import {answerUpgrade, AT_CONNECTION_LIMIT, httpErrorResponse, NOT_A_WEBSOCKET} from '../../protocol/ws/upgrade.js'
 import {NativeHandshakes, type ReadUpgrade} from './native-handshakes.js'
 import {acceptHandshake, refuse, WsSocket, type WsSocketHandler} from './socket.js'
 import {DROP, DROP_HANDSHAKE} from './stats.js'
@@ -150,31 +149,29 @@ export class WsTransport implements WsSocketHandler {
       return
     }
     res.writeHead(426, {'content-type': 'text/plain', connection: 'close', upgrade: 'websocket'})
-    res.end('This is a WebTorrent tracker: connect with a WebSocket.\n')
+    res.end(NOT_A_WEBSOCKET)
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     // Sockets are counted from accept (Handshakes); WebSockets are never closed to make room.
     if (this.connections.size >= this.maxConnections) {
       this.stats.drops[DROP.max_connections]++
-      refuse(socket, '503 Service Unavailable', 'The tracker is at its connection limit; try again later.\n')
+      refuse(socket, '503 Service Unavailable', AT_CONNECTION_LIMIT)
       return
     }
     if (!acceptHandshake(req, socket)) return
     this.handshakes.upgraded(socket)
     // The IP version of the TCP peer picks the swarm map (IPv4-mapped IPv6 is IPv4).
     const family = parseIpInto(req.socket.remoteAddress ?? '', this.ipScratch)
-    const io = this.batched ? this.batched.adopt(socket as Socket, head) : {link: new StreamLink(socket), head}
-    this.open(io.link, family, io.head)
+    // Node's server serves only where the addon does not (wss://, batched_io = false, no addon).
+    this.open(new StreamLink(socket), family, head)
   }
 
   /** An upgrade request read by NativeHandshakes on a connection the addon accepted. */
   private onNativeUpgrade(link: TcpLink, ipFamily: 0 | 4 | 6, request: ReadUpgrade): void {
-    const answer =
-      this.connections.size >= this.maxConnections
-        ? {accepted: false, response: httpErrorResponse('503 Service Unavailable', 'The tracker is at its connection limit; try again later.\n')}
-        : answerUpgrade(request)
-    if (this.connections.size >= this.maxConnections) this.stats.drops[DROP.max_connections]++
+    const full = this.connections.size >= this.maxConnections
+    if (full) this.stats.drops[DROP.max_connections]++
+    const answer = full ? {accepted: false, response: httpErrorResponse('503 Service Unavailable', AT_CONNECTION_LIMIT)} : answerUpgrade(request)
     const bytes = Buffer.from(answer.response, 'latin1')
     link.write(bytes, bytes.length, !answer.accepted)
     if (!answer.accepted) {
