@@ -95,6 +95,43 @@ for (const io of HTTP_IO)
       })
     }
 
+    test('2 workers: requests written one at a time while the one before waits for the other worker, then a half-close: all answered in order', async () => {
+      const t = await startHttpTracker({socket_workers: 2})
+      try {
+        for (let round = 0; round < 3; round++) {
+          const c = await RawHttp.open(t.port4)
+          // Every other hash belongs to each worker (first byte), so about half of the announces hop.
+          const hashes = Array.from({length: 40}, (_, i) => {
+            const h = nastyId()
+            h[0] = i
+            return h
+          })
+          for (const [i, h] of hashes.entries()) {
+            c.send(request(announcePath(h, nastyId(), 3000 + i)))
+            // The next request comes while this one may still be with the other worker.
+            if (i % 3 === round) await sleep(1)
+            c.send(request('/scrape?' + query({info_hash: h})))
+          }
+          // Ends its side with replies still owed: they come, then the close.
+          c.socket.end()
+          const got = await replies(c, 2 * hashes.length)
+          for (const [i, h] of hashes.entries()) {
+            assert.equal(decode(got[2 * i].body)['failure reason'], undefined, `announce ${i}`)
+            const files = scrapeFiles(decode(got[2 * i + 1].body))
+            assert.deepEqual([...files.keys()], [hex(h)], `reply ${2 * i + 1} is the scrape of request ${2 * i + 1}`)
+            assert.equal(files.get(hex(h))!.incomplete, 1, `scrape ${i} sees its announce`)
+          }
+          await c.next(5000).then(
+            () => assert.fail('nothing after the last reply'),
+            () => {},
+          )
+          assert.equal(c.ended, true, 'closed after the last reply')
+        }
+      } finally {
+        await t.stop()
+      }
+    })
+
     test('a client that never reads is not read either, and is closed after send_timeout; others are served meanwhile', async () => {
       const t = await startHttpTracker({connections: {send_timeout: 2}, protocol: {max_scrape_torrents: 100}})
       try {

@@ -102,7 +102,10 @@ test('metrics with a worker that does not answer: the endpoint says so within 10
 })
 
 /** Announces for `n` random torrents from one client per IP version; the tracker's forwarded count and the workers' announce counts after. */
-async function announceMany(t: {port4: number; port6: number; metricsUrl: string}, n: number): Promise<{forwarded: number; perWorker: number[]}> {
+async function announceMany(
+  t: {port4: number; port6: number; metricsUrl: string},
+  n: number,
+): Promise<{forwarded: number; perWorker: number[]; mesh: Record<'sent' | 'received', {frames: number; bytes: number}>}> {
   for (const [family, host, port] of [
     [4, '127.0.0.1', t.port4],
     [6, '::1', t.port6],
@@ -120,7 +123,13 @@ async function announceMany(t: {port4: number; port6: number; metricsUrl: string
   const perWorker = [0, 1].map(w =>
     ['4', '6'].reduce((s, v) => s + (sample(text, `tracker_requests_total{type="announce",ip_version="${v}",worker_index="${w}"}`) ?? 0), 0),
   )
-  return {forwarded, perWorker}
+  const meshSum = (metric: string, direction: string): number =>
+    [0, 1].reduce((s, w) => s + (sample(text, `${metric}{direction="${direction}",worker_index="${w}"}`) ?? 0), 0)
+  const mesh = {
+    sent: {frames: meshSum('tracker_mesh_frames_total', 'sent'), bytes: meshSum('tracker_mesh_bytes_total', 'sent')},
+    received: {frames: meshSum('tracker_mesh_frames_total', 'received'), bytes: meshSum('tracker_mesh_bytes_total', 'received')},
+  }
+  return {forwarded, perWorker, mesh}
 }
 
 test('2 workers, batched I/O: the kernel steers every announce to the worker of its torrent (no hop); node:dgram forwards', {
@@ -129,7 +138,11 @@ test('2 workers, batched I/O: the kernel steers every announce to the worker of 
   for (const batched of [true, false]) {
     const t = await startUdpTracker({socket_workers: 2, network: {batched_io: batched}})
     try {
-      const {forwarded, perWorker} = await announceMany(t, 200)
+      const {forwarded, perWorker, mesh} = await announceMany(t, 200)
+      // A forward is one frame (the owner answers the client from its own socket); every frame sent is read at the other end.
+      assert.equal(mesh.sent.frames, forwarded, JSON.stringify(mesh))
+      assert.equal(mesh.received.frames, mesh.sent.frames, JSON.stringify(mesh))
+      assert.ok(mesh.received.bytes >= mesh.sent.bytes && (forwarded === 0 || mesh.sent.bytes > 60 * forwarded), JSON.stringify(mesh))
       if (batched) {
         assert.equal(forwarded, 0, 'no announce forwarded')
         // Each worker received (and answered) the announces of its own shard: about half each.

@@ -46,6 +46,16 @@ export const METRIC = {
     help: 'Announces (and WebTorrent messages) handed over the mesh to the worker that owns their torrent, by worker',
     labelNames: ['worker_index'],
   },
+  meshFrames: {
+    name: 'tracker_mesh_frames_total',
+    help: 'Frames between workers (forwarded requests, their answers, scrape parts), by direction (sent, received) and worker',
+    labelNames: ['direction', 'worker_index'],
+  },
+  meshBytes: {
+    name: 'tracker_mesh_bytes_total',
+    help: 'Bytes between workers over the mesh (frame headers included), by direction (sent, received) and worker',
+    labelNames: ['direction', 'worker_index'],
+  },
   connections: {name: 'tracker_connections', help: 'Open client connections (HTTP, WebSocket), by worker', labelNames: ['worker_index']},
   accessListEntries: {name: 'tracker_access_list_entries', help: 'Info hashes in the access list in force (0 when mode is off)'},
   accessListGeneration: {name: 'tracker_access_list_generation', help: 'Access-list reload attempts since start, plus one for the initial load'},
@@ -98,6 +108,8 @@ export function indexes<const T extends readonly string[]>(names: T): {readonly 
 export interface WorkerCounts {
   drops?(): Record<string, number>
   refusals?(): Record<string, number>
+  /** What went over the mesh to and from the other workers. */
+  mesh?(): {sentFrames: number; sentBytes: number; receivedFrames: number; receivedBytes: number}
 }
 
 const workerCounts = new WeakMap<Registry, WorkerCounts[]>()
@@ -158,6 +170,24 @@ export function registerWorkerMetrics(registry: Registry, workerIndex: number, s
   const extra = (kind: 'drops' | 'refusals', set: (labels: Record<string, string>, v: number) => void) => {
     for (const counts of workerCounts.get(registry) ?? []) for (const [reason, v] of Object.entries(counts[kind]?.() ?? {})) set({reason, worker_index}, v)
   }
+  const mesh = (fill: (t: ReturnType<NonNullable<WorkerCounts['mesh']>>) => void) => {
+    for (const counts of workerCounts.get(registry) ?? []) {
+      const t = counts.mesh?.()
+      if (t) fill(t)
+    }
+  }
+  counterFrom(METRIC.meshFrames, set =>
+    mesh(t => {
+      set({direction: 'sent', worker_index}, t.sentFrames)
+      set({direction: 'received', worker_index}, t.receivedFrames)
+    }),
+  )
+  counterFrom(METRIC.meshBytes, set =>
+    mesh(t => {
+      set({direction: 'sent', worker_index}, t.sentBytes)
+      set({direction: 'received', worker_index}, t.receivedBytes)
+    }),
+  )
   counterFrom(METRIC.drops, set => {
     stats.dropReasons.forEach((reason, i) => set({reason, worker_index}, stats.drops[i]))
     extra('drops', set)

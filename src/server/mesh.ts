@@ -199,6 +199,8 @@ export class Mesh {
   private readonly batch: Buffer[] = []
   /** Frames refused because their link was full, by kind. */
   readonly dropped = {requests: 0, answers: 0, tooLarge: 0}
+  /** Frames and bytes (headers included) queued to other workers and read from them. */
+  readonly traffic = {sentFrames: 0, sentBytes: 0, receivedFrames: 0, receivedBytes: 0}
 
   constructor(
     readonly index: number,
@@ -282,7 +284,11 @@ export class Mesh {
   private accept(socket: Socket): void {
     this.incoming.add(socket)
     // The handler is read per frame: the protocol worker sets it after links are accepted.
-    const reader = new FrameReader(this.limits, (from, type, buf, offset, length) => this.handler(from, type, buf, offset, length))
+    const traffic = this.traffic
+    const reader = new FrameReader(this.limits, (from, type, buf, offset, length) => {
+      traffic.receivedFrames++
+      this.handler(from, type, buf, offset, length)
+    })
     const budget = this.limits.readBudget
     let read = 0
     const resume = (): void => {
@@ -302,6 +308,7 @@ export class Mesh {
         return
       }
       read += chunk.length
+      traffic.receivedBytes += chunk.length
       if (read >= budget) {
         // The rest waits for the next turn (the kernel holds it; the sender's bound applies).
         socket.pause()
@@ -357,6 +364,8 @@ export class Mesh {
     frame.set(payload.subarray(offset, offset + length), HEADER)
     if (answer) link.answers.push(frame)
     else link.requests.push(frame)
+    this.traffic.sentFrames++
+    this.traffic.sentBytes += frame.length
     if (!this.flushScheduled) {
       this.flushScheduled = true
       setImmediate(() => this.flush())

@@ -39,7 +39,7 @@ export class HttpConnection implements TcpLinkOwner {
   /** Since when (ms) our side has been ending. */
   closingSince = 0
   closed = false
-  /** Reading is paused (a request waits, or replies wait for the kernel). */
+  /** Reading is paused (bytes wait behind a forwarded request, or replies wait for the kernel). */
   paused = false
   /** The client has closed its side. */
   readEnded = false

@@ -49,7 +49,7 @@ class WorkerProcess {
     accessList.generation = boot.accessListGeneration
     const registry = new Registry()
     const mesh = (this.mesh = new Mesh(boot.index, boot.count, boot.meshDir, reason => fatal(`mesh ${reason}`)))
-    addWorkerCounts(registry, {drops: () => mesh.drops()})
+    addWorkerCounts(registry, {drops: () => mesh.drops(), mesh: () => mesh.traffic})
     this.ctx = {
       index: boot.index,
       count: boot.count,
