@@ -32,7 +32,7 @@ export interface BenchRow {
 }
 
 /** Ready when a connect request gets a reply: works for every server here. */
-async function answersConnect(port: number): Promise<boolean> {
+export async function answersConnect(port: number): Promise<boolean> {
   const s = dgram.createSocket('udp4')
   try {
     return await new Promise<boolean>(resolve => {
@@ -88,15 +88,21 @@ const SERVERS: ServerSpec[] = [
   },
 ]
 
-export async function benchUdp(o: UdpBenchOptions, log: (line: string) => void): Promise<BenchRow[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'tracker-bench-udp-'))
-  chmodSync(dir, 0o755) // opentracker drops to "nobody" and must still read the whitelist
-  const generator: LoadtestUdpConfig = defaultsOf(loadtestUdpSchema) as LoadtestUdpConfig
-  generator.duration = o.duration
+/** The load of this bench: our generator, 1 thread x 4 sockets x 64 in flight, the default swarm and mix. */
+export function udpGenerator(duration: number): LoadtestUdpConfig {
+  const generator = defaultsOf(loadtestUdpSchema) as LoadtestUdpConfig
+  generator.duration = duration
   generator.warmup = 0 // CPU is measured over the whole run, so every response must count
   generator.workers = 1
   generator.network.sockets_per_worker = 4
   generator.network.requests_in_flight_per_socket = 64
+  return generator
+}
+
+export async function benchUdp(o: UdpBenchOptions, log: (line: string) => void): Promise<BenchRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'tracker-bench-udp-'))
+  chmodSync(dir, 0o755) // opentracker drops to "nobody" and must still read the whitelist
+  const generator = udpGenerator(o.duration)
   writeFileSync(join(dir, 'whitelist.txt'), loadtestInfoHashList(generator), {mode: 0o644})
   const runs = new Map<string, BenchRow[]>()
   let port = 17_000 + (process.pid % 1000) * 10
@@ -143,6 +149,13 @@ export async function benchUdp(o: UdpBenchOptions, log: (line: string) => void):
   })
 }
 
+/** A markdown table, columns padded to their widest cell. */
+export function markdownTable(head: string[], body: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map(b => b[i].length)))
+  const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |'
+  return [line(head), line(widths.map(w => '-'.repeat(w))), ...body.map(line)]
+}
+
 export function formatUdpBench(rows: BenchRow[], o: UdpBenchOptions): string {
   const head = ['server', 'responses/s', 'server CPU us/resp', 'server cores', 'generator cores', 'unanswered', 'errors', '']
   const body = rows.map(r => [
@@ -155,13 +168,9 @@ export function formatUdpBench(rows: BenchRow[], o: UdpBenchOptions): string {
     String(r.errors),
     r.generatorBound ? 'generator-bound' : '',
   ])
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map(b => b[i].length)))
-  const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |'
   const out = [
     `# UDP bench: ${o.duration} s per run, median of ${o.rounds} interleaved run(s) per server, 1 generator thread x 4 sockets x 64 in flight, 10k torrents, 100k peers, 90% announce (numwant 30) / 10% scrape`,
-    line(head),
-    line(widths.map(w => '-'.repeat(w))),
-    ...body.map(line),
+    ...markdownTable(head, body),
   ]
   const by = (name: string): BenchRow | undefined => rows.find(r => r.server.startsWith(name))
   const ours = rows.find(r => r.server === 'tracker (ours)')

@@ -56,7 +56,7 @@ async function handshakeRate(pid: number, port: number, seconds: number): Promis
 }
 
 /** Ready when a WebSocket connects. */
-function accepts(port: number): Promise<boolean> {
+export function accepts(port: number): Promise<boolean> {
   return new Promise(resolve => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}`)
     ws.once('open', () => {
@@ -110,16 +110,22 @@ async function idleBytesPerConnection(pid: number, port: number, count: number):
   }
 }
 
-export async function benchWs(o: WsBenchOptions, log: (line: string) => void): Promise<WsBenchRow[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'tracker-bench-ws-'))
+/** The load of this bench: 64 connections on 1000 torrents, 2 offers of 400 B per announce, from 1 thread. */
+export function wsGenerator(duration: number): LoadtestWsConfig {
   const generator = defaultsOf(loadtestWsSchema) as LoadtestWsConfig
-  generator.duration = o.duration
+  generator.duration = duration
   generator.warmup = 0 // CPU is measured over the whole run, so every response must count
   generator.workers = 1
   generator.network.connections = 64
   generator.requests.number_of_torrents = 1000
   generator.requests.offers_per_announce = 2
   generator.requests.sdp_size = 400
+  return generator
+}
+
+export async function benchWs(o: WsBenchOptions, log: (line: string) => void): Promise<WsBenchRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'tracker-bench-ws-'))
+  const generator = wsGenerator(o.duration)
   const specs = SERVERS.filter(s => o.only.length === 0 || o.only.some(n => s.name.startsWith(n)))
   const runs = new Map<string, WsBenchRow[]>()
   let port = 19_000 + (process.pid % 1000) * 10
