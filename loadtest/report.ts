@@ -1,3 +1,4 @@
+import {availableParallelism} from 'node:os'
 import {readCommit, version} from '../src/version.js'
 import type {LatencyHistogram} from './model.js'
 import type {LoadtestCommon, ThreadStats} from './threads.js'
@@ -31,6 +32,11 @@ export interface LoadReport {
   /** What came instead of replies: port unreachable, connection refused or closed. */
   networkErrors: Record<string, number>
   latencyMs: {p50: number; p99: number; max?: number}
+  /**
+   * The generator's own CPU over the measured time (all its threads): `cores` near `threads`
+   * means the generator, not the tracker, set the pace.
+   */
+  generatorCpu: {threads: number; cores: number; usPerResponse: number}
   /** Protocol-specific figures, e.g. peers per announce. */
   extra: Record<string, number>
   /** Set when nothing usable came back: what was seen, and a hint. The command prints it and exits 1. */
@@ -61,6 +67,8 @@ export interface RunResult {
   /** Undefined when the run ended inside the warm-up (its traffic is then the run). */
   warmup?: {seconds: number; stats: ThreadStats}
   latency: LatencyHistogram
+  /** CPU time (user + system, µs) the generator process spent over the measured time. */
+  cpuMicros: number
 }
 
 export function buildReport(run: RunResult): LoadReport {
@@ -94,6 +102,11 @@ export function buildReport(run: RunResult): LoadReport {
     unanswered: stats.unanswered,
     networkErrors: stats.networkErrors,
     latencyMs: latencySummary(run.latency),
+    generatorCpu: {
+      threads: run.config.workers,
+      cores: seconds > 0 ? round(run.cpuMicros / 1e6 / seconds, 2) : 0,
+      usPerResponse: sum(responses) > 0 ? round(run.cpuMicros / sum(responses), 2) : 0,
+    },
     extra: {'peers per announce': announces ? round(stats.peers / announces, 2) : 0, 'late replies': stats.late},
     warnings: [],
   }
@@ -146,6 +159,14 @@ export function formatReport(r: LoadReport): string {
   byText(rows, r.networkErrors, false)
   rows.push(['latency p50 (ms)', r.latencyMs.p50])
   rows.push(['latency p99 (ms)', r.latencyMs.p99])
+  const cpu = r.generatorCpu
+  // Threads near a core each: the generator may have set the pace, not the tracker.
+  const busy = cpu.cores >= 0.9 * Math.min(cpu.threads, availableParallelism())
+  rows.push([
+    'generator CPU (cores)',
+    `${formatNumber(cpu.cores)} for ${cpu.threads} thread(s)${cpu.usPerResponse > 0 ? `, ${formatNumber(cpu.usPerResponse)} us per response` : ''}` +
+      (busy ? ' (busy: the generator may be the limit; more workers help where cores are free)' : ''),
+  ])
   const notes = r.warnings.map(w => `warning: ${w}\n`).join('')
   return `# tracker ${r.protocol} load test\n${table(rows)}\n${notes}`
 }

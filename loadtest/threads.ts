@@ -155,12 +155,16 @@ export async function runLoadThreads(spec: ThreadsSpec, options: LoadtestOptions
   for (const w of workers) w.postMessage({type: 'run'})
   const started = performance.now()
   let measureStart = config.warmup === 0 ? started : undefined
+  // process.cpuUsage counts every thread of the process.
+  const cpuAtStart = process.cpuUsage()
+  let cpuAtMeasure = config.warmup === 0 ? cpuAtStart : undefined
 
   await new Promise<void>(resolve => {
     let timer: NodeJS.Timeout | undefined
     const measure = (): void => {
       if (measureStart === undefined) {
         measureStart = performance.now()
+        cpuAtMeasure = process.cpuUsage()
         for (const w of workers) w.postMessage({type: 'measure'})
       }
       if (config.duration > 0) timer = setTimeout(resolve, config.duration * 1000)
@@ -178,6 +182,7 @@ export async function runLoadThreads(spec: ThreadsSpec, options: LoadtestOptions
     void done.then(() => failure && resolve())
   })
   const stopped = performance.now()
+  const cpu = process.cpuUsage(cpuAtMeasure ?? cpuAtStart)
   for (const w of workers) w.postMessage({type: 'stop'})
   await done
   await Promise.all(workers.map(w => w.terminate()))
@@ -195,6 +200,7 @@ export async function runLoadThreads(spec: ThreadsSpec, options: LoadtestOptions
     seconds: (stopped - (measureStart ?? started)) / 1000,
     warmup: endedInWarmup ? undefined : {seconds: (measureStart! - started) / 1000, stats: warm},
     latency,
+    cpuMicros: cpu.user + cpu.system,
   })
   report.problem = problemOf(report)
   report.warnings = warningsOf(report)

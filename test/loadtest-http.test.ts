@@ -67,6 +67,7 @@ test('loadtest http: keep-alive and a connection per request, IPv4 and IPv6; sum
       assert.ok(r.latencyMs.p99 >= r.latencyMs.p50 && r.latencyMs.p50 > 0)
       assert.ok(lines.length >= 1 && /announce [\d,]+\/s/.test(lines[0]), lines.join('\n'))
       assert.match(formatReport(r), /responses\/s \(total\)/)
+      assert.match(formatReport(r), /generator CPU \(cores\) +[\d.]+ for 1 thread\(s\), [\d.]+ us per response/)
     }
   } finally {
     await t.stop()

@@ -77,6 +77,10 @@ test('loadtest udp: every request answered, peers returned; the warm-up is left 
     assert.deepEqual(r.warnings, [])
     assert.ok(r.extra['peers per announce'] > 1, 'a populated swarm returns peers')
     assert.ok(r.latencyMs.p99 >= r.latencyMs.p50 && r.latencyMs.p50 > 0)
+    // The generator's own CPU, measured over the same time (a closed loop keeps it busy).
+    assert.equal(r.generatorCpu.threads, config.workers)
+    assert.ok(r.generatorCpu.cores > 0.05 && r.generatorCpu.cores <= config.workers + 1, JSON.stringify(r.generatorCpu))
+    assert.ok(r.generatorCpu.usPerResponse > 0, JSON.stringify(r.generatorCpu))
     assert.ok(r.warmup.seconds >= 0.9 && r.warmup.seconds < 1.5, JSON.stringify(r.warmup))
     assert.ok(r.warmup.requestsSent > 0 && r.warmup.replies > 0)
     assert.ok(r.durationSeconds >= 1.9 && r.durationSeconds < 2.5)
