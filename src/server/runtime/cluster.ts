@@ -133,6 +133,11 @@ export class ClusterWorkers implements Workers {
     const meshUp = this.waitPhase('mesh-listening')
     for (const w of this.workers) w.send({type: 'mesh-listen'} satisfies PrimaryMessage)
     await this.duringStart(meshUp)
+    // Loading and building the protocol worker is most of a start: every worker does it at once,
+    // and each can take the others' frames before any of them serves a client.
+    const prepared = this.waitPhase('prepared')
+    for (const w of this.workers) w.send({type: 'prepare'} satisfies PrimaryMessage)
+    await this.duringStart(prepared)
     const net = this.o.config.network
     const ephemeral = parseSocketAddress(net.address_ipv4)!.port === 0 || parseSocketAddress(net.address_ipv6)!.port === 0
     const replies = await this.duringStart(this.startInOrder(ephemeral))
@@ -144,7 +149,7 @@ export class ClusterWorkers implements Workers {
   }
 
   /**
-   * One worker after another, in index order: sockets of their own (SO_REUSEPORT) then join each
+   * One worker after another, in index order, binds and serves: sockets of their own (SO_REUSEPORT) then join each
    * group in worker order, which UDP steering needs (udp/steering.ts). With ephemeral ports a
    * worker binding a socket of its own takes the ports worker 0 got (it would get other ones).
    */

@@ -35,6 +35,8 @@ export type PrimaryMessage =
   | {type: 'access-list-end'; id: number; generation: number}
   | {type: 'tls'; id?: number; cert: Buffer | Uint8Array; key: Buffer | Uint8Array}
   | {type: 'mesh-listen'}
+  /** Connect the mesh and build the protocol worker (every worker at once; nothing is bound yet). */
+  | {type: 'prepare'}
   /** `ports`: the ports worker 0 got for a configured port 0 (see WorkerContext.ports). */
   | {type: 'start'; ports?: WorkerPorts}
   | {type: 'metrics'; id: number}
@@ -42,7 +44,7 @@ export type PrimaryMessage =
   | {type: 'shutdown'}
 
 export interface WorkerReply {
-  type: 'booted' | 'mesh-listening' | 'listening' | 'ack' | 'metrics' | 'fatal'
+  type: 'booted' | 'mesh-listening' | 'prepared' | 'listening' | 'ack' | 'metrics' | 'fatal'
   id?: number
   listening?: Listener[]
   metrics?: unknown

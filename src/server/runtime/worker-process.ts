@@ -91,12 +91,16 @@ class WorkerProcess {
         await this.mesh.listen()
         send({type: 'mesh-listening'})
         return
-      case 'start': {
-        ctx.ports = msg.ports
+      case 'prepare':
         await this.mesh.connect()
         this.worker = await createProtocolWorker(this.boot.workerModule, ctx)
-        const listening = await this.worker.start()
-        this.cleaningTimer = startCleaning(this.worker, ctx.config)
+        send({type: 'prepared'})
+        return
+      case 'start': {
+        ctx.ports = msg.ports
+        const worker = this.worker!
+        const listening = await worker.start()
+        this.cleaningTimer = startCleaning(worker, ctx.config)
         send({type: 'listening', listening})
         return
       }
