@@ -37,8 +37,8 @@ const OUTPUT_MARK = 64 * 1024
 
 /**
  * Bytes kept from the client beyond the request being answered. Reading stops once bytes wait
- * behind a request (forwarded, or behind unsent replies), so this holds at most a read or two; it is a bound
- * on a path that should never reach it.
+ * behind a request (forwarded, or behind unsent replies), so this holds at most a read or two; it
+ * is a bound on a path that should never reach it.
  */
 const PENDING_SLACK = 256 * 1024
 

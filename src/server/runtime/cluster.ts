@@ -149,9 +149,10 @@ export class ClusterWorkers implements Workers {
   }
 
   /**
-   * One worker after another, in index order, binds and serves: sockets of their own (SO_REUSEPORT) then join each
-   * group in worker order, which UDP steering needs (udp/steering.ts). With ephemeral ports a
-   * worker binding a socket of its own takes the ports worker 0 got (it would get other ones).
+   * One worker after another, in index order, binds and serves: sockets of their own
+   * (SO_REUSEPORT) then join each group in worker order, which UDP steering needs
+   * (udp/steering.ts). With ephemeral ports a worker binding a socket of its own takes the ports
+   * worker 0 got (it would get other ones).
    */
   private async startInOrder(ephemeral: boolean): Promise<WorkerReply[]> {
     const replies: WorkerReply[] = []
