@@ -1,16 +1,17 @@
 /**
- * Benchmarks: `npm run bench -- engine|udp|http|ws|quickstart|scaling [--duration N] [--rounds N] [--only NAME] [--starts N]`.
+ * Benchmarks: `npm run bench -- engine|udp|http|ws|quickstart|scaling|mesh-echo [--duration N] [--rounds N] [--only NAME] [--starts N]`.
  * Speed targets are checked here, comparing against peers in the same run, never in tests.
  */
 import {parseArgs} from 'node:util'
 import {benchEngine} from './engine.js'
 import {benchHttp, formatHttpBench} from './http.js'
 import {benchQuickstart} from './quickstart.js'
+import {benchMeshEcho, formatMeshEcho} from './mesh-echo.js'
 import {benchScaling, formatScalingBench} from './scaling.js'
 import {benchUdp, formatUdpBench} from './udp.js'
 import {benchWs, formatWsBench} from './ws.js'
 
-const BENCHES = ['engine', 'udp', 'http', 'ws', 'quickstart', 'scaling'] as const
+const BENCHES = ['engine', 'udp', 'http', 'ws', 'quickstart', 'scaling', 'mesh-echo'] as const
 
 async function main(): Promise<number> {
   const {positionals, values} = parseArgs({
@@ -51,6 +52,10 @@ async function main(): Promise<number> {
     if (name === 'scaling') {
       const options = {duration: Number(values.duration), rounds: Number(values.rounds), only: values.only as string[]}
       process.stdout.write(formatScalingBench(await benchScaling(options, log), options))
+    }
+    if (name === 'mesh-echo') {
+      const options = {duration: Number(values.duration), rounds: Number(values.rounds)}
+      process.stdout.write(formatMeshEcho(await benchMeshEcho(options, log), options))
     }
     if (name === 'quickstart') {
       const r = await benchQuickstart({starts: Number(values.starts)}, log)
